@@ -1,0 +1,228 @@
+"""Config objects: ``get_cfg``, ``@configurable`` and ``assert_cfg``.
+
+The config is an fvcore ``CfgNode`` (YAML files with ``_BASE_`` inheritance, ``KEY VALUE``
+overrides). Two things are stricter than fvcore: an unknown key names the closest valid
+keys, and a value of the wrong type names the key and the expected type.
+"""
+import difflib
+import functools
+import inspect
+import os
+from typing import Any, Dict, Iterable, List
+
+import yaml
+from fvcore.common.config import CfgNode as _FvCfgNode
+
+
+class ConfigError(ValueError):
+    """A config file or override that cannot be applied; the message says how to fix it."""
+
+
+def _all_keys(node: _FvCfgNode, prefix: str = "") -> List[str]:
+    keys = []
+    for k, v in node.items():
+        full = f"{prefix}{k}"
+        keys.append(full)
+        if isinstance(v, _FvCfgNode):
+            keys.extend(_all_keys(v, full + "."))
+    return keys
+
+
+def _unknown_key_error(full_key: str, root: _FvCfgNode, source: str) -> ConfigError:
+    valid = _all_keys(root)
+    close = difflib.get_close_matches(full_key, valid, n=3, cutoff=0.6)
+    if not close:  # a typo in the leaf name under a valid section, e.g. SOLVER.BASELR
+        leaf = full_key.rsplit(".", 1)[-1]
+        by_leaf = {k.rsplit(".", 1)[-1]: k for k in valid}
+        close = [by_leaf[m] for m in difflib.get_close_matches(leaf, list(by_leaf), n=3)]
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    return ConfigError(f"Unknown config key '{full_key}' (from {source}).{hint}")
+
+
+class CfgNode(_FvCfgNode):
+    """fvcore ``CfgNode`` with clear errors for unknown keys and wrong value types."""
+
+    def _check_keys(self, new: Dict[str, Any], node: _FvCfgNode, prefix: str, source: str):
+        """Reject unknown keys; turn ints into floats where the default is a float."""
+        for key, value in new.items():
+            full = f"{prefix}{key}"
+            if key not in node:
+                raise _unknown_key_error(full, self, source)
+            default = node[key]
+            if isinstance(value, dict) and isinstance(default, _FvCfgNode):
+                self._check_keys(value, default, full + ".", source)
+            elif isinstance(default, float) and isinstance(value, int) and not isinstance(
+                value, bool
+            ):
+                new[key] = float(value)
+
+    def merge_from_file(self, cfg_filename: str, allow_unsafe: bool = False) -> None:
+        """Merge a YAML file (and its ``_BASE_`` chain) into this config."""
+        if not os.path.isfile(cfg_filename):
+            raise ConfigError(f"Config file not found: {cfg_filename}")
+        try:
+            loaded = self.load_yaml_with_base(cfg_filename, allow_unsafe=allow_unsafe)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"Config file {cfg_filename} is not valid YAML: {e}") from None
+        loaded.pop("VERSION", None)
+        self._check_keys(loaded, self, "", cfg_filename)
+        self._merge_checked(type(self)(loaded), cfg_filename)
+
+    def merge_from_list(self, cfg_list: List[str]) -> None:
+        """Merge ``[KEY, VALUE, KEY, VALUE, ...]`` overrides (values parsed as Python literals)."""
+        if len(cfg_list) % 2 != 0:
+            raise ConfigError(
+                f"Overrides must come in KEY VALUE pairs; got an odd number: {cfg_list}"
+            )
+        nested: Dict[str, Any] = {}
+        for key, value in zip(cfg_list[0::2], cfg_list[1::2]):
+            parts = key.split(".")
+            cursor = nested
+            for part in parts[:-1]:
+                cursor = cursor.setdefault(part, {})
+            cursor[parts[-1]] = self._decode_cfg_value(value)
+        self._check_keys(nested, self, "", "command line")
+        self._merge_checked(type(self)(nested), "command line overrides")
+
+    def _merge_checked(self, other: "CfgNode", source: str) -> None:
+        try:
+            self.merge_from_other_cfg(other)
+        except ValueError as e:
+            raise ConfigError(f"Bad value in {source}: {e}") from None
+
+
+def get_cfg() -> CfgNode:
+    """Return a fresh copy of the default config (never the global object itself)."""
+    from .defaults import _C
+
+    return _C.clone()
+
+
+# ---------------------------------------------------------------------------------------
+# @configurable: build an object either from explicit arguments or from a cfg.
+# ---------------------------------------------------------------------------------------
+def _called_with_cfg(*args, **kwargs) -> bool:
+    if args and isinstance(args[0], _FvCfgNode):
+        return True
+    return isinstance(kwargs.get("cfg"), _FvCfgNode)
+
+
+def _args_from_config(from_config, *args, **kwargs) -> Dict[str, Any]:
+    """Call ``from_config(cfg, ...)`` and merge the explicit keyword overrides into it."""
+    params = inspect.signature(from_config).parameters
+    supports_extra = any(p.kind == p.VAR_KEYWORD for p in params.values())
+    if supports_extra:
+        return from_config(*args, **kwargs)
+    extra = {k: kwargs.pop(k) for k in list(kwargs) if k not in params}
+    built = from_config(*args, **kwargs)
+    built.update(extra)
+    return built
+
+
+def configurable(init_func=None, *, from_config=None):
+    """Let a class ``__init__`` (or a function) also accept a cfg as its first argument.
+
+    On a class: decorate ``__init__`` and define ``@classmethod from_config(cls, cfg, ...)``
+    returning the ``__init__`` keyword arguments. ``Cls(cfg, **overrides)`` then builds
+    from the config, and ``Cls(a=..., b=...)`` builds without one (tests use that).
+    On a function: ``@configurable(from_config=fn)``.
+    """
+    if init_func is not None:  # used as @configurable on __init__
+        @functools.wraps(init_func)
+        def wrapped_init(self, *args, **kwargs):
+            if _called_with_cfg(*args, **kwargs):
+                from_cfg = getattr(type(self), "from_config", None)
+                if from_cfg is None:
+                    raise TypeError(f"{type(self).__name__} has no from_config classmethod")
+                init_func(self, **_args_from_config(from_cfg, *args, **kwargs))
+            else:
+                init_func(self, *args, **kwargs)
+
+        return wrapped_init
+
+    def decorator(func):
+        @functools.wraps(func)
+        def wrapped(*args, **kwargs):
+            if _called_with_cfg(*args, **kwargs):
+                return func(**_args_from_config(from_config, *args, **kwargs))
+            return func(*args, **kwargs)
+
+        wrapped.from_config = from_config
+        return wrapped
+
+    return decorator
+
+
+# ---------------------------------------------------------------------------------------
+# assert_cfg: reject inconsistent settings before anything is built.
+# ---------------------------------------------------------------------------------------
+def _require(ok: bool, message: str, problems: List[str]) -> None:
+    if not ok:
+        problems.append(message)
+
+
+def _one_of(value: Any, allowed: Iterable[Any]) -> bool:
+    return value in tuple(allowed)
+
+
+def assert_cfg(cfg: CfgNode) -> None:
+    """Raise ``ConfigError`` listing every inconsistent setting in ``cfg``."""
+    p: List[str] = []
+    s = cfg.SOLVER
+    _require(s.MAX_EPOCHS > 0, f"SOLVER.MAX_EPOCHS must be > 0, got {s.MAX_EPOCHS}", p)
+    _require(s.BATCH_SIZE > 0, f"SOLVER.BATCH_SIZE must be > 0, got {s.BATCH_SIZE}", p)
+    _require(s.BASE_LR > 0, f"SOLVER.BASE_LR must be > 0, got {s.BASE_LR}", p)
+    _require(s.WEIGHT_DECAY >= 0, f"SOLVER.WEIGHT_DECAY must be >= 0, got {s.WEIGHT_DECAY}", p)
+    _require(
+        0 <= s.WARMUP_EPOCHS < s.MAX_EPOCHS or s.WARMUP_EPOCHS == 0,
+        f"SOLVER.WARMUP_EPOCHS ({s.WARMUP_EPOCHS}) must be in [0, MAX_EPOCHS={s.MAX_EPOCHS})",
+        p,
+    )
+    _require(
+        _one_of(s.LR_SCHEDULER, ("multistep", "cosine")),
+        f"SOLVER.LR_SCHEDULER must be 'multistep' or 'cosine', got '{s.LR_SCHEDULER}'",
+        p,
+    )
+    _require(
+        list(s.STEPS) == sorted(s.STEPS) and all(0 < x for x in s.STEPS),
+        f"SOLVER.STEPS must be increasing positive epochs, got {tuple(s.STEPS)}",
+        p,
+    )
+    _require(s.OPTIMIZER == "SGD", f"SOLVER.OPTIMIZER must be 'SGD', got '{s.OPTIMIZER}'", p)
+    _require(
+        _one_of(s.AMP.DTYPE, ("bfloat16", "float16")),
+        f"SOLVER.AMP.DTYPE must be 'bfloat16' or 'float16', got '{s.AMP.DTYPE}'",
+        p,
+    )
+    _require(s.CHECKPOINT_PERIOD > 0, "SOLVER.CHECKPOINT_PERIOD must be > 0 epochs", p)
+    d = cfg.DATASETS
+    _require(
+        d.IMBALANCE_FACTOR >= 1,
+        f"DATASETS.IMBALANCE_FACTOR must be >= 1 (n_max / n_min), got {d.IMBALANCE_FACTOR}",
+        p,
+    )
+    _require(d.MAX_PER_CLASS >= 0, "DATASETS.MAX_PER_CLASS must be >= 0", p)
+    _require(
+        _one_of(d.VAL_SOURCE, ("none", "train_remainder", "test")),
+        f"DATASETS.VAL_SOURCE must be 'none', 'train_remainder' or 'test', got '{d.VAL_SOURCE}'",
+        p,
+    )
+    _require(
+        d.VAL_SOURCE == "none" or d.VAL_PER_CLASS > 0,
+        f"DATASETS.VAL_SOURCE='{d.VAL_SOURCE}' needs DATASETS.VAL_PER_CLASS > 0",
+        p,
+    )
+    _require(cfg.DATALOADER.SAMPLES_PER_CLASS > 0, "DATALOADER.SAMPLES_PER_CLASS must be > 0", p)
+    _require(cfg.DATALOADER.NUM_WORKERS >= 0, "DATALOADER.NUM_WORKERS must be >= 0", p)
+    _require(cfg.INPUT.CROP_SIZE > 0, "INPUT.CROP_SIZE must be > 0", p)
+    _require(
+        len(cfg.INPUT.PIXEL_MEAN) == len(cfg.INPUT.PIXEL_STD),
+        "INPUT.PIXEL_MEAN and INPUT.PIXEL_STD must have the same length",
+        p,
+    )
+    _require(cfg.TEST.EVAL_PERIOD >= 0, "TEST.EVAL_PERIOD must be >= 0", p)
+    _require(cfg.TEST.ECE_BINS > 0, "TEST.ECE_BINS must be > 0", p)
+    _require(cfg.MODEL.BACKBONE.WIDTH_MULT > 0, "MODEL.BACKBONE.WIDTH_MULT must be > 0", p)
+    _require(cfg.MODEL.HEAD.COSINE_SCALE > 0, "MODEL.HEAD.COSINE_SCALE must be > 0", p)
+    if p:
+        raise ConfigError("Inconsistent config:\n  - " + "\n  - ".join(p))

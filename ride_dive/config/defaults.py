@@ -1,0 +1,195 @@
+"""Default configuration: every key ride_dive understands, with a comment on each.
+
+Config files (YAML) and command-line overrides may only set keys that exist here; an
+unknown key is an error that names the closest valid keys. Schedules are given in epochs
+and converted to iterations once, by the trainer.
+"""
+from .config import CfgNode
+
+_C = CfgNode()
+_C.VERSION = 1
+
+# Where logs, checkpoints, metrics.json, TensorBoard events and results.json go.
+_C.OUTPUT_DIR = "output/default"
+# Global seed: model init, sampler order, augmentation and the LT subset are all derived
+# from it (the LT subset uses DATASETS.IMBALANCE_SEED so it matches the papers' split).
+_C.SEED = 0
+# Make cuDNN/CPU kernels deterministic where PyTorch allows it (slower on GPU).
+_C.DETERMINISTIC = False
+
+# ---------------------------------------------------------------------------------------
+# Model
+# ---------------------------------------------------------------------------------------
+_C.MODEL = CfgNode()
+# Registered name in META_ARCH_REGISTRY: "Classifier" (single head) for now.
+_C.MODEL.META_ARCHITECTURE = "Classifier"
+# "auto" picks cuda when available, else cpu; or "cpu", "cuda", "cuda:1".
+_C.MODEL.DEVICE = "auto"
+# Checkpoint to initialise from (model weights only); empty = random init.
+_C.MODEL.WEIGHTS = ""
+# Number of classes; 0 = take it from the training dataset.
+_C.MODEL.NUM_CLASSES = 0
+# Store activations as channels_last (NHWC); helps with bf16 on CPU and AMP on GPU.
+_C.MODEL.CHANNELS_LAST = False
+
+_C.MODEL.BACKBONE = CfgNode()
+# Registered name in BACKBONE_REGISTRY: "ResNet32" (CIFAR-style), "ResNet50", "ResNeXt50",
+# "ResNet152".
+_C.MODEL.BACKBONE.NAME = "ResNet32"
+# Input image channels (1 for Fashion-MNIST, 3 otherwise).
+_C.MODEL.BACKBONE.IN_CHANNELS = 3
+# Multiplies every stage width (tests use 0.25 to stay tiny); 1.0 = the published model.
+_C.MODEL.BACKBONE.WIDTH_MULT = 1.0
+# L2-normalise the pooled feature before the head (DiVE students use this with cosine heads).
+_C.MODEL.BACKBONE.NORMALIZE_FEATURES = False
+# Freeze the backbone (weights and BN statistics); used by decoupled second stages.
+_C.MODEL.BACKBONE.FREEZE = False
+
+_C.MODEL.RESNET = CfgNode()
+# Convolution groups and width per group of the bottleneck (ResNeXt-50 32x4d: 32 and 4;
+# ResNet-50: 1 and 64). Only read by the ImageNet-style backbones.
+_C.MODEL.RESNET.GROUPS = 1
+_C.MODEL.RESNET.WIDTH_PER_GROUP = 64
+
+_C.MODEL.HEAD = CfgNode()
+# Registered name in HEAD_REGISTRY: "LinearHead", "CosineHead", "LWSHead".
+_C.MODEL.HEAD.NAME = "LinearHead"
+# Cosine classifier scale s: logit_c = s * cos(f, w_c).
+_C.MODEL.HEAD.COSINE_SCALE = 30.0
+# Linear head bias.
+_C.MODEL.HEAD.BIAS = True
+# Re-initialise the head after loading MODEL.WEIGHTS (cRT).
+_C.MODEL.HEAD.REINIT = False
+# tau-normalisation applied at evaluation (W / ||W||^tau, bias dropped); < 0 = off.
+_C.MODEL.HEAD.TAU_NORM = -1.0
+
+_C.MODEL.LOSS = CfgNode()
+# Registered name in LOSS_REGISTRY: "CrossEntropyLoss", "BalancedSoftmaxLoss", "LDAMLoss",
+# "FocalLoss".
+_C.MODEL.LOSS.NAME = "CrossEntropyLoss"
+# Focal loss gamma (1 or 2 in the papers).
+_C.MODEL.LOSS.FOCAL_GAMMA = 1.0
+# LDAM: largest margin (m_c = MAX_MARGIN * n_c^-1/4 / max n^-1/4) and logit scale s.
+_C.MODEL.LOSS.LDAM_MAX_MARGIN = 0.5
+_C.MODEL.LOSS.LDAM_SCALE = 30.0
+# Deferred re-weighting: from this epoch on, class weights (1-beta)/(1-beta^n_c) normalised
+# to sum to C. -1 = never (plain loss). RIDE's temperature schedule also starts here.
+_C.MODEL.LOSS.DRW_EPOCH = -1
+_C.MODEL.LOSS.DRW_BETA = 0.9999
+
+# ---------------------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------------------
+_C.DATASETS = CfgNode()
+# Registered name in DATASET_REGISTRY: "FashionMNISTLT", "CIFAR10LT", "CIFAR100LT",
+# "ImageNetLT", "PlacesLT", "INaturalist2018", "SyntheticLT".
+_C.DATASETS.NAME = "FashionMNISTLT"
+# Directory holding the dataset files (see README "Preparing datasets").
+_C.DATASETS.ROOT = "datasets"
+# Imbalance factor n_max / n_min of the generated LT training set (CIFAR / Fashion-MNIST).
+_C.DATASETS.IMBALANCE_FACTOR = 100.0
+# Images of the largest class; 0 = dataset default (CIFAR-10: 5000, CIFAR-100: 500,
+# Fashion-MNIST: 1000).
+_C.DATASETS.MAX_PER_CLASS = 0
+# Seed of the standard LT generator (NumPy global RNG seeded once; 0 in every paper).
+_C.DATASETS.IMBALANCE_SEED = 0
+# Validation split for generated LT sets: "none"; "train_remainder" = a balanced slice of
+# the training images the LT generator did not keep; "test" = a balanced slice of the test
+# set, removed from the test split. List-file datasets use their val list instead.
+_C.DATASETS.VAL_SOURCE = "none"
+# Images per class in a generated validation split.
+_C.DATASETS.VAL_PER_CLASS = 0
+# List files of list-file datasets, relative to ROOT ("" = the dataset's standard name).
+_C.DATASETS.TRAIN_LIST = ""
+_C.DATASETS.VAL_LIST = ""
+_C.DATASETS.TEST_LIST = ""
+# Synthetic LT set (tests and demos): classes, image size, images of the largest class.
+_C.DATASETS.SYNTHETIC = CfgNode()
+_C.DATASETS.SYNTHETIC.NUM_CLASSES = 10
+_C.DATASETS.SYNTHETIC.IMAGE_SIZE = 16
+_C.DATASETS.SYNTHETIC.TEST_PER_CLASS = 20
+
+_C.DATALOADER = CfgNode()
+# Registered name in SAMPLER_REGISTRY: "InstanceBalancedSampler", "ClassAwareSampler",
+# "SquareRootSampler", "ProgressivelyBalancedSampler".
+_C.DATALOADER.SAMPLER = "InstanceBalancedSampler"
+# Class-aware sampler: images drawn from a class before moving to the next class.
+_C.DATALOADER.SAMPLES_PER_CLASS = 4
+# Worker processes for image-file datasets (in-memory datasets need none).
+_C.DATALOADER.NUM_WORKERS = 4
+# Drop the last incomplete training batch.
+_C.DATALOADER.DROP_LAST = False
+
+_C.INPUT = CfgNode()
+# Training crop size (in-memory sets: random crop of this size after zero padding; image
+# files: RandomResizedCrop). Test: center crop of this size.
+_C.INPUT.CROP_SIZE = 32
+# Zero padding before the random crop (in-memory sets).
+_C.INPUT.PADDING = 4
+# Random horizontal flip during training.
+_C.INPUT.HFLIP = True
+# Image files: ColorJitter strength for brightness/contrast/saturation (0 = off).
+_C.INPUT.COLOR_JITTER = 0.0
+# Image files: test-time resize of the shorter side before the center crop.
+_C.INPUT.TEST_RESIZE = 256
+# Per-channel mean/std on the 0..1 scale; empty = the dataset's own statistics.
+_C.INPUT.PIXEL_MEAN = []
+_C.INPUT.PIXEL_STD = []
+
+# ---------------------------------------------------------------------------------------
+# Solver (epoch-based; the trainer converts to iterations once)
+# ---------------------------------------------------------------------------------------
+_C.SOLVER = CfgNode()
+_C.SOLVER.OPTIMIZER = "SGD"
+# Learning rate for SOLVER.BATCH_SIZE images per step.
+_C.SOLVER.BASE_LR = 0.1
+_C.SOLVER.MOMENTUM = 0.9
+_C.SOLVER.NESTEROV = False
+_C.SOLVER.WEIGHT_DECAY = 5e-4
+# Apply weight decay to BN and bias parameters too (the reference codes do).
+_C.SOLVER.WEIGHT_DECAY_NORM = True
+# Global training batch size (all processes together).
+_C.SOLVER.BATCH_SIZE = 128
+# Training epochs.
+_C.SOLVER.MAX_EPOCHS = 200
+# Linear warm-up length in epochs, applied per iteration, starting at WARMUP_FACTOR * lr.
+_C.SOLVER.WARMUP_EPOCHS = 5
+_C.SOLVER.WARMUP_FACTOR = 0.0
+# "multistep" (multiply by GAMMA at each of STEPS, in epochs) or "cosine" (to 0 at the end).
+_C.SOLVER.LR_SCHEDULER = "multistep"
+_C.SOLVER.STEPS = (160, 180)
+_C.SOLVER.GAMMA = 0.01
+# Clip the gradient norm (0 = off).
+_C.SOLVER.CLIP_GRAD_NORM = 0.0
+# Save a resumable checkpoint every this many epochs (the last epoch is always saved).
+_C.SOLVER.CHECKPOINT_PERIOD = 10
+# Keep at most this many periodic checkpoints (model_final/model_best are never pruned).
+_C.SOLVER.MAX_TO_KEEP = 2
+
+_C.SOLVER.AMP = CfgNode()
+# Mixed precision autocast: bf16 on CPU (AMX), bf16/fp16 on CUDA (fp16 uses a grad scaler).
+_C.SOLVER.AMP.ENABLED = False
+_C.SOLVER.AMP.DTYPE = "bfloat16"
+
+# ---------------------------------------------------------------------------------------
+# Evaluation
+# ---------------------------------------------------------------------------------------
+_C.TEST = CfgNode()
+# Evaluate every this many epochs (0 = only at the end). With a validation split the
+# periodic evaluation runs on it and picks model_best.pth; the test split is used only at
+# the end.
+_C.TEST.EVAL_PERIOD = 0
+_C.TEST.BATCH_SIZE = 512
+# Metric that chooses model_best.pth on the validation split.
+_C.TEST.BEST_METRIC = "top1"
+# Final evaluation uses model_best.pth (when a validation split exists) instead of the
+# last weights.
+_C.TEST.USE_BEST = False
+# Bins of the expected calibration error.
+_C.TEST.ECE_BINS = 15
+# Shot groups from training counts: many > MANY_THRESHOLD >= medium >= FEW_THRESHOLD > few.
+_C.TEST.MANY_THRESHOLD = 100
+_C.TEST.FEW_THRESHOLD = 20
+
+# Console/metrics.json/TensorBoard write period in iterations.
+_C.LOG_PERIOD = 20

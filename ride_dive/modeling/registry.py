@@ -1,0 +1,28 @@
+"""Model registries. Each docstring states what a registered object is called with."""
+from fvcore.common.registry import Registry
+
+META_ARCH_REGISTRY = Registry("META_ARCH")
+META_ARCH_REGISTRY.__doc__ = """
+Whole models. Called as ``obj(cfg, class_counts=list_of_training_counts)``; the result is an
+``nn.Module`` whose ``forward(images, targets=None)`` returns a dict of named scalar losses in
+train mode and logits ``(N, C)`` in eval mode.
+"""
+
+BACKBONE_REGISTRY = Registry("BACKBONE")
+BACKBONE_REGISTRY.__doc__ = """
+Feature extractors. Called as ``obj(cfg)``; the result maps images ``(N, C, H, W)`` to pooled
+features ``(N, out_features)`` and exposes the int attribute ``out_features``.
+"""
+
+HEAD_REGISTRY = Registry("HEAD")
+HEAD_REGISTRY.__doc__ = """
+Classifier heads. Called as ``obj(cfg, in_features=D, num_classes=C)``; maps ``(N, D)``
+features to ``(N, C)`` logits.
+"""
+
+LOSS_REGISTRY = Registry("LOSS")
+LOSS_REGISTRY.__doc__ = """
+Classification losses. Called as ``obj(cfg, class_counts=list_of_training_counts)``; the result
+is an ``nn.Module`` with ``forward(logits, targets) -> scalar`` and ``set_epoch(epoch)`` (epoch
+dependent losses such as DRW switch behaviour there; others ignore it).
+"""
