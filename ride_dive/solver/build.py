@@ -1,0 +1,60 @@
+"""Optimizer construction."""
+from typing import Dict, List
+
+import torch
+from torch import nn
+
+from ..config import configurable
+
+_NORM_TYPES = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)
+
+
+def _param_groups(model: nn.Module, weight_decay: float, decay_norm: bool) -> List[Dict]:
+    """Trainable parameters, with BN/bias parameters optionally exempt from weight decay.
+
+    Frozen parameters (``requires_grad=False``) are left out, so a frozen backbone or a
+    teacher can never be updated, not even by weight decay.
+    """
+    decay, no_decay, seen = [], [], set()
+    for module in model.modules():
+        for name, param in module.named_parameters(recurse=False):
+            if not param.requires_grad or id(param) in seen:
+                continue
+            seen.add(id(param))
+            exempt = isinstance(module, _NORM_TYPES) or name == "bias"
+            (no_decay if exempt and not decay_norm else decay).append(param)
+    groups = [{"params": decay, "weight_decay": weight_decay}]
+    if no_decay:
+        groups.append({"params": no_decay, "weight_decay": 0.0})
+    return groups
+
+
+def _optimizer_from_config(cfg, model):
+    s = cfg.SOLVER
+    return {
+        "model": model,
+        "lr": s.BASE_LR,
+        "momentum": s.MOMENTUM,
+        "nesterov": s.NESTEROV,
+        "weight_decay": s.WEIGHT_DECAY,
+        "decay_norm": s.WEIGHT_DECAY_NORM,
+    }
+
+
+@configurable(from_config=_optimizer_from_config)
+def build_optimizer(
+    model: nn.Module,
+    lr: float = 0.1,
+    momentum: float = 0.9,
+    nesterov: bool = False,
+    weight_decay: float = 5e-4,
+    decay_norm: bool = True,
+) -> torch.optim.Optimizer:
+    """SGD over the trainable parameters of ``model``.
+
+    Call as ``build_optimizer(cfg, model)`` or with explicit keyword arguments.
+    """
+    groups = _param_groups(model, weight_decay, decay_norm)
+    if not any(g["params"] for g in groups):
+        raise ValueError("The model has no trainable parameters; nothing to optimise.")
+    return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=nesterov and momentum > 0)

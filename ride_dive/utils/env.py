@@ -1,0 +1,27 @@
+"""Seeding and device selection."""
+import random
+
+import numpy as np
+import torch
+
+
+def seed_all(seed: int) -> None:
+    """Seed python, NumPy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
+    """A seed that depends on (seed, epoch, rank) only: what makes an epoch replayable."""
+    return (seed * 1_000_003 + epoch * 10_007 + rank * 101) % 2**31
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` → cuda when available, else cpu; anything else is passed to torch."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"MODEL.DEVICE='{name}' but CUDA is not available on this machine.")
+    return device
