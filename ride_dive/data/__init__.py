@@ -1,0 +1,17 @@
+"""Data: long-tailed datasets, samplers, batched augmentation and loaders.
+
+Importing this package registers every dataset and sampler.
+"""
+from . import datasets, samplers  # noqa: F401  (registration)
+from .build import build_datasets, build_test_loader, build_train_loader
+from .datasets import DatasetSplits, InMemoryImageDataset, ListFileDataset
+from .loaders import shard_range
+from .registry import DATASET_REGISTRY, SAMPLER_REGISTRY
+from .samplers import build_sampler
+from .transforms import BatchAugment, build_file_transforms
+
+__all__ = [
+    "DATASET_REGISTRY", "SAMPLER_REGISTRY", "DatasetSplits", "InMemoryImageDataset",
+    "ListFileDataset", "BatchAugment", "build_datasets", "build_train_loader",
+    "build_test_loader", "build_sampler", "build_file_transforms", "shard_range",
+]

@@ -1,0 +1,84 @@
+"""List-file datasets: parsing, errors with file:line, lazy image errors, registered sets."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ride_dive.config import get_cfg
+from ride_dive.data import build_datasets
+from ride_dive.data.datasets.list_file import INaturalist2018, ListFileDataset
+
+
+def _image(path, value, mode="L"):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((6, 5), value, dtype=np.uint8), mode=mode).save(path)
+
+
+def test_parses_lines_and_loads_rgb(tmp_path):
+    _image(tmp_path / "train" / "a b.png", 10)
+    _image(tmp_path / "train" / "c.png", 200)
+    listing = tmp_path / "list.txt"
+    listing.write_text("train/a b.png 1\n\n   \ntrain/c.png   2  \n")
+    ds = ListFileDataset(str(tmp_path), str(listing), transform=None, num_classes=3)
+    assert len(ds) == 2 and torch.equal(ds.labels, torch.tensor([1, 2]))
+    image, label = ds[1]
+    assert image.mode == "RGB" and image.size == (5, 6) and label == 2
+    assert np.asarray(image)[0, 0].tolist() == [200, 200, 200]
+    as_array = ListFileDataset(str(tmp_path), str(listing), np.asarray, 3)
+    array, label = as_array[0]
+    assert array.shape == (6, 5, 3) and array[0, 0, 0] == 10 and label == 1
+
+
+@pytest.mark.parametrize("line,problem", [
+    ("justapath", "expected 'relative/path label'"),
+    ("a.png one", "label 'one' is not an integer"),
+    ("a.png 5", r"label 5 is out of range \[0, 5\)"),
+    ("a.png -1", r"label -1 is out of range"),
+])
+def test_bad_lines_name_file_and_line(tmp_path, line, problem):
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"x.png 0\n\n{line}\n")
+    with pytest.raises(ValueError, match=f"{listing}:3: {problem}"):
+        ListFileDataset(str(tmp_path), str(listing), num_classes=5)
+
+
+def test_missing_image_is_reported_when_loaded(tmp_path):
+    listing = tmp_path / "list.txt"
+    listing.write_text("gone/x.png 0\n")
+    ds = ListFileDataset(str(tmp_path), str(listing), num_classes=2)  # parsing succeeds
+    with pytest.raises(FileNotFoundError, match=f"{tmp_path}/gone/x.png.*{listing}:1"):
+        ds[0]
+    with pytest.raises(FileNotFoundError, match="List file not found"):
+        ListFileDataset(str(tmp_path), str(tmp_path / "nope.txt"))
+
+
+def test_imagenet_lt_from_config_with_override_lists(tmp_path):
+    for i in range(3):
+        _image(tmp_path / "img" / f"{i}.jpg", 50 * i, mode="L")
+    (tmp_path / "my_train.txt").write_text("img/0.jpg 0\nimg/1.jpg 999\nimg/2.jpg 0\n")
+    (tmp_path / "ImageNet_LT_val.txt").write_text("img/1.jpg 3\n")
+    (tmp_path / "ImageNet_LT_test.txt").write_text("img/2.jpg 7\n")
+    cfg = get_cfg()
+    cfg.merge_from_list(["DATASETS.NAME", "ImageNetLT", "DATASETS.ROOT", str(tmp_path),
+                         "DATASETS.TRAIN_LIST", "my_train.txt", "INPUT.CROP_SIZE", 4,
+                         "INPUT.TEST_RESIZE", 5, "INPUT.COLOR_JITTER", 0.4])
+    splits = build_datasets(cfg)
+    assert splits.num_classes == 1000 and len(splits.class_counts) == 1000
+    assert splits.class_counts[0] == 2 and splits.class_counts[999] == 1
+    image, label = splits.train[1]
+    assert label == 999 and image.shape == (3, 4, 4) and image.dtype == torch.float32
+    image, label = splits.test[0]
+    assert label == 7 and image.shape == (3, 4, 4)
+    expected = (100 / 255 - 0.485) / 0.229  # gray 100 normalised with the ImageNet stats
+    assert image[0].flatten().tolist() == pytest.approx([expected] * 16, abs=1e-5)
+    cfg.merge_from_list(["DATASETS.NAME", "PlacesLT"])
+    with pytest.raises(FileNotFoundError, match="Places_LT_val.txt"):
+        build_datasets(cfg)
+
+
+def test_inaturalist_uses_official_val_as_test(tmp_path):
+    (tmp_path / "iNaturalist18_train.txt").write_text("a.jpg 8141\nb.jpg 0\n")
+    (tmp_path / "iNaturalist18_val.txt").write_text("c.jpg 5\n")
+    splits = INaturalist2018(root=str(tmp_path))
+    assert splits.val is None and len(splits.test) == 1 and splits.num_classes == 8142
+    assert splits.class_counts[8141] == 1 and sum(splits.class_counts) == 2
