@@ -11,13 +11,14 @@ train mode and logits ``(N, C)`` in eval mode.
 BACKBONE_REGISTRY = Registry("BACKBONE")
 BACKBONE_REGISTRY.__doc__ = """
 Feature extractors. Called as ``obj(cfg)``; the result maps images ``(N, C, H, W)`` to pooled
-features ``(N, out_features)`` and exposes the int attribute ``out_features``.
+features ``(N, out_features)`` and exposes the int attribute ``out_features`` and the bool
+attribute ``frozen`` (a frozen backbone stays in eval mode and runs without autograd).
 """
 
 HEAD_REGISTRY = Registry("HEAD")
 HEAD_REGISTRY.__doc__ = """
 Classifier heads. Called as ``obj(cfg, in_features=D, num_classes=C)``; maps ``(N, D)``
-features to ``(N, C)`` logits.
+features to ``(N, C)`` logits and has ``reset_parameters()`` (cRT re-initialises the head).
 """
 
 LOSS_REGISTRY = Registry("LOSS")

@@ -1,0 +1,23 @@
+"""Backbones: every module here registers its classes in ``BACKBONE_REGISTRY`` on import."""
+from .base import Backbone, scaled_width
+from .blocks import BasicBlock, Bottleneck, PadShortcut, Stage, conv1x1, conv3x3, make_stage
+from .resnet import BottleneckResNet, ResNet50, ResNet152, ResNeXt50
+from .resnet_cifar import CifarResNet, ResNet32
+
+__all__ = [
+    "Backbone",
+    "BasicBlock",
+    "Bottleneck",
+    "BottleneckResNet",
+    "CifarResNet",
+    "PadShortcut",
+    "ResNet32",
+    "ResNet50",
+    "ResNet152",
+    "ResNeXt50",
+    "Stage",
+    "conv1x1",
+    "conv3x3",
+    "make_stage",
+    "scaled_width",
+]

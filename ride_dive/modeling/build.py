@@ -1,0 +1,61 @@
+"""``build_*`` functions: look a registered name up in its registry and build it from cfg."""
+from typing import Optional, Sequence
+
+import torch
+from torch import nn
+
+from ..config import ConfigError
+from ..utils.registry import lookup
+from .registry import BACKBONE_REGISTRY, HEAD_REGISTRY, LOSS_REGISTRY, META_ARCH_REGISTRY
+
+__all__ = ["build_backbone", "build_head", "build_loss", "build_model", "resolve_device"]
+
+
+def build_backbone(cfg) -> nn.Module:
+    """Build ``MODEL.BACKBONE.NAME``; the result has the int attribute ``out_features``."""
+    return lookup(BACKBONE_REGISTRY, cfg.MODEL.BACKBONE.NAME, "MODEL.BACKBONE.NAME")(cfg)
+
+
+def build_head(cfg, in_features: int, num_classes: int) -> nn.Module:
+    """Build ``MODEL.HEAD.NAME`` mapping ``(N, in_features)`` to ``(N, num_classes)``."""
+    head_cls = lookup(HEAD_REGISTRY, cfg.MODEL.HEAD.NAME, "MODEL.HEAD.NAME")
+    return head_cls(cfg, in_features=in_features, num_classes=num_classes)
+
+
+def build_loss(cfg, class_counts: Optional[Sequence[int]]) -> nn.Module:
+    """Build ``MODEL.LOSS.NAME`` for the given training class counts."""
+    loss_cls = lookup(LOSS_REGISTRY, cfg.MODEL.LOSS.NAME, "MODEL.LOSS.NAME")
+    return loss_cls(cfg, class_counts=class_counts)
+
+
+def resolve_device(name: str) -> torch.device:
+    """Turn ``MODEL.DEVICE`` into a device: "auto" is cuda when available, else cpu."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"MODEL.DEVICE='{name}' is not a device (use auto, cpu, cuda, cuda:N)")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"MODEL.DEVICE='{name}' but CUDA is not available; use 'auto' or 'cpu'")
+    return device
+
+
+def build_model(cfg, class_counts: Optional[Sequence[int]] = None) -> nn.Module:
+    """Build ``MODEL.META_ARCHITECTURE`` on ``MODEL.DEVICE`` (channels_last if asked).
+
+    Args:
+        cfg: the config.
+        class_counts: training images per class; needed by prior-aware losses and, when
+            ``MODEL.NUM_CLASSES`` is 0, for the number of classes.
+
+    Returns:
+        The model, in train mode, with its weights randomly initialised (loading
+        ``MODEL.WEIGHTS`` is the checkpointer's job).
+    """
+    arch = lookup(META_ARCH_REGISTRY, cfg.MODEL.META_ARCHITECTURE, "MODEL.META_ARCHITECTURE")
+    model = arch(cfg, class_counts=class_counts)
+    model.to(resolve_device(cfg.MODEL.DEVICE))
+    if cfg.MODEL.CHANNELS_LAST:
+        model.to(memory_format=torch.channels_last)
+    return model

@@ -1,0 +1,156 @@
+"""Classifier heads: linear (with test-time tau-normalisation), cosine and LWS.
+
+Every head maps features ``(N, D)`` to logits ``(N, C)`` and has ``reset_parameters()``,
+which a decoupled second stage (cRT) calls to re-initialise the classifier.
+"""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import ConfigError, configurable
+from .registry import HEAD_REGISTRY
+
+__all__ = ["CosineHead", "LWSHead", "LinearHead", "tau_normalized_weight"]
+
+
+def tau_normalized_weight(weight: torch.Tensor, tau: float) -> torch.Tensor:
+    """Return ``W_c / ||W_c||^tau`` for every class row ``W_c`` (Kang et al. 2020).
+
+    Args:
+        weight: classifier weight ``(C, D)``.
+        tau: the normalisation power, >= 0; 0 returns ``weight`` unchanged, 1 unit rows.
+    """
+    if tau < 0:
+        raise ValueError(f"tau must be >= 0, got {tau}")
+    if weight.dim() != 2:
+        raise ValueError(f"Expected a (C, D) weight, got shape {tuple(weight.shape)}")
+    # The clamp keeps an all-zero row finite instead of 0 / 0.
+    norms = weight.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    return weight / norms.pow(tau)
+
+
+def _check_sizes(in_features: int, num_classes: int) -> None:
+    if in_features < 1 or num_classes < 1:
+        raise ValueError(
+            f"A head needs in_features >= 1 and num_classes >= 1, got {in_features} and "
+            f"{num_classes}"
+        )
+
+
+def _reject_tau(cfg, head: str) -> None:
+    # A silently ignored tau sweep would report the plain head's accuracy under tau's name.
+    if cfg.MODEL.HEAD.TAU_NORM >= 0:
+        raise ConfigError(
+            f"MODEL.HEAD.TAU_NORM={cfg.MODEL.HEAD.TAU_NORM} is only supported by LinearHead, "
+            f"not {head}; set MODEL.HEAD.TAU_NORM to -1"
+        )
+
+
+@HEAD_REGISTRY.register()
+class LinearHead(nn.Module):
+    """``logits = W x + b``; in eval mode with ``tau >= 0``: ``tau_normalized_weight(W) x``.
+
+    Args:
+        in_features: feature dimension D.
+        num_classes: number of classes C.
+        bias: learn a bias (``MODEL.HEAD.BIAS``).
+        tau: tau-normalisation power used in eval mode (``MODEL.HEAD.TAU_NORM``); < 0 = off.
+            The attribute ``tau`` can be changed after construction (tau sweeps).
+    """
+
+    @configurable
+    def __init__(self, *, in_features: int, num_classes: int, bias: bool = True, tau: float = -1.0):
+        super().__init__()
+        _check_sizes(in_features, num_classes)
+        self.fc = nn.Linear(in_features, num_classes, bias=bias)
+        self.tau = tau
+
+    @classmethod
+    def from_config(cls, cfg, in_features, num_classes):
+        return {
+            "in_features": in_features,
+            "num_classes": num_classes,
+            "bias": cfg.MODEL.HEAD.BIAS,
+            "tau": cfg.MODEL.HEAD.TAU_NORM,
+        }
+
+    def reset_parameters(self) -> None:
+        """Re-initialise ``W`` and ``b`` (PyTorch's ``nn.Linear`` initialisation)."""
+        self.fc.reset_parameters()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training and self.tau >= 0:
+            return F.linear(x, tau_normalized_weight(self.fc.weight, self.tau))
+        return self.fc(x)
+
+
+@HEAD_REGISTRY.register()
+class CosineHead(nn.Module):
+    """``logit_c = s * cos(x, w_c)`` without bias (RIDE/LDAM "normed linear").
+
+    Args:
+        in_features: feature dimension D.
+        num_classes: number of classes C.
+        scale: the scale s (``MODEL.HEAD.COSINE_SCALE``), > 0.
+    """
+
+    @configurable
+    def __init__(self, *, in_features: int, num_classes: int, scale: float = 30.0):
+        super().__init__()
+        _check_sizes(in_features, num_classes)
+        if scale <= 0:
+            raise ValueError(f"MODEL.HEAD.COSINE_SCALE must be > 0, got {scale}")
+        self.scale = scale
+        self.weight = nn.Parameter(torch.empty(num_classes, in_features))
+        self.reset_parameters()
+
+    @classmethod
+    def from_config(cls, cfg, in_features, num_classes):
+        _reject_tau(cfg, "CosineHead")
+        return {
+            "in_features": in_features,
+            "num_classes": num_classes,
+            "scale": cfg.MODEL.HEAD.COSINE_SCALE,
+        }
+
+    def reset_parameters(self) -> None:
+        """Uniform directions; only the direction of each row matters."""
+        nn.init.uniform_(self.weight, -1.0, 1.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scale * F.linear(F.normalize(x, dim=1), F.normalize(self.weight, dim=1))
+
+
+@HEAD_REGISTRY.register()
+class LWSHead(nn.Module):
+    """Learnable weight scaling: ``logit_c = f_c * (W_c x + b_c)`` with ``W``, ``b`` frozen.
+
+    ``fc`` has the same name and shape as ``LinearHead.fc``, so a stage-1 checkpoint's
+    classifier loads into it; only ``scales`` (init 1) is trained.
+
+    Args:
+        in_features: feature dimension D.
+        num_classes: number of classes C.
+        bias: whether the wrapped linear layer has a bias (``MODEL.HEAD.BIAS``).
+    """
+
+    @configurable
+    def __init__(self, *, in_features: int, num_classes: int, bias: bool = True):
+        super().__init__()
+        _check_sizes(in_features, num_classes)
+        self.fc = nn.Linear(in_features, num_classes, bias=bias)
+        self.fc.requires_grad_(False)
+        self.scales = nn.Parameter(torch.ones(num_classes))
+
+    @classmethod
+    def from_config(cls, cfg, in_features, num_classes):
+        _reject_tau(cfg, "LWSHead")
+        return {"in_features": in_features, "num_classes": num_classes, "bias": cfg.MODEL.HEAD.BIAS}
+
+    def reset_parameters(self) -> None:
+        """Reset the scales to 1; the frozen ``W``, ``b`` come from stage 1 and are kept."""
+        with torch.no_grad():
+            self.scales.fill_(1.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x) * self.scales

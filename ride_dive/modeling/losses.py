@@ -1,0 +1,263 @@
+"""Long-tailed classification losses: CE, Balanced Softmax, LDAM, focal; all with DRW.
+
+Every loss computes in float32 whatever the logits' dtype (autocast), takes the training
+class counts, and applies deferred re-weighting (DRW, Cao et al. 2019) from ``drw_epoch``
+on: class weights ``w_c = (1 - beta) / (1 - beta^n_c)`` normalised to sum to C, used as
+``F.cross_entropy(weight=w)`` uses them (a weighted mean over the batch). ``set_epoch``
+switches DRW on. Count-derived tensors are non-persistent buffers: they follow the module's
+device but are never saved in checkpoints (they are recomputed from the dataset).
+"""
+from typing import Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import configurable
+from .registry import LOSS_REGISTRY
+
+__all__ = [
+    "BalancedSoftmaxLoss",
+    "CrossEntropyLoss",
+    "FocalLoss",
+    "LDAMLoss",
+    "LongTailLoss",
+    "drw_weights",
+    "ldam_margins",
+]
+
+
+def _counts_tensor(class_counts: Sequence[int]) -> torch.Tensor:
+    if class_counts is None:
+        raise ValueError("This loss needs the training class counts (class_counts=...)")
+    counts = torch.as_tensor(class_counts, dtype=torch.float64)
+    if counts.dim() != 1 or counts.numel() == 0:
+        raise ValueError(f"class_counts must be a non-empty 1-D sequence, got {class_counts!r}")
+    if bool((counts <= 0).any()):
+        raise ValueError(
+            "class_counts must all be > 0 (every class needs training images), got zeros at "
+            f"classes {torch.nonzero(counts <= 0).flatten().tolist()}"
+        )
+    return counts
+
+
+def drw_weights(class_counts: Sequence[int], beta: float) -> torch.Tensor:
+    """Class-balanced weights ``(1 - beta) / (1 - beta^n_c)`` normalised to sum to C.
+
+    Args:
+        class_counts: training images per class (all > 0).
+        beta: in [0, 1); 0.9999 in the papers.
+    """
+    if not 0 <= beta < 1:
+        raise ValueError(f"MODEL.LOSS.DRW_BETA must be in [0, 1), got {beta}")
+    counts = _counts_tensor(class_counts)
+    # float64: with beta = 0.9999, 1 - beta^n loses digits in float32 for small n.
+    w = (1.0 - beta) / (1.0 - torch.pow(beta, counts))
+    return (w * counts.numel() / w.sum()).float()
+
+
+def ldam_margins(class_counts: Sequence[int], max_margin: float) -> torch.Tensor:
+    """LDAM margins ``m_c = max_margin * n_c^(-1/4) / max_c n_c^(-1/4)``."""
+    if max_margin < 0:
+        raise ValueError(f"MODEL.LOSS.LDAM_MAX_MARGIN must be >= 0, got {max_margin}")
+    m = _counts_tensor(class_counts).pow(-0.25)
+    return (m * (max_margin / m.max())).float()
+
+
+class LongTailLoss(nn.Module):
+    """Base class: input checks, float32 computation, DRW weights and ``set_epoch``.
+
+    Subclasses implement ``compute(logits, targets, weight)`` on float32 logits, where
+    ``weight`` is the DRW class-weight vector or ``None``.
+
+    Args:
+        class_counts: training images per class; may be ``None`` when nothing needs them
+            (plain CE without DRW).
+        drw_epoch: first epoch of re-weighting; < 0 = never.
+        drw_beta: the DRW beta.
+    """
+
+    def __init__(
+        self,
+        class_counts: Optional[Sequence[int]] = None,
+        drw_epoch: int = -1,
+        drw_beta: float = 0.9999,
+    ):
+        super().__init__()
+        self.num_classes = None if class_counts is None else len(class_counts)
+        self.drw_epoch = drw_epoch
+        self.epoch = 0
+        weights = None
+        if drw_epoch >= 0:
+            if class_counts is None:
+                raise ValueError("DRW (MODEL.LOSS.DRW_EPOCH >= 0) needs class_counts")
+            weights = drw_weights(class_counts, drw_beta)
+        self.register_buffer("drw_class_weights", weights, persistent=False)
+
+    @staticmethod
+    def loss_kwargs(cfg, class_counts) -> dict:
+        """The base-class keyword arguments from ``MODEL.LOSS``, for ``from_config``."""
+        return {
+            "class_counts": class_counts,
+            "drw_epoch": cfg.MODEL.LOSS.DRW_EPOCH,
+            "drw_beta": cfg.MODEL.LOSS.DRW_BETA,
+        }
+
+    def set_epoch(self, epoch: int) -> None:
+        """Tell the loss the current (0-based) training epoch."""
+        self.epoch = epoch
+
+    @property
+    def drw_active(self) -> bool:
+        """Whether the class weights apply at the current epoch."""
+        return self.drw_epoch >= 0 and self.epoch >= self.drw_epoch
+
+    def class_weights(self) -> Optional[torch.Tensor]:
+        """The DRW weights at the current epoch, or ``None`` before ``drw_epoch``."""
+        return self.drw_class_weights if self.drw_active else None
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Scalar loss of ``logits (N, C)`` against integer ``targets (N,)``."""
+        if logits.dim() != 2:
+            raise ValueError(f"logits must be (N, C), got shape {tuple(logits.shape)}")
+        if self.num_classes is not None and logits.shape[1] != self.num_classes:
+            raise ValueError(
+                f"logits have {logits.shape[1]} classes but class_counts has "
+                f"{self.num_classes}"
+            )
+        if targets.dim() != 1 or targets.shape[0] != logits.shape[0]:
+            raise ValueError(
+                f"targets must be ({logits.shape[0]},) to match logits, got "
+                f"{tuple(targets.shape)}"
+            )
+        if targets.dtype.is_floating_point:
+            raise ValueError(f"targets must be class indices (integers), got {targets.dtype}")
+        return self.compute(logits.float(), targets.long(), self.class_weights())
+
+    def compute(
+        self, logits: torch.Tensor, targets: torch.Tensor, weight: Optional[torch.Tensor]
+    ) -> torch.Tensor:
+        """The loss of float32 ``logits`` given int64 ``targets`` and optional class weights."""
+        raise NotImplementedError
+
+
+@LOSS_REGISTRY.register()
+class CrossEntropyLoss(LongTailLoss):
+    """Plain cross-entropy (with DRW weights from ``drw_epoch`` on)."""
+
+    @configurable
+    def __init__(self, *, class_counts=None, drw_epoch: int = -1, drw_beta: float = 0.9999):
+        super().__init__(class_counts, drw_epoch, drw_beta)
+
+    @classmethod
+    def from_config(cls, cfg, class_counts=None):
+        return cls.loss_kwargs(cfg, class_counts)
+
+    def compute(self, logits, targets, weight):
+        return F.cross_entropy(logits, targets, weight=weight)
+
+
+@LOSS_REGISTRY.register()
+class BalancedSoftmaxLoss(LongTailLoss):
+    """Balanced Softmax (Ren et al. 2020): ``CE(z + log n, y)``.
+
+    The log prior is added inside the loss only, so the model's logits stay the plain,
+    label-balanced ones at test time.
+    """
+
+    @configurable
+    def __init__(self, *, class_counts, drw_epoch: int = -1, drw_beta: float = 0.9999):
+        super().__init__(class_counts, drw_epoch, drw_beta)
+        self.register_buffer(
+            "log_prior", _counts_tensor(class_counts).log().float(), persistent=False
+        )
+
+    @classmethod
+    def from_config(cls, cfg, class_counts=None):
+        return cls.loss_kwargs(cfg, class_counts)
+
+    def compute(self, logits, targets, weight):
+        return F.cross_entropy(logits + self.log_prior, targets, weight=weight)
+
+
+@LOSS_REGISTRY.register()
+class LDAMLoss(LongTailLoss):
+    """LDAM (Cao et al. 2019): CE after lowering the target logit by ``scale * m_y``.
+
+    Convention: the logits are taken as already scaled (a ``CosineHead`` with s = 30 gives
+    ``s * cos``), so the loss is ``CE(z - scale * m_y * onehot(y), y)``, equal to the
+    reference ``s * (cos - m_y)`` when ``scale`` equals the head's s. Pair it with a
+    ``CosineHead`` whose ``COSINE_SCALE`` equals ``MODEL.LOSS.LDAM_SCALE``.
+
+    Args:
+        class_counts: training images per class.
+        max_margin: the largest margin (``MODEL.LOSS.LDAM_MAX_MARGIN``, 0.5).
+        scale: s (``MODEL.LOSS.LDAM_SCALE``, 30).
+        drw_epoch, drw_beta: see ``LongTailLoss``.
+    """
+
+    @configurable
+    def __init__(
+        self,
+        *,
+        class_counts,
+        max_margin: float = 0.5,
+        scale: float = 30.0,
+        drw_epoch: int = -1,
+        drw_beta: float = 0.9999,
+    ):
+        super().__init__(class_counts, drw_epoch, drw_beta)
+        if scale <= 0:
+            raise ValueError(f"MODEL.LOSS.LDAM_SCALE must be > 0, got {scale}")
+        self.scale = scale
+        self.register_buffer("margins", ldam_margins(class_counts, max_margin), persistent=False)
+
+    @classmethod
+    def from_config(cls, cfg, class_counts=None):
+        loss = cfg.MODEL.LOSS
+        return dict(
+            cls.loss_kwargs(cfg, class_counts),
+            max_margin=loss.LDAM_MAX_MARGIN,
+            scale=loss.LDAM_SCALE,
+        )
+
+    def compute(self, logits, targets, weight):
+        shift = torch.zeros_like(logits)
+        shift.scatter_(1, targets[:, None], (self.scale * self.margins[targets])[:, None])
+        return F.cross_entropy(logits - shift, targets, weight=weight)
+
+
+@LOSS_REGISTRY.register()
+class FocalLoss(LongTailLoss):
+    """Focal loss (Lin et al. 2017): ``(1 - p_y)^gamma * (-log p_y)``; gamma 0 is CE.
+
+    With DRW the per-sample terms are averaged with the class weights of their targets
+    (``sum w_y l / sum w_y``), exactly as ``F.cross_entropy(weight=)`` averages.
+    """
+
+    @configurable
+    def __init__(
+        self,
+        *,
+        class_counts=None,
+        gamma: float = 1.0,
+        drw_epoch: int = -1,
+        drw_beta: float = 0.9999,
+    ):
+        super().__init__(class_counts, drw_epoch, drw_beta)
+        if gamma < 0:
+            raise ValueError(f"MODEL.LOSS.FOCAL_GAMMA must be >= 0, got {gamma}")
+        self.gamma = gamma
+
+    @classmethod
+    def from_config(cls, cfg, class_counts=None):
+        return dict(cls.loss_kwargs(cfg, class_counts), gamma=cfg.MODEL.LOSS.FOCAL_GAMMA)
+
+    def compute(self, logits, targets, weight):
+        log_p = F.log_softmax(logits, dim=1).gather(1, targets[:, None]).squeeze(1)
+        # The clamp keeps the gradient finite for gamma < 1 when p_y rounds to 1.
+        per_sample = -((1.0 - log_p.exp()).clamp_min(1e-12).pow(self.gamma)) * log_p
+        if weight is None:
+            return per_sample.mean()
+        w = weight[targets]
+        return (w * per_sample).sum() / w.sum()
