@@ -1,0 +1,27 @@
+"""Checkpoints: atomic saves, ``weights_only`` loads, resume with fallback, RNG state."""
+from .checkpointer import Checkpointer
+from .model_state import CheckpointMismatchError, load_model_state, unwrap_model
+from .rng import capture_rng_state, restore_rng_state
+from .serialization import (
+    CheckpointError,
+    atomic_torch_save,
+    atomic_write,
+    atomic_write_text,
+    safe_torch_load,
+    to_weights_only_safe,
+)
+
+__all__ = [
+    "Checkpointer",
+    "CheckpointError",
+    "CheckpointMismatchError",
+    "load_model_state",
+    "unwrap_model",
+    "capture_rng_state",
+    "restore_rng_state",
+    "atomic_torch_save",
+    "atomic_write",
+    "atomic_write_text",
+    "safe_torch_load",
+    "to_weights_only_safe",
+]

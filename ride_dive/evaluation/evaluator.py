@@ -1,0 +1,226 @@
+"""Run a classifier over a test loader and turn its logits into the long-tail metrics.
+
+Each process may see only its shard of the test set; :func:`gather_predictions` joins the
+shards before any metric is computed, so every rank ends with the same numbers. Logits are
+kept on the CPU in float32: even iNaturalist's 24k x 8142 validation logits fit in memory,
+and the metrics need them all at once (ECE, per-class accuracy).
+"""
+import logging
+import time
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.distributed as dist
+
+from ..config import configurable
+from .metrics import (
+    brier,
+    expected_calibration_error,
+    nan_to_none,
+    nll,
+    per_class_accuracy,
+    shot_group_accuracy,
+    topk_accuracy,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def gather_predictions(
+    logits: torch.Tensor, labels: torch.Tensor
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Concatenate every rank's logits and labels (rank order); identity without a group.
+
+    Shards may differ in size, so the sizes are exchanged first and each shard is padded to
+    the largest one for ``all_gather``, then trimmed. The sampler must not pad the dataset
+    with duplicates (as ``DistributedSampler`` does), or the duplicates are counted twice.
+
+    Args:
+        logits: ``[n_rank, C]`` logits of this rank.
+        labels: ``[n_rank]`` labels of this rank.
+
+    Returns:
+        ``(logits, labels)`` of the whole evaluation set, on the CPU.
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return logits, labels
+    world = dist.get_world_size()
+    # NCCL only moves CUDA tensors; gloo and mpi take CPU ones.
+    if dist.get_backend() == "nccl":
+        device = torch.device("cuda", torch.cuda.current_device())
+    else:
+        device = torch.device("cpu")
+    size = torch.tensor([len(labels)], dtype=torch.long, device=device)
+    sizes = [torch.zeros_like(size) for _ in range(world)]
+    dist.all_gather(sizes, size)
+    sizes = [int(s) for s in sizes]
+    longest = max(sizes)
+
+    def _gather(t: torch.Tensor) -> torch.Tensor:
+        padded = t.new_zeros((longest,) + tuple(t.shape[1:]), device=device)
+        padded[: len(t)] = t.to(device)
+        parts = [torch.empty_like(padded) for _ in range(world)]
+        dist.all_gather(parts, padded)
+        return torch.cat([p[:n] for p, n in zip(parts, sizes)]).cpu()
+
+    return _gather(logits), _gather(labels)
+
+
+def compute_classification_metrics(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    train_counts: Optional[Sequence[int]] = None,
+    many_threshold: int = 100,
+    few_threshold: int = 20,
+    ece_bins: int = 15,
+) -> Dict[str, object]:
+    """All evaluation metrics of a set of logits; see :func:`inference_on_dataset`."""
+    num_classes = logits.shape[1]
+    if len(labels) == 0:
+        raise ValueError("cannot evaluate: the evaluation set has no samples")
+    logits = logits.float()
+    labels = labels.long()
+    # With fewer than 5 classes "top5" is top-C, i.e. always 100.
+    top = topk_accuracy(logits, labels, ks=(1, 5))
+    probs = logits.softmax(dim=1)
+    per_class = per_class_accuracy(logits.argmax(dim=1), labels, num_classes)
+    results: Dict[str, object] = {"top1": top[1], "top5": top[5]}
+    if train_counts is not None:
+        if len(train_counts) != num_classes:
+            raise ValueError(
+                f"train_counts has {len(train_counts)} classes but the model outputs "
+                f"{num_classes} logits"
+            )
+        results.update(
+            shot_group_accuracy(per_class, train_counts, many_threshold, few_threshold)
+        )
+    results["per_class"] = nan_to_none(per_class)
+    results["ece"] = expected_calibration_error(probs, labels, ece_bins)
+    results["nll"] = nll(logits, labels)
+    results["brier"] = brier(probs, labels)
+    results["num_samples"] = int(len(labels))
+    return results
+
+
+class ClassificationEvaluator:
+    """Accumulates ``(logits, labels)`` batches and computes the metrics over all ranks.
+
+    Usage: ``reset()``, ``process(logits, labels)`` per batch, ``evaluate()`` once.
+    """
+
+    @configurable
+    def __init__(
+        self,
+        train_counts: Optional[Sequence[int]] = None,
+        many_threshold: int = 100,
+        few_threshold: int = 20,
+        ece_bins: int = 15,
+    ):
+        """
+        Args:
+            train_counts: training images per class; None = no many/medium/few groups.
+            many_threshold: classes with more training images are many-shot.
+            few_threshold: classes with fewer training images are few-shot.
+            ece_bins: equal-width confidence bins of the ECE.
+        """
+        self.train_counts = None if train_counts is None else [int(n) for n in train_counts]
+        self.many_threshold = many_threshold
+        self.few_threshold = few_threshold
+        self.ece_bins = ece_bins
+        self.reset()
+
+    @classmethod
+    def from_config(cls, cfg, train_counts: Optional[Sequence[int]] = None) -> dict:
+        return {
+            "train_counts": train_counts,
+            "many_threshold": cfg.TEST.MANY_THRESHOLD,
+            "few_threshold": cfg.TEST.FEW_THRESHOLD,
+            "ece_bins": cfg.TEST.ECE_BINS,
+        }
+
+    def reset(self) -> None:
+        """Forget every processed batch."""
+        self._logits: List[torch.Tensor] = []
+        self._labels: List[torch.Tensor] = []
+
+    def process(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        """Store one batch (copied to the CPU as float32 / int64)."""
+        self._logits.append(logits.detach().float().cpu())
+        self._labels.append(labels.detach().long().cpu())
+
+    def evaluate(self) -> Dict[str, object]:
+        """Gather all ranks' batches and return the metrics dict (same on every rank)."""
+        if not self._logits:
+            raise ValueError("cannot evaluate: no batch was processed")
+        logits, labels = gather_predictions(torch.cat(self._logits), torch.cat(self._labels))
+        return compute_classification_metrics(
+            logits, labels, self.train_counts, self.many_threshold, self.few_threshold,
+            self.ece_bins,
+        )
+
+
+def _logits_of(output: Union[torch.Tensor, Mapping]) -> torch.Tensor:
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, Mapping) and "logits" in output:
+        return output["logits"]
+    raise TypeError(
+        "in eval mode the model must return logits (a tensor, or a dict with a 'logits' "
+        f"entry); got {type(output).__name__}"
+    )
+
+
+def inference_on_dataset(
+    model: torch.nn.Module,
+    loader,
+    train_counts: Optional[Sequence[int]],
+    device: Union[str, torch.device],
+    autocast_dtype: Optional[torch.dtype] = None,
+    many_threshold: int = 100,
+    few_threshold: int = 20,
+    ece_bins: int = 15,
+) -> Dict[str, object]:
+    """Evaluate ``model`` on every ``(images, labels)`` batch of ``loader``.
+
+    The model runs in eval mode under ``torch.inference_mode``; afterwards every submodule
+    gets back its own previous ``training`` flag (a frozen teacher inside a training
+    student stays in eval mode).
+
+    Args:
+        model: returns ``[B, C]`` logits (or a dict with ``"logits"``) in eval mode.
+        loader: yields ``(images, labels)``; images already normalised float tensors. In
+            distributed runs each rank's loader yields its own shard.
+        train_counts: training images per class, for the shot groups (None = skip them).
+        device: where the model runs.
+        autocast_dtype: e.g. ``torch.bfloat16`` to run under autocast; None = full precision.
+        many_threshold, few_threshold: shot-group thresholds (METHODS.md: 100 and 20).
+        ece_bins: bins of the expected calibration error.
+
+    Returns:
+        ``{"top1", "top5", "many", "medium", "few", "per_class", "ece", "nll", "brier",
+        "num_samples"}``. Accuracies and ECE in percent; ``top5`` is top-C when C < 5; a
+        shot group with no evaluated class is absent; ``per_class`` has None for classes
+        missing from the evaluation set; ``nll`` in nats; ``brier`` summed over classes.
+    """
+    device = torch.device(device)
+    evaluator = ClassificationEvaluator(train_counts, many_threshold, few_threshold, ece_bins)
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    start = time.perf_counter()
+    try:
+        with torch.inference_mode(), torch.autocast(
+            device_type=device.type,
+            dtype=autocast_dtype or torch.bfloat16,
+            enabled=autocast_dtype is not None,
+        ):
+            for images, labels in loader:
+                logits = _logits_of(model(images.to(device, non_blocking=True)))
+                evaluator.process(logits, labels)
+    finally:
+        for module, training in modes:
+            module.training = training
+    results = evaluator.evaluate()
+    logger.info(
+        "Evaluated %d samples in %.1f s", results["num_samples"], time.perf_counter() - start
+    )
+    return results
