@@ -1,0 +1,230 @@
+"""Everything ``tools/train_net.py`` needs: argument parser, set-up, and ``DefaultTrainer``,
+which builds data, model, optimizer, schedule, checkpointer and hooks from a cfg.
+
+There is one trainer. Methods (CE, BSCE, LDAM-DRW, RIDE, DiVE, cRT, ...) differ by the
+model, loss, sampler and config it is given.
+"""
+import argparse
+import json
+import logging
+import os
+import sys
+from typing import Dict, Optional
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from ..checkpoint import Checkpointer, restore_rng_state
+from ..config import CfgNode, assert_cfg, get_cfg
+from ..data import build_datasets, build_test_loader, build_train_loader
+from ..evaluation import format_results_table, inference_on_dataset, save_results_json
+from ..modeling import build_model
+from ..solver import build_lr_scheduler, build_optimizer
+from ..utils import comm
+from ..utils.env import resolve_device, seed_all
+from ..utils.events import default_writers
+from ..utils.logger import setup_logger
+from . import hooks
+from .train_loop import SimpleTrainer
+
+logger = logging.getLogger("ride_dive")
+
+
+def default_argument_parser(description: str = "ride_dive training") -> argparse.ArgumentParser:
+    """``--config-file --resume --eval-only --num-gpus --num-machines --machine-rank
+    --dist-url`` followed by ``KEY VALUE`` config overrides."""
+    parser = argparse.ArgumentParser(
+        description=description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Example:\n  python tools/train_net.py --config-file "
+        "configs/FashionMNIST-LT/bsce_r32.yaml SOLVER.MAX_EPOCHS 10 OUTPUT_DIR out/x",
+    )
+    parser.add_argument("--config-file", default="", metavar="FILE", help="path to a config")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from OUTPUT_DIR's last checkpoint (exactly)")
+    parser.add_argument("--eval-only", action="store_true", help="evaluate MODEL.WEIGHTS only")
+    parser.add_argument("--num-gpus", type=int, default=1, help="processes per machine")
+    parser.add_argument("--num-machines", type=int, default=1)
+    parser.add_argument("--machine-rank", type=int, default=0, help="rank of this machine")
+    parser.add_argument("--dist-url", default="tcp://127.0.0.1:29500",
+                        help="rendezvous URL for multi-process training")
+    parser.add_argument("opts", nargs=argparse.REMAINDER, default=[],
+                        help="config overrides as KEY VALUE pairs")
+    return parser
+
+
+def setup_cfg(config_file: str = "", opts=()) -> CfgNode:
+    """Defaults ← config file (with ``_BASE_``) ← overrides, validated and frozen."""
+    cfg = get_cfg()
+    if config_file:
+        cfg.merge_from_file(config_file)
+    cfg.merge_from_list(list(opts))
+    assert_cfg(cfg)
+    cfg.freeze()
+    return cfg
+
+
+def default_setup(cfg: CfgNode, args: Optional[argparse.Namespace] = None) -> None:
+    """Create OUTPUT_DIR, set up logging, save the merged config and seed everything."""
+    rank = comm.get_rank()
+    if comm.is_main_process():
+        os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
+    setup_logger(cfg.OUTPUT_DIR, rank)
+    logger.info(f"Command line: {' '.join(sys.argv)}")
+    logger.info(f"Processes: {comm.get_world_size()}  torch {torch.__version__}")
+    if comm.is_main_process():
+        with open(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), "w") as f:
+            f.write(cfg.dump())
+    seed_all(cfg.SEED + rank)
+    if cfg.DETERMINISTIC:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    elif torch.cuda.is_available():
+        torch.backends.cudnn.benchmark = True
+
+
+def amp_dtype(cfg: CfgNode) -> Optional[torch.dtype]:
+    """The autocast dtype of ``cfg.SOLVER.AMP`` or None when AMP is off."""
+    return getattr(torch, cfg.SOLVER.AMP.DTYPE) if cfg.SOLVER.AMP.ENABLED else None
+
+
+def evaluate(cfg: CfgNode, model: torch.nn.Module, dataset, class_counts, device) -> Dict:
+    """Top-1/top-5, many/medium/few, per-class accuracy and ECE of ``model`` on ``dataset``."""
+    loader = build_test_loader(
+        cfg, dataset, num_replicas=comm.get_world_size(), rank=comm.get_rank(), device=device
+    )
+    return inference_on_dataset(
+        model,
+        loader,
+        class_counts,
+        device,
+        autocast_dtype=amp_dtype(cfg),
+        many_threshold=cfg.TEST.MANY_THRESHOLD,
+        few_threshold=cfg.TEST.FEW_THRESHOLD,
+        ece_bins=cfg.TEST.ECE_BINS,
+    )
+
+
+class DefaultTrainer:
+    """Builds a full training run from a cfg; ``train()`` then ``test()``.
+
+    Args:
+        cfg: a validated config (see ``setup_cfg``).
+    """
+
+    def __init__(self, cfg: CfgNode):
+        self.cfg = cfg
+        if comm.is_main_process():
+            os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
+        # Seed here too (not only in default_setup) so that the model's initial weights
+        # depend on cfg.SEED alone, however the trainer is created.
+        seed_all(cfg.SEED + comm.get_rank())
+        self.device = resolve_device(cfg.MODEL.DEVICE)
+        self.splits = build_datasets(cfg)
+        self.model = build_model(cfg, self.splits.class_counts)
+        self.optimizer = build_optimizer(cfg, self.model)
+        world, rank = comm.get_world_size(), comm.get_rank()
+        loader = build_train_loader(
+            cfg, self.splits.train, seed=cfg.SEED, num_replicas=world, rank=rank,
+            device=self.device,
+        )
+        trained = self.model
+        if world > 1:  # only the trainable model is wrapped (never a teacher)
+            trained = DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
+        self.trainer = SimpleTrainer(
+            trained,
+            loader,
+            self.optimizer,
+            self.device,
+            cfg.SOLVER.MAX_EPOCHS,
+            seed=cfg.SEED,
+            amp_dtype=amp_dtype(cfg),
+            channels_last=cfg.MODEL.CHANNELS_LAST,
+            clip_grad_norm=cfg.SOLVER.CLIP_GRAD_NORM,
+            rank=rank,
+        )
+        self.scheduler = build_lr_scheduler(cfg, self.optimizer, len(loader))
+        self.checkpointer = Checkpointer(
+            self.model,
+            cfg.OUTPUT_DIR,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            max_to_keep=cfg.SOLVER.MAX_TO_KEEP,
+            is_main_process=comm.is_main_process(),
+        )
+        self.start_epoch = 0
+        self.trainer.register_hooks(self.build_hooks())
+
+    def build_hooks(self):
+        cfg = self.cfg
+        val = self.splits.val
+        eval_split = val if val is not None else self.splits.test
+        eval_hook = hooks.EvalHook(
+            cfg.TEST.EVAL_PERIOD,
+            lambda: evaluate(cfg, self.model, eval_split, self.splits.class_counts, self.device),
+            split_name="val" if val is not None else "test",
+            # The test split never selects a model: best tracking only with a val split.
+            best_checkpointer=self.checkpointer if val is not None else None,
+            metric=cfg.TEST.BEST_METRIC,
+        )
+        writers = []
+        if comm.is_main_process():
+            writers = default_writers(cfg.OUTPUT_DIR, self.trainer.max_iter)
+        return [
+            hooks.IterationTimer(cfg.SOLVER.BATCH_SIZE),
+            hooks.LRScheduler(self.scheduler),
+            eval_hook if cfg.TEST.EVAL_PERIOD > 0 else None,
+            hooks.PeriodicCheckpointer(self.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD),
+            hooks.PeriodicWriter(writers, cfg.LOG_PERIOD) if writers else None,
+        ]
+
+    def resume_or_load(self, resume: bool = True) -> None:
+        """With ``resume`` and a checkpoint in OUTPUT_DIR, continue it exactly (epoch, LR,
+        optimizer, hooks, RNG); otherwise load MODEL.WEIGHTS (if set) into the model."""
+        state = self.checkpointer.resume_or_load(self.cfg.MODEL.WEIGHTS, resume=resume)
+        if resume and "epoch" in state:
+            self.start_epoch = int(state["epoch"])
+            self.trainer.load_hooks_state_dict(state.get("hooks", {}))
+            if "rng" in state:
+                restore_rng_state(state["rng"])
+            logger.info(f"Resuming at epoch {self.start_epoch}")
+
+    def train(self) -> Dict:
+        """Train (from the resumed epoch), then evaluate on the test split."""
+        if self.start_epoch < self.cfg.SOLVER.MAX_EPOCHS:
+            self.trainer.train(self.start_epoch)
+        else:
+            logger.info("Training already finished; evaluating only.")
+        return self.test()
+
+    def test(self) -> Dict:
+        """Final evaluation on the test split, written to ``OUTPUT_DIR/results.json``.
+
+        With a validation split and ``TEST.USE_BEST``, the weights are those of
+        ``model_best.pth`` (chosen on validation). The validation metrics are stored under
+        ``"val"``.
+        """
+        cfg = self.cfg
+        best = os.path.join(cfg.OUTPUT_DIR, "model_best.pth")
+        weights = "final"
+        if cfg.TEST.USE_BEST and self.splits.val is not None and os.path.isfile(best):
+            self.checkpointer.load(best, checkpointables=[])
+            weights = "best (validation)"
+        counts = self.splits.class_counts
+        results = evaluate(cfg, self.model, self.splits.test, counts, self.device)
+        results["weights"] = weights
+        if self.splits.val is not None:
+            val = evaluate(cfg, self.model, self.splits.val, counts, self.device)
+            results["val"] = {k: v for k, v in val.items() if k != "per_class"}
+        if comm.is_main_process():
+            save_results_json(results, os.path.join(cfg.OUTPUT_DIR, "results.json"))
+            print(format_results_table(results, f"test ({weights} weights)"), flush=True)
+        return results
+
+
+def summarize(results: Dict) -> str:
+    """One JSON line of the headline numbers (handy in scripts)."""
+    keys = ("top1", "top5", "many", "medium", "few", "ece")
+    return json.dumps({k: round(results[k], 2) for k in keys if k in results})

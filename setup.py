@@ -1,0 +1,27 @@
+"""ride_dive: long-tailed image recognition (RIDE, DiVE, RIDE-DiVE, decoupling) in PyTorch."""
+from setuptools import find_packages, setup
+
+setup(
+    name="ride_dive",
+    version="0.1.0",
+    description="RIDE, DiVE, RIDE-DiVE and decoupling baselines for long-tailed recognition",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["ride_dive", "ride_dive.*"]),
+    install_requires=[
+        "torch>=2.1",
+        "torchvision>=0.16",
+        "numpy>=1.22",
+        "pyyaml>=5.1",
+        "tensorboard>=2.10",
+        "fvcore>=0.1.5",
+        "pillow>=9.0",
+    ],
+    extras_require={
+        "tests": ["pytest>=7"],
+        "plots": ["matplotlib>=3.5"],
+    },
+    entry_points={"console_scripts": []},
+    license="MIT",
+)

@@ -1,0 +1,130 @@
+"""The trainer on tiny synthetic data: loss falls, exact resume, NaN stop, model selection."""
+import json
+import os
+
+import pytest
+import torch
+
+from ride_dive.checkpoint import Checkpointer
+from ride_dive.engine import DefaultTrainer, HookBase
+from ride_dive.utils.logger import setup_logger
+
+setup_logger("", rank=1)  # quiet
+
+
+class _RecordLoss(HookBase):
+    def __init__(self):
+        self.losses = []
+
+    def after_step(self):
+        self.losses.append(self.trainer.storage.latest()["total_loss"][0])
+
+
+class _Interrupt(HookBase):
+    """Simulates a crash right after the checkpoint of epoch ``after_epoch`` is written."""
+
+    class Crash(Exception):
+        pass
+
+    def __init__(self, after_epoch):
+        self.after = after_epoch
+
+    def after_epoch(self):
+        if self.trainer.epoch + 1 == self.after:
+            raise self.Crash
+
+
+def _state(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_short_training_run_loss_falls(tiny_cfg):
+    cfg = tiny_cfg(**{"SOLVER.MAX_EPOCHS": 10, "SOLVER.BASE_LR": 0.1,
+                      "DATASETS.MAX_PER_CLASS": 80})
+    trainer = DefaultTrainer(cfg)
+    rec = _RecordLoss()
+    trainer.trainer.register_hooks([rec])
+    results = trainer.train()
+    per_epoch = len(trainer.trainer.data_loader)
+    first, last = rec.losses[:per_epoch], rec.losses[-per_epoch:]
+    assert sum(last) / len(last) < 0.6 * sum(first) / len(first)
+    assert results["top1"] > 30.0  # 10 classes: chance is 10%
+    saved = json.load(open(os.path.join(cfg.OUTPUT_DIR, "results.json")))
+    # Training counts 80..8: medium and few groups exist, "many" (> 100) must be omitted.
+    assert "many" not in saved
+    for key in ("top1", "top5", "medium", "few", "per_class", "ece"):
+        assert key in saved
+    assert len(saved["per_class"]) == 10
+    lines = open(os.path.join(cfg.OUTPUT_DIR, "metrics.json")).read().splitlines()
+    assert any("total_loss" in json.loads(line) for line in lines)
+    assert os.path.isdir(os.path.join(cfg.OUTPUT_DIR, "tensorboard"))
+
+
+def test_resume_after_interruption_gives_identical_weights(tiny_cfg, tmp_path):
+    straight = DefaultTrainer(tiny_cfg(output_dir=tmp_path / "a"))
+    straight.trainer.train(0)
+
+    cfg_b = tiny_cfg(output_dir=tmp_path / "b")
+    crashed = DefaultTrainer(cfg_b)
+    crashed.trainer.register_hooks([_Interrupt(after_epoch=2)])
+    with pytest.raises(_Interrupt.Crash):
+        crashed.trainer.train(0)
+    del crashed
+    torch.manual_seed(12345)  # a different global RNG state must not matter
+    resumed = DefaultTrainer(cfg_b)
+    resumed.resume_or_load(resume=True)
+    assert resumed.start_epoch == 2
+    resumed.trainer.train(resumed.start_epoch)
+
+    a, b = _state(straight.model), _state(resumed.model)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    lr_a = straight.optimizer.param_groups[0]["lr"]
+    assert lr_a == resumed.optimizer.param_groups[0]["lr"]
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_cfg):
+    cfg = tiny_cfg()
+    trainer = DefaultTrainer(cfg)
+
+    class _Poison(HookBase):
+        def after_epoch(self):
+            if self.trainer.epoch == 1:
+                with torch.no_grad():
+                    next(self.trainer.model.parameters()).fill_(float("nan"))
+
+    trainer.trainer.register_hooks([_Poison()])
+    with pytest.raises(FloatingPointError, match="epoch 2"):
+        trainer.train()
+    good = os.path.join(cfg.OUTPUT_DIR, "model_epoch_0002.pth")
+    assert os.path.isfile(good)
+    assert not os.path.exists(os.path.join(cfg.OUTPUT_DIR, "model_final.pth"))
+    weights = torch.load(good, weights_only=True)["model"]
+    assert all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point())
+
+
+def test_best_checkpoint_only_with_validation_split(tiny_cfg, tmp_path):
+    with_val = tiny_cfg(output_dir=tmp_path / "v", **{
+        "DATASETS.VAL_SOURCE": "test", "DATASETS.VAL_PER_CLASS": 5, "TEST.EVAL_PERIOD": 1,
+        "TEST.USE_BEST": True})
+    t = DefaultTrainer(with_val)
+    results = t.train()
+    assert os.path.isfile(os.path.join(with_val.OUTPUT_DIR, "model_best.pth"))
+    assert results["weights"].startswith("best") and "val" in results
+
+    no_val = tiny_cfg(output_dir=tmp_path / "n", **{"TEST.EVAL_PERIOD": 1, "TEST.USE_BEST": True})
+    results = DefaultTrainer(no_val).train()
+    assert not os.path.exists(os.path.join(no_val.OUTPUT_DIR, "model_best.pth"))
+    assert results["weights"] == "final"
+
+
+def test_eval_only_reproduces_final_results(tiny_cfg):
+    cfg = tiny_cfg(**{"SOLVER.MAX_EPOCHS": 2})
+    trained = DefaultTrainer(cfg).train()
+    fresh = DefaultTrainer(cfg)
+    Checkpointer(fresh.model, cfg.OUTPUT_DIR).load(
+        os.path.join(cfg.OUTPUT_DIR, "model_final.pth"), checkpointables=[])
+    again = fresh.test()
+    assert again["top1"] == pytest.approx(trained["top1"])
+    assert again["per_class"] == pytest.approx(trained["per_class"])

@@ -1,0 +1,166 @@
+#!/usr/bin/env python
+"""Training-speed benchmark, measured side by side in one run.
+
+    python tools/benchmark.py speed [--iters 30] [--rounds 3] [--batch-size 128]
+
+Prints training images/s of ResNet-32 at 32x32 for a bare forward/backward/step loop on
+preloaded tensors in fp32, bf16 autocast and bf16 + channels_last, and the full trainer
+(in-memory loader with batched augmentation, hooks, logging) as a ratio to the bare loop
+with the same precision settings. Variants are interleaved over several rounds and the
+median is reported, so a background hiccup does not favour one of them.
+"""
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from contextlib import nullcontext
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import torch  # noqa: E402
+
+from ride_dive.engine import DefaultTrainer, HookBase, setup_cfg  # noqa: E402
+from ride_dive.modeling import build_model  # noqa: E402
+from ride_dive.solver import build_optimizer  # noqa: E402
+from ride_dive.utils.logger import setup_logger  # noqa: E402
+
+NUM_CLASSES = 10
+
+
+def _cfg(out_dir: str, batch: int, amp: bool, channels_last: bool, iters: int):
+    """A synthetic 32x32 RGB long-tailed set large enough for ``iters`` steps per epoch."""
+    per_class = max(batch * iters // 4, 64)
+    return setup_cfg(
+        "",
+        [
+            "MODEL.DEVICE", "cpu" if not torch.cuda.is_available() else "cuda",
+            "MODEL.BACKBONE.NAME", "ResNet32",
+            "MODEL.BACKBONE.IN_CHANNELS", "3",
+            "MODEL.CHANNELS_LAST", str(channels_last),
+            "MODEL.LOSS.NAME", "BalancedSoftmaxLoss",
+            "DATASETS.NAME", "SyntheticLT",
+            "DATASETS.SYNTHETIC.NUM_CLASSES", str(NUM_CLASSES),
+            "DATASETS.SYNTHETIC.IMAGE_SIZE", "32",
+            "DATASETS.MAX_PER_CLASS", str(per_class),
+            "DATASETS.IMBALANCE_FACTOR", "2.0",
+            "INPUT.CROP_SIZE", "32",
+            "SOLVER.BATCH_SIZE", str(batch),
+            "SOLVER.MAX_EPOCHS", "1000",
+            "SOLVER.WARMUP_EPOCHS", "0",
+            "SOLVER.AMP.ENABLED", str(amp),
+            "TEST.EVAL_PERIOD", "0",
+            "LOG_PERIOD", "20",
+            "OUTPUT_DIR", out_dir,
+        ],
+    )
+
+
+def bare_loop(cfg, iters: int) -> float:
+    """Images/s of forward/backward/step on one preloaded batch, nothing else."""
+    device = torch.device(cfg.MODEL.DEVICE)
+    model = build_model(cfg, [100] * NUM_CLASSES)
+    model.train()
+    optimizer = build_optimizer(cfg, model)
+    batch = cfg.SOLVER.BATCH_SIZE
+    images = torch.randn(batch, 3, 32, 32, device=device)
+    if cfg.MODEL.CHANNELS_LAST:
+        images = images.contiguous(memory_format=torch.channels_last)
+    labels = torch.randint(0, NUM_CLASSES, (batch,), device=device)
+    amp = cfg.SOLVER.AMP.ENABLED
+    ctx = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if amp else nullcontext
+
+    def step():
+        with ctx():
+            loss = sum(model(images, labels).values())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    for _ in range(3):  # warm-up: allocator, oneDNN primitive caches
+        step()
+    start = time.perf_counter()
+    for _ in range(iters):
+        step()
+    _sync(device)
+    return batch * iters / (time.perf_counter() - start)
+
+
+class _StopAfter(HookBase):
+    """Records when each step ends and stops the run after ``n`` steps."""
+
+    class Stop(Exception):
+        pass
+
+    def __init__(self, n: int):
+        self.n = n
+        self.step_ends = []
+
+    def after_step(self):
+        self.step_ends.append(time.perf_counter())
+        if len(self.step_ends) >= self.n:
+            raise self.Stop
+
+
+def trainer_loop(cfg, iters: int) -> float:
+    """Images/s of the full trainer (data loader, augmentation, hooks, writers)."""
+    trainer = DefaultTrainer(cfg)
+    warmup = 3
+    probe = _StopAfter(iters + warmup)
+    trainer.trainer.register_hooks([probe])
+    try:
+        trainer.trainer.train(0)
+    except _StopAfter.Stop:
+        pass
+    _sync(trainer.device)
+    # Step ends are timed, so the interval includes loading and augmenting the next batch.
+    elapsed = probe.step_ends[-1] - probe.step_ends[warmup - 1]
+    return cfg.SOLVER.BATCH_SIZE * iters / elapsed
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def speed(args) -> None:
+    setup_logger("", rank=1)  # keep the trainer quiet (warnings only)
+    variants = [("fp32", False, False), ("bf16", True, False), ("bf16 + channels_last", True, True)]
+    bare = {name: [] for name, _, _ in variants}
+    full = {name: [] for name, _, _ in variants}
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(args.rounds):
+            for name, amp, cl in variants:
+                cfg = _cfg(os.path.join(tmp, name.replace(" ", "")), args.batch_size, amp, cl,
+                           args.iters + 3)
+                bare[name].append(bare_loop(cfg, args.iters))
+                full[name].append(trainer_loop(cfg, args.iters))
+    fp32 = statistics.median(bare["fp32"])
+    print(f"\nResNet-32, 32x32, batch {args.batch_size}, {torch.get_num_threads()} threads, "
+          f"device {'cuda' if torch.cuda.is_available() else 'cpu'}; median of {args.rounds} "
+          f"rounds x {args.iters} iterations\n")
+    print("| precision | bare loop img/s | vs fp32 | trainer img/s | trainer / bare |")
+    print("|---|---|---|---|---|")
+    for name, _, _ in variants:
+        b, t = statistics.median(bare[name]), statistics.median(full[name])
+        print(f"| {name} | {b:.0f} | {b / fp32:.2f}x | {t:.0f} | {t / b:.2f} |")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command")
+    p = sub.add_parser("speed", help="training throughput, side by side")
+    p.add_argument("--iters", type=int, default=30)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--batch-size", type=int, default=128)
+    args = parser.parse_args(argv)
+    if args.command in (None, "speed"):
+        if args.command is None:
+            args = parser.parse_args(["speed"] + (argv or sys.argv[1:]))
+        speed(args)
+
+
+if __name__ == "__main__":
+    main()

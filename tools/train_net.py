@@ -1,0 +1,60 @@
+#!/usr/bin/env python
+"""Train and evaluate a ride_dive model from a config file.
+
+    python tools/train_net.py --config-file configs/FashionMNIST-LT/bsce_r32.yaml
+    python tools/train_net.py --config-file configs/FashionMNIST-LT/bsce_r32.yaml --resume
+    python tools/train_net.py --config-file configs/FashionMNIST-LT/bsce_r32.yaml \
+        --eval-only MODEL.WEIGHTS output/fmnist_lt/bsce_r32/model_final.pth
+"""
+import logging
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from ride_dive.checkpoint import CheckpointError  # noqa: E402
+from ride_dive.config import ConfigError  # noqa: E402
+from ride_dive.engine import (  # noqa: E402
+    DefaultTrainer,
+    default_argument_parser,
+    default_setup,
+    launch,
+    setup_cfg,
+)
+
+logger = logging.getLogger("ride_dive")
+
+
+def main(args):
+    cfg = setup_cfg(args.config_file, args.opts)
+    default_setup(cfg, args)
+    trainer = DefaultTrainer(cfg)
+    if args.eval_only:
+        if not cfg.MODEL.WEIGHTS:
+            raise ConfigError("--eval-only needs MODEL.WEIGHTS <checkpoint.pth>.")
+        trainer.checkpointer.load(cfg.MODEL.WEIGHTS, checkpointables=[])
+        return trainer.test()
+    trainer.resume_or_load(resume=args.resume)
+    return trainer.train()
+
+
+def cli(argv=None) -> int:
+    args = default_argument_parser().parse_args(argv)
+    try:
+        launch(
+            main,
+            args.num_gpus,
+            num_machines=args.num_machines,
+            machine_rank=args.machine_rank,
+            dist_url=args.dist_url,
+            args=(args,),
+        )
+    except (ConfigError, CheckpointError, FileNotFoundError, FloatingPointError) as e:
+        # Expected user-facing failures: one clear paragraph, no traceback wall.
+        print(f"ERROR: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())
