@@ -4,7 +4,7 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
-from ..config import ConfigError
+from ..utils.env import resolve_device
 from ..utils.registry import lookup
 from .registry import BACKBONE_REGISTRY, HEAD_REGISTRY, LOSS_REGISTRY, META_ARCH_REGISTRY
 
@@ -26,19 +26,6 @@ def build_loss(cfg, class_counts: Optional[Sequence[int]]) -> nn.Module:
     """Build ``MODEL.LOSS.NAME`` for the given training class counts."""
     loss_cls = lookup(LOSS_REGISTRY, cfg.MODEL.LOSS.NAME, "MODEL.LOSS.NAME")
     return loss_cls(cfg, class_counts=class_counts)
-
-
-def resolve_device(name: str) -> torch.device:
-    """Turn ``MODEL.DEVICE`` into a device: "auto" is cuda when available, else cpu."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise ConfigError(f"MODEL.DEVICE='{name}' is not a device (use auto, cpu, cuda, cuda:N)")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"MODEL.DEVICE='{name}' but CUDA is not available; use 'auto' or 'cpu'")
-    return device
 
 
 def build_model(cfg, class_counts: Optional[Sequence[int]] = None) -> nn.Module:

@@ -18,10 +18,15 @@ def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``"auto"`` → cuda when available, else cpu; anything else is passed to torch."""
+    """Turn ``MODEL.DEVICE`` into a device: "auto" is cuda when available, else cpu."""
+    from ..config import ConfigError
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"MODEL.DEVICE='{name}' is not a device (use auto, cpu, cuda, cuda:N)")
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"MODEL.DEVICE='{name}' but CUDA is not available on this machine.")
+        raise ConfigError(f"MODEL.DEVICE='{name}' but CUDA is not available; use 'auto' or 'cpu'")
     return device

@@ -1,0 +1,67 @@
+"""Every YAML under configs/ builds (tiny width, CPU) and every expected name is registered."""
+import glob
+import os
+
+import pytest
+import torch
+
+from ride_dive.data import DATASET_REGISTRY, SAMPLER_REGISTRY
+from ride_dive.engine import setup_cfg
+from ride_dive.modeling import build_model
+from ride_dive.modeling.registry import (
+    BACKBONE_REGISTRY,
+    HEAD_REGISTRY,
+    LOSS_REGISTRY,
+    META_ARCH_REGISTRY,
+)
+from tests.conftest import ROOT
+
+CONFIGS = sorted(
+    p for p in glob.glob(os.path.join(ROOT, "configs", "**", "*.yaml"), recursive=True)
+    if not os.path.basename(p).startswith("Base-")
+)
+NUM_CLASSES = {"FashionMNISTLT": 10, "CIFAR10LT": 10, "CIFAR100LT": 100, "ImageNetLT": 1000,
+               "PlacesLT": 365, "INaturalist2018": 8142}
+EXPECTED = {
+    META_ARCH_REGISTRY: {"Classifier"},
+    BACKBONE_REGISTRY: {"ResNet32", "ResNet50", "ResNeXt50", "ResNet152"},
+    HEAD_REGISTRY: {"LinearHead", "CosineHead", "LWSHead"},
+    LOSS_REGISTRY: {"CrossEntropyLoss", "BalancedSoftmaxLoss", "LDAMLoss", "FocalLoss"},
+    DATASET_REGISTRY: {"FashionMNISTLT", "CIFAR10LT", "CIFAR100LT", "ImageNetLT", "PlacesLT",
+                       "INaturalist2018", "SyntheticLT"},
+    SAMPLER_REGISTRY: {"InstanceBalancedSampler", "ClassAwareSampler", "SquareRootSampler",
+                       "ProgressivelyBalancedSampler"},
+}
+
+
+@pytest.mark.parametrize("registry", list(EXPECTED), ids=lambda r: r._name)
+def test_expected_names_are_registered(registry):
+    names = {name for name, _ in registry}
+    assert EXPECTED[registry] <= names, EXPECTED[registry] - names
+
+
+def test_every_dataset_has_configs():
+    assert len(CONFIGS) >= 30
+    datasets = {setup_cfg(p).DATASETS.NAME for p in CONFIGS}
+    assert set(NUM_CLASSES) <= datasets
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: os.path.relpath(p, ROOT))
+def test_config_builds_at_tiny_width(path):
+    cfg = setup_cfg(path, ["MODEL.BACKBONE.WIDTH_MULT", "0.25", "MODEL.DEVICE", "cpu"])
+    assert cfg.DATASETS.NAME in DATASET_REGISTRY
+    assert cfg.DATALOADER.SAMPLER in SAMPLER_REGISTRY
+    num_classes = NUM_CLASSES[cfg.DATASETS.NAME]
+    counts = [max(1, int(500 * 0.01 ** (i / max(num_classes - 1, 1)))) for i in range(num_classes)]
+    model = build_model(cfg, counts)
+    size = min(cfg.INPUT.CROP_SIZE, 64)  # adaptive pooling: a small input is enough here
+    images = torch.randn(2, cfg.MODEL.BACKBONE.IN_CHANNELS, size, size)
+    labels = torch.tensor([0, num_classes - 1])
+    model.train()
+    losses = model(images, labels)
+    assert losses and all(torch.isfinite(v) for v in losses.values())
+    model.eval()
+    with torch.no_grad():
+        out = model(images)
+    logits = out["logits"] if isinstance(out, dict) else out
+    assert logits.shape == (2, num_classes)
