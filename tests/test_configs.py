@@ -23,10 +23,11 @@ CONFIGS = sorted(
 NUM_CLASSES = {"FashionMNISTLT": 10, "CIFAR10LT": 10, "CIFAR100LT": 100, "ImageNetLT": 1000,
                "PlacesLT": 365, "INaturalist2018": 8142}
 EXPECTED = {
-    META_ARCH_REGISTRY: {"Classifier"},
-    BACKBONE_REGISTRY: {"ResNet32", "ResNet50", "ResNeXt50", "ResNet152"},
+    META_ARCH_REGISTRY: {"Classifier", "RIDE"},
+    BACKBONE_REGISTRY: {"ResNet32", "ResNet50", "ResNeXt50", "ResNet152", "RIDEResNet32",
+                        "RIDEResNet50", "RIDEResNeXt50"},
     HEAD_REGISTRY: {"LinearHead", "CosineHead", "LWSHead"},
-    LOSS_REGISTRY: {"CrossEntropyLoss", "BalancedSoftmaxLoss", "LDAMLoss", "FocalLoss"},
+    LOSS_REGISTRY: {"CrossEntropyLoss", "BalancedSoftmaxLoss", "LDAMLoss", "FocalLoss", "RIDELoss"},
     DATASET_REGISTRY: {"FashionMNISTLT", "CIFAR10LT", "CIFAR100LT", "ImageNetLT", "PlacesLT",
                        "INaturalist2018", "SyntheticLT"},
     SAMPLER_REGISTRY: {"InstanceBalancedSampler", "ClassAwareSampler", "SquareRootSampler",

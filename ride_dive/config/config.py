@@ -224,5 +224,61 @@ def assert_cfg(cfg: CfgNode) -> None:
     _require(cfg.TEST.ECE_BINS > 0, "TEST.ECE_BINS must be > 0", p)
     _require(cfg.MODEL.BACKBONE.WIDTH_MULT > 0, "MODEL.BACKBONE.WIDTH_MULT must be > 0", p)
     _require(cfg.MODEL.HEAD.COSINE_SCALE > 0, "MODEL.HEAD.COSINE_SCALE must be > 0", p)
+    _check_ride(cfg, p)
     if p:
         raise ConfigError("Inconsistent config:\n  - " + "\n  - ".join(p))
+
+
+def _check_ride(cfg: CfgNode, p: List[str]) -> None:
+    """Consistency of the multi-expert keys (MODEL.RIDE, MODEL.LOSS.RIDE, MODEL.ROUTER)."""
+    m = cfg.MODEL
+    is_ride = m.META_ARCHITECTURE == "RIDE"
+    _require(
+        m.RIDE.NUM_EXPERTS >= 1, f"MODEL.RIDE.NUM_EXPERTS must be >= 1, got {m.RIDE.NUM_EXPERTS}", p
+    )
+    _require(
+        all(w > 0 for w in m.RIDE.EXPERT_WIDTHS),
+        f"MODEL.RIDE.EXPERT_WIDTHS must be positive widths, got {list(m.RIDE.EXPERT_WIDTHS)}",
+        p,
+    )
+    # RIDELoss takes every expert's logits, which only a multi-expert model produces (the
+    # RIDE model itself checks that its loss takes them).
+    _require(
+        m.LOSS.NAME != "RIDELoss" or is_ride,
+        f"MODEL.LOSS.NAME='RIDELoss' needs MODEL.META_ARCHITECTURE='RIDE', got "
+        f"'{m.META_ARCHITECTURE}'",
+        p,
+    )
+    r = m.LOSS.RIDE
+    _require(
+        r.BASE_LOSS != "RIDELoss",
+        "MODEL.LOSS.RIDE.BASE_LOSS is each expert's own loss and cannot be 'RIDELoss'",
+        p,
+    )
+    _require(
+        0.0 <= r.TEMPERATURE_ALPHA <= 1.0,
+        f"MODEL.LOSS.RIDE.TEMPERATURE_ALPHA must be in [0, 1], got {r.TEMPERATURE_ALPHA}",
+        p,
+    )
+    _require(r.TEMPERATURE_BASE > 0, "MODEL.LOSS.RIDE.TEMPERATURE_BASE must be > 0", p)
+    router = m.ROUTER
+    _require(
+        not router.TRAIN or router.ENABLED,
+        "MODEL.ROUTER.TRAIN needs MODEL.ROUTER.ENABLED (there is no router to train)",
+        p,
+    )
+    _require(
+        not router.ENABLED or (is_ride and m.RIDE.NUM_EXPERTS >= 2),
+        "MODEL.ROUTER.ENABLED needs MODEL.META_ARCHITECTURE='RIDE' with "
+        f"MODEL.RIDE.NUM_EXPERTS >= 2 (got '{m.META_ARCHITECTURE}', {m.RIDE.NUM_EXPERTS})",
+        p,
+    )
+    _require(router.HIDDEN_DIM >= 1, "MODEL.ROUTER.HIDDEN_DIM must be >= 1", p)
+    _require(router.TOP_K >= 1, "MODEL.ROUTER.TOP_K must be >= 1", p)
+    _require(router.POS_WEIGHT > 0, "MODEL.ROUTER.POS_WEIGHT must be > 0", p)
+    _require(router.THRESHOLD >= 0, "MODEL.ROUTER.THRESHOLD must be >= 0", p)
+    _require(
+        all(t >= 0 for t in cfg.TEST.ROUTER_THRESHOLDS),
+        f"TEST.ROUTER_THRESHOLDS must be >= 0, got {list(cfg.TEST.ROUTER_THRESHOLDS)}",
+        p,
+    )

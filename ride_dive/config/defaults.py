@@ -21,7 +21,8 @@ _C.DETERMINISTIC = False
 # Model
 # ---------------------------------------------------------------------------------------
 _C.MODEL = CfgNode()
-# Registered name in META_ARCH_REGISTRY: "Classifier" (single head) for now.
+# Registered name in META_ARCH_REGISTRY: "Classifier" (single head) or "RIDE" (multi-expert,
+# see the RIDE section below).
 _C.MODEL.META_ARCHITECTURE = "Classifier"
 # "auto" picks cuda when available, else cpu; or "cpu", "cuda", "cuda:1".
 _C.MODEL.DEVICE = "auto"
@@ -34,7 +35,8 @@ _C.MODEL.CHANNELS_LAST = False
 
 _C.MODEL.BACKBONE = CfgNode()
 # Registered name in BACKBONE_REGISTRY: "ResNet32" (CIFAR-style), "ResNet50", "ResNeXt50",
-# "ResNet152".
+# "ResNet152"; multi-expert (META_ARCHITECTURE "RIDE"): "RIDEResNet32", "RIDEResNet50",
+# "RIDEResNeXt50".
 _C.MODEL.BACKBONE.NAME = "ResNet32"
 # Input image channels (1 for Fashion-MNIST, 3 otherwise).
 _C.MODEL.BACKBONE.IN_CHANNELS = 3
@@ -65,7 +67,8 @@ _C.MODEL.HEAD.TAU_NORM = -1.0
 
 _C.MODEL.LOSS = CfgNode()
 # Registered name in LOSS_REGISTRY: "CrossEntropyLoss", "BalancedSoftmaxLoss", "LDAMLoss",
-# "FocalLoss".
+# "FocalLoss"; "RIDELoss" for META_ARCHITECTURE "RIDE" (its per-expert loss is
+# MODEL.LOSS.RIDE.BASE_LOSS).
 _C.MODEL.LOSS.NAME = "CrossEntropyLoss"
 # Focal loss gamma (1 or 2 in the papers).
 _C.MODEL.LOSS.FOCAL_GAMMA = 1.0
@@ -190,6 +193,60 @@ _C.TEST.ECE_BINS = 15
 # Shot groups from training counts: many > MANY_THRESHOLD >= medium >= FEW_THRESHOLD > few.
 _C.TEST.MANY_THRESHOLD = 100
 _C.TEST.FEW_THRESHOLD = 20
+
+# ---------------------------------------------------------------------------------------
+# RIDE: multi-expert models, the diversity loss and the expert router (METHODS.md 2-4)
+# ---------------------------------------------------------------------------------------
+_C.MODEL.RIDE = CfgNode()
+# Experts E: each has its own last stages and head; the test output is their mean logits.
+_C.MODEL.RIDE.NUM_EXPERTS = 3
+# Widths of the per-expert stages before WIDTH_MULT (channels of the CIFAR stages 2-3,
+# bottleneck planes of the ImageNet stages 3-4). Empty = the published reduced widths:
+# 24/48 (RIDE ResNet-32) and 192/384 (RIDE ResNet-50/ResNeXt-50); 32/64 and 256/512 are the
+# full widths.
+_C.MODEL.RIDE.EXPERT_WIDTHS = []
+# Run all experts of a layer as one grouped convolution (same weights, same results; faster
+# than a Python loop over experts, see tools/benchmark.py experts). False = loop.
+_C.MODEL.RIDE.BATCHED_EXPERTS = True
+
+_C.MODEL.LOSS.RIDE = CfgNode()
+# Each expert's own loss, a LOSS_REGISTRY name: "LDAMLoss" (RIDE recipe, with DRW),
+# "BalancedSoftmaxLoss" (the RIDE-DiVE teacher) or "CrossEntropyLoss". It reads the other
+# MODEL.LOSS keys (DRW_EPOCH, LDAM_*) like a single-head loss does.
+_C.MODEL.LOSS.RIDE.BASE_LOSS = "LDAMLoss"
+# lambda of the diversity term lambda * mean(T)^2 * KL(softmax(z_mean/T) || softmax(z_i/T));
+# < 0 rewards disagreement with the (detached) ensemble. -0.45 CIFAR, -0.2 ImageNet/iNat;
+# 0 removes the term and nothing else.
+_C.MODEL.LOSS.RIDE.DIVERSITY_WEIGHT = -0.45
+# alpha of the distribution-aware temperature T_c = TEMPERATURE_BASE * w_c with
+# w_c = (alpha * C * pi_c + 1 - alpha) / max_c(...), used from MODEL.LOSS.DRW_EPOCH on
+# (T = 1 before, and always when DRW_EPOCH is -1). 0.05 CIFAR, 0.02 ImageNet-LT, 0.015 iNat.
+_C.MODEL.LOSS.RIDE.TEMPERATURE_ALPHA = 0.05
+# T_base of the distribution-aware temperature.
+_C.MODEL.LOSS.RIDE.TEMPERATURE_BASE = 1.0
+
+_C.MODEL.ROUTER = CfgNode()
+# Build the E-1 expert routers (RIDE "expert assignment"). With it, evaluation runs expert 1
+# and continues a sample to expert k+1 only when router k says so. Off: the full ensemble,
+# and router weights in a loaded checkpoint are ignored.
+_C.MODEL.ROUTER.ENABLED = False
+# Router training stage: freeze everything but the routers (BN statistics too); the model
+# then returns {"loss_router"}. Load the stage-1 model with MODEL.WEIGHTS (it may lack
+# router weights).
+_C.MODEL.ROUTER.TRAIN = False
+# Hidden units of each router's Linear(feature -> hidden) + ReLU.
+_C.MODEL.ROUTER.HIDDEN_DIM = 16
+# Top-K sorted mean logits fed to the routers (clipped to the number of classes): 30 CIFAR,
+# 50 ImageNet/iNat.
+_C.MODEL.ROUTER.TOP_K = 30
+# pos_weight of the routers' BCE loss: larger values call more experts (accuracy/compute knob).
+_C.MODEL.ROUTER.POS_WEIGHT = 100.0
+# A sample goes on to the next expert when the router probability exceeds this; 0 = always
+# (full ensemble), >= 1 = never (expert 1 only).
+_C.MODEL.ROUTER.THRESHOLD = 0.5
+# Router thresholds swept in the final evaluation's accuracy/compute table and plot
+# (OUTPUT_DIR/router_tradeoff.png); empty = no sweep.
+_C.TEST.ROUTER_THRESHOLDS = [0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0]
 
 # Console/metrics.json/TensorBoard write period in iterations.
 _C.LOG_PERIOD = 20

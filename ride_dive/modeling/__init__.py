@@ -3,11 +3,13 @@
 Importing this package imports every module that registers something, so each registered
 name is available to ``build_model`` and friends.
 """
-from . import backbones, heads, losses, meta_arch  # noqa: F401  (registration side effects)
+from . import backbones, heads, losses, meta_arch, ride_loss  # noqa: F401  (registration)
 from .build import build_backbone, build_head, build_loss, build_model, resolve_device
 from .complexity import count_macs, count_parameters
 from .heads import CosineHead, LinearHead, LWSHead, tau_normalized_weight
 from .registry import BACKBONE_REGISTRY, HEAD_REGISTRY, LOSS_REGISTRY, META_ARCH_REGISTRY
+from .ride_loss import RIDELoss, distribution_aware_temperatures, diversity_kl
+from .router import ExpertRouter, experts_used, router_labels
 
 __all__ = [
     "BACKBONE_REGISTRY",
@@ -15,14 +17,20 @@ __all__ = [
     "LOSS_REGISTRY",
     "META_ARCH_REGISTRY",
     "CosineHead",
+    "ExpertRouter",
     "LWSHead",
     "LinearHead",
+    "RIDELoss",
     "build_backbone",
     "build_head",
     "build_loss",
     "build_model",
     "count_macs",
     "count_parameters",
+    "distribution_aware_temperatures",
+    "diversity_kl",
+    "experts_used",
     "resolve_device",
+    "router_labels",
     "tau_normalized_weight",
 ]

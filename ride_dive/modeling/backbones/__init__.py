@@ -1,8 +1,11 @@
 """Backbones: every module here registers its classes in ``BACKBONE_REGISTRY`` on import."""
 from .base import Backbone, scaled_width
 from .blocks import BasicBlock, Bottleneck, PadShortcut, Stage, conv1x1, conv3x3, make_stage
+from .expert_batching import batched_experts_forward
+from .multi_expert import MultiExpertBackbone
 from .resnet import BottleneckResNet, ResNet50, ResNet152, ResNeXt50
 from .resnet_cifar import CifarResNet, ResNet32
+from .ride import RIDEResNet32, RIDEResNet50, RIDEResNeXt50
 
 __all__ = [
     "Backbone",
@@ -10,12 +13,17 @@ __all__ = [
     "Bottleneck",
     "BottleneckResNet",
     "CifarResNet",
+    "MultiExpertBackbone",
     "PadShortcut",
+    "RIDEResNet32",
+    "RIDEResNet50",
+    "RIDEResNeXt50",
     "ResNet32",
     "ResNet50",
     "ResNet152",
     "ResNeXt50",
     "Stage",
+    "batched_experts_forward",
     "conv1x1",
     "conv3x3",
     "make_stage",

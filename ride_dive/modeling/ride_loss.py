@@ -1,0 +1,170 @@
+"""The RIDE loss (Wang et al. 2021; METHODS.md section 2): per-expert base loss + diversity.
+
+For expert i with logits ``z_i`` and the detached ensemble mean ``z_mean``:
+
+    L_i = base(z_i, y) + lambda * mean(T)^2 * KL(softmax(z_mean / T) || softmax(z_i / T))
+
+summed over experts. ``T`` is 1 before ``MODEL.LOSS.DRW_EPOCH`` and afterwards the
+distribution-aware per-class temperature ``T_c = T_base * w_c`` (broadcast over the class
+dimension of the softmax). With ``lambda = 0`` the diversity term is absent, and the loss is
+exactly the sum of the experts' base losses (the reference code switches to a different
+loss there; this one does not).
+"""
+from typing import Dict, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import ConfigError, configurable
+from ..utils.registry import lookup
+from .registry import LOSS_REGISTRY
+
+__all__ = ["RIDELoss", "distribution_aware_temperatures", "diversity_kl"]
+
+
+def distribution_aware_temperatures(
+    class_counts: Sequence[int], alpha: float, base: float = 1.0
+) -> torch.Tensor:
+    """Per-class temperatures ``T_c = base * w_c`` of the RIDE diversity term.
+
+    ``w_c = (alpha * C * pi_c + 1 - alpha) / max_c(alpha * C * pi_c + 1 - alpha)`` with
+    ``pi_c = n_c / N``: head classes keep temperature ``base``, tail classes get a lower one,
+    which sharpens their distributions and so strengthens the diversity push on them.
+
+    Args:
+        class_counts: training images per class.
+        alpha: in [0, 1]; 0 gives ``base`` for every class.
+        base: ``T_base`` (> 0).
+
+    Returns:
+        Float32 tensor ``(C,)``.
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"MODEL.LOSS.RIDE.TEMPERATURE_ALPHA must be in [0, 1], got {alpha}")
+    if base <= 0:
+        raise ValueError(f"MODEL.LOSS.RIDE.TEMPERATURE_BASE must be > 0, got {base}")
+    counts = torch.as_tensor(class_counts, dtype=torch.float64)
+    if counts.dim() != 1 or counts.numel() == 0 or bool((counts <= 0).any()):
+        raise ValueError(f"class_counts must be positive counts, got {class_counts!r}")
+    prior = counts / counts.sum()
+    w = alpha * counts.numel() * prior + 1.0 - alpha
+    return (base * w / w.max()).float()
+
+
+def diversity_kl(
+    expert_logits: torch.Tensor, mean_logits: torch.Tensor, temperature: torch.Tensor
+) -> torch.Tensor:
+    """``KL(softmax(mean_logits / T) || softmax(expert_logits / T))``, averaged over the batch.
+
+    Args:
+        expert_logits: ``(N, C)`` logits of one expert.
+        mean_logits: ``(N, C)`` ensemble logits (the target side; detach it first).
+        temperature: a scalar or per-class ``(C,)`` temperature, broadcast over classes.
+    """
+    target_log = F.log_softmax(mean_logits / temperature, dim=1)
+    expert_log = F.log_softmax(expert_logits / temperature, dim=1)
+    return F.kl_div(expert_log, target_log, reduction="batchmean", log_target=True)
+
+
+@LOSS_REGISTRY.register()
+class RIDELoss(nn.Module):
+    """Sum over experts of a base loss plus the (negative-weighted) diversity KL.
+
+    Unlike the single-head losses it takes all experts' logits ``(E, N, C)`` and returns a
+    dict of named terms, ``loss_base_e{i}`` and (when ``diversity_weight != 0``)
+    ``loss_div_e{i}``, whose sum is the RIDE loss; the trainer logs each term.
+
+    The class attribute ``takes_expert_logits`` tells ``RIDE`` that a loss has this
+    calling convention.
+
+    Args:
+        base_loss: a single-head loss (``loss(logits, targets) -> scalar`` with
+            ``set_epoch``) applied to every expert; it keeps its own DRW schedule.
+        class_counts: training images per class (needed for the temperatures when
+            ``temperature_epoch >= 0``).
+        diversity_weight: lambda (< 0 rewards diversity; 0 removes the term).
+        temperature_alpha: alpha of :func:`distribution_aware_temperatures`.
+        temperature_base: ``T_base``.
+        temperature_epoch: first epoch of the per-class temperatures (the DRW epoch); < 0 =
+            never, T = 1 throughout.
+    """
+
+    takes_expert_logits = True
+
+    @configurable
+    def __init__(
+        self,
+        *,
+        base_loss: nn.Module,
+        class_counts: Optional[Sequence[int]] = None,
+        diversity_weight: float = -0.45,
+        temperature_alpha: float = 0.05,
+        temperature_base: float = 1.0,
+        temperature_epoch: int = -1,
+    ):
+        super().__init__()
+        self.base_loss = base_loss
+        self.diversity_weight = float(diversity_weight)
+        self.temperature_epoch = temperature_epoch
+        self.epoch = 0
+        temperatures = None
+        if temperature_epoch >= 0:
+            if class_counts is None:
+                raise ValueError("RIDELoss temperatures (from the DRW epoch) need class_counts")
+            temperatures = distribution_aware_temperatures(
+                class_counts, temperature_alpha, temperature_base
+            )
+        # Derived from the dataset, so never saved (like the other losses' count buffers).
+        self.register_buffer("class_temperatures", temperatures, persistent=False)
+
+    @classmethod
+    def from_config(cls, cfg, class_counts=None):
+        r = cfg.MODEL.LOSS.RIDE
+        if r.BASE_LOSS == "RIDELoss":
+            raise ConfigError("MODEL.LOSS.RIDE.BASE_LOSS cannot be 'RIDELoss'")
+        base_cls = lookup(LOSS_REGISTRY, r.BASE_LOSS, "MODEL.LOSS.RIDE.BASE_LOSS")
+        return {
+            "base_loss": base_cls(cfg, class_counts=class_counts),
+            "class_counts": class_counts,
+            "diversity_weight": r.DIVERSITY_WEIGHT,
+            "temperature_alpha": r.TEMPERATURE_ALPHA,
+            "temperature_base": r.TEMPERATURE_BASE,
+            "temperature_epoch": cfg.MODEL.LOSS.DRW_EPOCH,
+        }
+
+    def set_epoch(self, epoch: int) -> None:
+        """Tell the loss (and its base loss) the current 0-based training epoch."""
+        self.epoch = epoch
+        self.base_loss.set_epoch(epoch)
+
+    def temperature(self) -> torch.Tensor:
+        """The diversity temperature now: per-class ``(C,)`` from the DRW epoch, else 1."""
+        if self.class_temperatures is not None and self.epoch >= self.temperature_epoch:
+            return self.class_temperatures
+        return torch.ones(())
+
+    def forward(
+        self, expert_logits: torch.Tensor, targets: torch.Tensor
+    ) -> Dict[str, torch.Tensor]:
+        """Named loss terms of every expert.
+
+        Args:
+            expert_logits: ``(E, N, C)`` logits of the E experts.
+            targets: ``(N,)`` class indices.
+        """
+        if expert_logits.dim() != 3:
+            raise ValueError(
+                f"RIDELoss takes expert logits (E, N, C), got shape {tuple(expert_logits.shape)}"
+            )
+        logits = expert_logits.float()
+        losses = {f"loss_base_e{i}": self.base_loss(z, targets) for i, z in enumerate(logits)}
+        if self.diversity_weight == 0.0:
+            return losses
+        temperature = self.temperature().to(logits.device)
+        # A tensor, not .item(): no device sync per step.
+        scale = self.diversity_weight * temperature.mean().square()
+        mean_logits = logits.mean(dim=0).detach()
+        for i, z in enumerate(logits):
+            losses[f"loss_div_e{i}"] = scale * diversity_kl(z, mean_logits, temperature)
+        return losses
