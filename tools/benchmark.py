@@ -2,12 +2,17 @@
 """Training-speed benchmark, measured side by side in one run.
 
     python tools/benchmark.py speed [--iters 30] [--rounds 3] [--batch-size 128]
+    python tools/benchmark.py experts [--experts 4] [--iters 15] [--batch-size 128]
 
 Prints training images/s of ResNet-32 at 32x32 for a bare forward/backward/step loop on
 preloaded tensors in fp32, bf16 autocast and bf16 + channels_last, and the full trainer
 (in-memory loader with batched augmentation, hooks, logging) as a ratio to the bare loop
 with the same precision settings. Variants are interleaved over several rounds and the
 median is reported, so a background hiccup does not favour one of them.
+
+``experts`` times a RIDE ResNet-32 training step (100 classes, cosine heads, RIDE loss) and
+an eval forward at 32x32 (images/s), with the experts run in a Python loop against the
+batched (grouped-convolution) execution that ``MODEL.RIDE.BATCHED_EXPERTS`` selects.
 """
 import argparse
 import os
@@ -147,6 +152,89 @@ def speed(args) -> None:
         print(f"| {name} | {b:.0f} | {b / fp32:.2f}x | {t:.0f} | {t / b:.2f} |")
 
 
+def _ride_model(batched: bool, channels_last: bool, args):
+    """RIDE ResNet-32 (100 classes, cosine heads, RIDE loss) with its optimizer."""
+    cfg = setup_cfg("", [
+        "MODEL.DEVICE", "cuda" if torch.cuda.is_available() else "cpu",
+        "MODEL.META_ARCHITECTURE", "RIDE",
+        "MODEL.BACKBONE.NAME", "RIDEResNet32",
+        "MODEL.RIDE.NUM_EXPERTS", str(args.experts),
+        "MODEL.RIDE.BATCHED_EXPERTS", str(batched),
+        "MODEL.CHANNELS_LAST", str(channels_last),
+        "MODEL.HEAD.NAME", "CosineHead",
+        "MODEL.LOSS.NAME", "RIDELoss",
+        "MODEL.LOSS.DRW_EPOCH", "0",
+    ])
+    torch.manual_seed(0)
+    model = build_model(cfg, [500 - 4 * c for c in range(100)])
+    return model, build_optimizer(cfg, model)
+
+
+def _steps(model, optimizer, images, labels, amp: bool):
+    """(train step, eval forward) closures of one model on one preloaded batch."""
+    def train_step():
+        model.train()
+        with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=amp):
+            loss = sum(model(images, labels).values())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    def eval_step():
+        model.eval()
+        with torch.inference_mode(), torch.autocast(images.device.type,
+                                                    dtype=torch.bfloat16, enabled=amp):
+            model(images)
+
+    return train_step, eval_step
+
+
+def _paired_median_times(steps, iters: int, device) -> list:
+    """Median seconds per call of each step, calling them alternately.
+
+    Alternating (and swapping the order every iteration) exposes every variant to the same
+    background load, which matters on shared machines.
+    """
+    for step in steps:  # warm-up: allocator, oneDNN primitive caches
+        step()
+        step()
+    times = [[] for _ in steps]
+    for i in range(iters):
+        order = range(len(steps)) if i % 2 == 0 else reversed(range(len(steps)))
+        for j in order:
+            start = time.perf_counter()
+            steps[j]()
+            _sync(device)
+            times[j].append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times]
+
+
+def experts(args) -> None:
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    precisions = [
+        ("fp32", False, False), ("bf16", True, False), ("bf16 + channels_last", True, True),
+    ]
+    print(f"\nRIDE ResNet-32, {args.experts} experts, 32x32, batch {args.batch_size}, "
+          f"{torch.get_num_threads()} threads, device {device.type}; images/s of a training "
+          f"step (fwd+bwd+SGD) and of an eval forward, median of {args.iters} alternating "
+          f"calls\n")
+    print("| precision | train loop | train batched | ratio | eval loop | eval batched | ratio |")
+    print("|---|---|---|---|---|---|---|")
+    for name, amp, channels_last in precisions:
+        images = torch.randn(args.batch_size, 3, 32, 32, device=device)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        labels = torch.randint(0, 100, (args.batch_size,), device=device)
+        loop = _steps(*_ride_model(False, channels_last, args), images, labels, amp)
+        batched = _steps(*_ride_model(True, channels_last, args), images, labels, amp)
+        cells = []
+        for k in (0, 1):  # train, eval
+            t_loop, t_batched = _paired_median_times([loop[k], batched[k]], args.iters, device)
+            cells += [f"{args.batch_size / t_loop:.1f}", f"{args.batch_size / t_batched:.1f}",
+                      f"{t_loop / t_batched:.2f}x"]
+        print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -155,8 +243,15 @@ def main(argv=None) -> None:
     p.add_argument("--iters", type=int, default=30)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=128)
+    e = sub.add_parser("experts", help="RIDE experts: Python loop vs batched, side by side")
+    e.add_argument("--experts", type=int, default=4)
+    e.add_argument("--iters", type=int, default=15)
+    e.add_argument("--batch-size", type=int, default=128)
     args = parser.parse_args(argv)
-    if args.command in (None, "speed"):
+    if args.command == "experts":
+        setup_logger("", rank=1)
+        experts(args)
+    elif args.command in (None, "speed"):
         if args.command is None:
             args = parser.parse_args(["speed"] + (argv or sys.argv[1:]))
         speed(args)

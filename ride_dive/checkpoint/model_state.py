@@ -4,6 +4,12 @@
 says nothing about skipped keys. Here all three kinds of mismatch (missing, unexpected,
 wrong shape) are collected first; nothing is copied into the model unless the load is
 going ahead, so a refused checkpoint leaves the model untouched.
+
+A model may declare, per training stage, the key prefixes a checkpoint may lack or carry in
+excess, as two tuple attributes: ``newly_initialized_prefixes`` (parts this stage
+initialises itself, e.g. the routers of a RIDE router stage loading its stage-1 weights)
+and ``unused_checkpoint_prefixes`` (parts a file may have that this config does not build,
+e.g. routers when the router is disabled). Every other key is still checked strictly.
 """
 import logging
 from collections import OrderedDict
@@ -78,7 +84,9 @@ def load_model_state(
         source: where the weights came from (the file name), quoted in messages.
 
     Returns:
-        ``{"missing": [...], "unexpected": [...], "shape_mismatch": [...]}``.
+        ``{"missing": [...], "unexpected": [...], "shape_mismatch": [...],
+        "newly_initialized": [...], "unused": [...]}``; the last two are the keys the
+        model's declared prefixes excused (see the module docstring).
 
     Raises:
         CheckpointMismatchError: with ``strict``, naming every offending key.
@@ -86,6 +94,14 @@ def load_model_state(
     model = unwrap_model(model)
     state_dict = strip_prefix(state_dict, "module.")
     missing, unexpected, shapes = find_mismatches(model.state_dict(), state_dict)
+    missing, new = _split_by_prefix(missing, getattr(model, "newly_initialized_prefixes", ()))
+    unexpected, unused = _split_by_prefix(
+        unexpected, getattr(model, "unused_checkpoint_prefixes", ())
+    )
+    if new:
+        logger.info("Not in %s, initialised by this stage: %s", source, _listing(new))
+    if unused:
+        logger.info("In %s but not built by this config, ignored: %s", source, _listing(unused))
     problems = [
         f"{label} ({len(keys)}): {_listing(keys)}"
         for label, keys in (
@@ -104,7 +120,7 @@ def load_model_state(
                 "strict=False to take only the fitting weights."
             )
         logger.warning("%s. Loading only the fitting weights.", summary)
-    bad = set(unexpected) | {k for k, _, _ in shapes}
+    bad = set(unexpected) | set(unused) | {k for k, _, _ in shapes}
     if bad:
         fitting = OrderedDict((k, v) for k, v in state_dict.items() if k not in bad)
         metadata = getattr(state_dict, "_metadata", None)
@@ -116,4 +132,15 @@ def load_model_state(
         "missing": missing,
         "unexpected": unexpected,
         "shape_mismatch": [k for k, _, _ in shapes],
+        "newly_initialized": new,
+        "unused": unused,
     }
+
+
+def _split_by_prefix(keys: List[str], prefixes) -> Tuple[List[str], List[str]]:
+    """``(keys without any of the prefixes, keys with one)``."""
+    prefixes = tuple(prefixes)
+    if not prefixes:
+        return list(keys), []
+    return ([k for k in keys if not k.startswith(prefixes)],
+            [k for k in keys if k.startswith(prefixes)])

@@ -17,7 +17,15 @@ from torch.nn.parallel import DistributedDataParallel
 from ..checkpoint import Checkpointer, restore_rng_state
 from ..config import CfgNode, assert_cfg, get_cfg
 from ..data import build_datasets, build_test_loader, build_train_loader
-from ..evaluation import format_results_table, inference_on_dataset, save_results_json
+from ..evaluation import (
+    format_results_table,
+    format_router_table,
+    has_router,
+    inference_on_dataset,
+    plot_router_tradeoff,
+    router_tradeoff,
+    save_results_json,
+)
 from ..modeling import build_model
 from ..solver import build_lr_scheduler, build_optimizer
 from ..utils import comm
@@ -103,6 +111,36 @@ def evaluate(cfg: CfgNode, model: torch.nn.Module, dataset, class_counts, device
         few_threshold=cfg.TEST.FEW_THRESHOLD,
         ece_bins=cfg.TEST.ECE_BINS,
     )
+
+
+def router_evaluation(cfg: CfgNode, model: torch.nn.Module, dataset, class_counts,
+                      device) -> Optional[Dict]:
+    """Accuracy/compute sweep over TEST.ROUTER_THRESHOLDS for a model with a router.
+
+    Logs the table and writes ``OUTPUT_DIR/router_tradeoff.png`` (main process). Returns
+    None for models without a router (and with an empty sweep).
+    """
+    if not has_router(model) or not cfg.TEST.ROUTER_THRESHOLDS:
+        return None
+    loader = build_test_loader(
+        cfg, dataset, num_replicas=comm.get_world_size(), rank=comm.get_rank(), device=device
+    )
+    size = cfg.INPUT.CROP_SIZE
+    report = router_tradeoff(
+        model, loader, class_counts, device,
+        input_shape=(cfg.MODEL.BACKBONE.IN_CHANNELS, size, size),
+        thresholds=cfg.TEST.ROUTER_THRESHOLDS,
+        threshold=cfg.MODEL.ROUTER.THRESHOLD,
+        autocast_dtype=amp_dtype(cfg),
+        many_threshold=cfg.TEST.MANY_THRESHOLD,
+        few_threshold=cfg.TEST.FEW_THRESHOLD,
+    )
+    if comm.is_main_process():
+        logger.info("\n" + format_router_table(report, "Router (test)"))
+        plot = os.path.join(cfg.OUTPUT_DIR, "router_tradeoff.png")
+        if plot_router_tradeoff(report, plot):
+            logger.info(f"Router trade-off plot: {plot}")
+    return report
 
 
 class DefaultTrainer:
@@ -204,7 +242,8 @@ class DefaultTrainer:
 
         With a validation split and ``TEST.USE_BEST``, the weights are those of
         ``model_best.pth`` (chosen on validation). The validation metrics are stored under
-        ``"val"``.
+        ``"val"``, and a model with an expert router adds its accuracy/compute sweep under
+        ``"router"`` (see ``router_evaluation``).
         """
         cfg = self.cfg
         best = os.path.join(cfg.OUTPUT_DIR, "model_best.pth")
@@ -218,6 +257,9 @@ class DefaultTrainer:
         if self.splits.val is not None:
             val = evaluate(cfg, self.model, self.splits.val, counts, self.device)
             results["val"] = {k: v for k, v in val.items() if k != "per_class"}
+        router = router_evaluation(cfg, self.model, self.splits.test, counts, self.device)
+        if router is not None:
+            results["router"] = router
         if comm.is_main_process():
             save_results_json(results, os.path.join(cfg.OUTPUT_DIR, "results.json"))
             print(format_results_table(results, f"test ({weights} weights)"), flush=True)

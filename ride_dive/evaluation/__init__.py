@@ -1,4 +1,5 @@
-"""Evaluation: top-k, per-class and many/medium/few accuracy, calibration, reporting."""
+"""Evaluation: top-k, per-class and many/medium/few accuracy, calibration, reporting, and
+for multi-expert models each expert's accuracy and the router's accuracy/compute sweep."""
 from .evaluator import (
     ClassificationEvaluator,
     compute_classification_metrics,
@@ -14,10 +15,23 @@ from .metrics import (
     topk_accuracy,
     topk_correct,
 )
-from .reporting import format_results_table, save_results_json
+from .multi_expert import (
+    ExpertOutputsEvaluator,
+    expert_count_macs,
+    experts_used_distribution,
+    has_router,
+    router_tradeoff,
+)
+from .reporting import (
+    format_results_table,
+    format_router_table,
+    plot_router_tradeoff,
+    save_results_json,
+)
 
 __all__ = [
     "ClassificationEvaluator",
+    "ExpertOutputsEvaluator",
     "compute_classification_metrics",
     "gather_predictions",
     "inference_on_dataset",
@@ -28,6 +42,12 @@ __all__ = [
     "shot_group_accuracy",
     "topk_accuracy",
     "topk_correct",
+    "expert_count_macs",
+    "experts_used_distribution",
     "format_results_table",
+    "format_router_table",
+    "has_router",
+    "plot_router_tradeoff",
+    "router_tradeoff",
     "save_results_json",
 ]

@@ -187,7 +187,9 @@ def inference_on_dataset(
     student stays in eval mode).
 
     Args:
-        model: returns ``[B, C]`` logits (or a dict with ``"logits"``) in eval mode.
+        model: returns ``[B, C]`` logits (or a dict with ``"logits"``) in eval mode. A dict
+            may also carry ``"expert_logits"`` ``[E, B, C]``, ``"experts_used"`` ``[B]``
+            and ``"num_experts"`` (multi-expert models), reported as described below.
         loader: yields ``(images, labels)``; images already normalised float tensors. In
             distributed runs each rank's loader yields its own shard.
         train_counts: training images per class, for the shot groups (None = skip them).
@@ -201,9 +203,16 @@ def inference_on_dataset(
         "num_samples"}``. Accuracies and ECE in percent; ``top5`` is top-C when C < 5; a
         shot group with no evaluated class is absent; ``per_class`` has None for classes
         missing from the evaluation set; ``nll`` in nats; ``brier`` summed over classes.
+        Multi-expert outputs add ``"expert_top1"`` (each expert's own top-1),
+        ``"experts_used"`` (percent of samples per number of experts run) and
+        ``"experts_used_mean"``.
     """
     device = torch.device(device)
     evaluator = ClassificationEvaluator(train_counts, many_threshold, few_threshold, ece_bins)
+    # Imported here: multi_expert.py builds on this module's gather_predictions.
+    from .multi_expert import ExpertOutputsEvaluator
+
+    experts = ExpertOutputsEvaluator()
     modes = [(m, m.training) for m in model.modules()]
     model.eval()
     start = time.perf_counter()
@@ -214,12 +223,15 @@ def inference_on_dataset(
             enabled=autocast_dtype is not None,
         ):
             for images, labels in loader:
-                logits = _logits_of(model(images.to(device, non_blocking=True)))
-                evaluator.process(logits, labels)
+                output = model(images.to(device, non_blocking=True))
+                evaluator.process(_logits_of(output), labels)
+                if isinstance(output, Mapping):
+                    experts.process(output, labels)
     finally:
         for module, training in modes:
             module.training = training
     results = evaluator.evaluate()
+    results.update(experts.evaluate())
     logger.info(
         "Evaluated %d samples in %.1f s", results["num_samples"], time.perf_counter() - start
     )
