@@ -247,6 +247,11 @@ _C.MODEL.ROUTER.THRESHOLD = 0.5
 # Router thresholds swept in the final evaluation's accuracy/compute table and plot
 # (OUTPUT_DIR/router_tradeoff.png); empty = no sweep.
 _C.TEST.ROUTER_THRESHOLDS = [0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0]
+# Choose the router threshold on the validation split instead of using MODEL.ROUTER.THRESHOLD:
+# the swept threshold with the fewest experts per image whose validation top-1 is at most this
+# many points below the full ensemble's. Negative = off. Without a validation split the
+# configured threshold is kept (with a warning): the test split never chooses it.
+_C.TEST.ROUTER_SELECT_MAX_TOP1_DROP = -1.0
 
 # Console/metrics.json/TensorBoard write period in iterations.
 _C.LOG_PERIOD = 20

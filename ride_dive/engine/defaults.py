@@ -25,7 +25,9 @@ from ..evaluation import (
     plot_router_tradeoff,
     router_tradeoff,
     save_results_json,
+    select_router_threshold,
 )
+from ..checkpoint.model_state import unwrap_model
 from ..modeling import build_model
 from ..solver import build_lr_scheduler, build_optimizer
 from ..utils import comm
@@ -113,28 +115,76 @@ def evaluate(cfg: CfgNode, model: torch.nn.Module, dataset, class_counts, device
     )
 
 
-def router_evaluation(cfg: CfgNode, model: torch.nn.Module, dataset, class_counts,
-                      device) -> Optional[Dict]:
-    """Accuracy/compute sweep over TEST.ROUTER_THRESHOLDS for a model with a router.
-
-    Logs the table and writes ``OUTPUT_DIR/router_tradeoff.png`` (main process). Returns
-    None for models without a router (and with an empty sweep).
-    """
-    if not has_router(model) or not cfg.TEST.ROUTER_THRESHOLDS:
-        return None
+def _router_sweep(cfg: CfgNode, model: torch.nn.Module, dataset, class_counts, device,
+                  thresholds) -> Dict:
+    """``router_tradeoff`` on ``dataset`` at the model's current threshold."""
     loader = build_test_loader(
         cfg, dataset, num_replicas=comm.get_world_size(), rank=comm.get_rank(), device=device
     )
     size = cfg.INPUT.CROP_SIZE
-    report = router_tradeoff(
+    return router_tradeoff(
         model, loader, class_counts, device,
         input_shape=(cfg.MODEL.BACKBONE.IN_CHANNELS, size, size),
-        thresholds=cfg.TEST.ROUTER_THRESHOLDS,
-        threshold=cfg.MODEL.ROUTER.THRESHOLD,
+        thresholds=thresholds,
+        threshold=unwrap_model(model).router_threshold,
         autocast_dtype=amp_dtype(cfg),
         many_threshold=cfg.TEST.MANY_THRESHOLD,
         few_threshold=cfg.TEST.FEW_THRESHOLD,
     )
+
+
+def select_router_threshold_on_val(cfg: CfgNode, model: torch.nn.Module, val_dataset,
+                                   class_counts, device) -> Optional[Dict]:
+    """Set the model's router threshold to the one chosen on the validation split.
+
+    Active for a model with a router when ``TEST.ROUTER_SELECT_MAX_TOP1_DROP >= 0``: sweeps
+    ``TEST.ROUTER_THRESHOLDS`` (and 0, the full ensemble) on ``val_dataset`` and applies
+    ``select_router_threshold``. Without a validation split the configured threshold stays
+    and a warning says so: choosing it on the test split would tune on test.
+
+    Returns:
+        ``{"split": "val", "threshold", "top1", "experts_used_mean", "gmacs",
+        "full_ensemble_top1", "max_top1_drop", "sweep"}`` (validation numbers), or None when
+        nothing was selected.
+    """
+    max_drop = cfg.TEST.ROUTER_SELECT_MAX_TOP1_DROP
+    if max_drop < 0 or not has_router(model):
+        return None
+    if val_dataset is None:
+        logger.warning(
+            "TEST.ROUTER_SELECT_MAX_TOP1_DROP is set but there is no validation split "
+            "(DATASETS.VAL_SOURCE is 'none'): the router threshold is NOT selected and stays "
+            f"MODEL.ROUTER.THRESHOLD = {cfg.MODEL.ROUTER.THRESHOLD}. The test split is never "
+            "used to choose it; set DATASETS.VAL_SOURCE to get a selection."
+        )
+        return None
+    thresholds = sorted({0.0, *cfg.TEST.ROUTER_THRESHOLDS})
+    report = _router_sweep(cfg, model, val_dataset, class_counts, device, thresholds)
+    choice = select_router_threshold(report, max_drop)
+    unwrap_model(model).router_threshold = choice["threshold"]
+    if comm.is_main_process():
+        logger.info("\n" + format_router_table(report, "Router (validation)"))
+        logger.info(
+            f"Router threshold chosen on validation: {choice['threshold']:g} "
+            f"({choice['experts_used_mean']:.2f} experts/image, top-1 {choice['top1']:.2f} vs "
+            f"{choice['full_ensemble_top1']:.2f} for the full ensemble, allowed drop "
+            f"{max_drop:g})"
+        )
+    return {"split": "val", **choice, "sweep": report["sweep"]}
+
+
+def router_evaluation(cfg: CfgNode, model: torch.nn.Module, dataset, class_counts,
+                      device) -> Optional[Dict]:
+    """Accuracy/compute sweep over TEST.ROUTER_THRESHOLDS for a model with a router.
+
+    The starred row is the model's current threshold (MODEL.ROUTER.THRESHOLD, or the one
+    ``select_router_threshold_on_val`` chose). Logs the table and writes
+    ``OUTPUT_DIR/router_tradeoff.png`` (main process). Returns None for models without a
+    router (and with an empty sweep).
+    """
+    if not has_router(model) or not cfg.TEST.ROUTER_THRESHOLDS:
+        return None
+    report = _router_sweep(cfg, model, dataset, class_counts, device, cfg.TEST.ROUTER_THRESHOLDS)
     if comm.is_main_process():
         logger.info("\n" + format_router_table(report, "Router (test)"))
         plot = os.path.join(cfg.OUTPUT_DIR, "router_tradeoff.png")
@@ -243,7 +293,9 @@ class DefaultTrainer:
         With a validation split and ``TEST.USE_BEST``, the weights are those of
         ``model_best.pth`` (chosen on validation). The validation metrics are stored under
         ``"val"``, and a model with an expert router adds its accuracy/compute sweep under
-        ``"router"`` (see ``router_evaluation``).
+        ``"router"`` (see ``router_evaluation``), with the validation choice of its
+        threshold under ``"router"]["selection"]`` when ``TEST.ROUTER_SELECT_MAX_TOP1_DROP``
+        asks for one (see ``select_router_threshold_on_val``).
         """
         cfg = self.cfg
         best = os.path.join(cfg.OUTPUT_DIR, "model_best.pth")
@@ -252,6 +304,10 @@ class DefaultTrainer:
             self.checkpointer.load(best, checkpointables=[])
             weights = "best (validation)"
         counts = self.splits.class_counts
+        # Chosen before any test number is computed, and from validation numbers only.
+        selection = select_router_threshold_on_val(
+            cfg, self.model, self.splits.val, counts, self.device
+        )
         results = evaluate(cfg, self.model, self.splits.test, counts, self.device)
         results["weights"] = weights
         if self.splits.val is not None:
@@ -260,6 +316,8 @@ class DefaultTrainer:
         router = router_evaluation(cfg, self.model, self.splits.test, counts, self.device)
         if router is not None:
             results["router"] = router
+            if selection is not None:
+                router["selection"] = selection
         if comm.is_main_process():
             save_results_json(results, os.path.join(cfg.OUTPUT_DIR, "results.json"))
             print(format_results_table(results, f"test ({weights} weights)"), flush=True)

@@ -148,6 +148,10 @@ class PeriodicWriter(HookBase):
 
     def after_step(self):
         it = self.trainer.iter + 1
+        # The last step of an epoch is written by after_epoch (with that epoch's evaluation),
+        # so that it is not written twice.
+        if it % self.trainer.iters_per_epoch == 0:
+            return
         if it % self.period == 0 or it == self.trainer.max_iter:
             self._write()
 

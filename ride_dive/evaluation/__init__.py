@@ -21,6 +21,7 @@ from .multi_expert import (
     experts_used_distribution,
     has_router,
     router_tradeoff,
+    select_router_threshold,
 )
 from .reporting import (
     format_results_table,
@@ -50,4 +51,5 @@ __all__ = [
     "plot_router_tradeoff",
     "router_tradeoff",
     "save_results_json",
+    "select_router_threshold",
 ]

@@ -37,6 +37,7 @@ __all__ = [
     "experts_used_distribution",
     "has_router",
     "router_tradeoff",
+    "select_router_threshold",
 ]
 
 
@@ -226,7 +227,44 @@ def router_tradeoff(
         "experts_used": at["experts_used"],
         "experts_used_mean": at["experts_used_mean"],
         "full_ensemble_gmacs": full,
+        "full_ensemble_top1": 100.0 * float((preds[:, -1] == labels).float().mean()),
         "gmacs_per_expert_count": macs,
         "num_samples": int(len(labels)),
         "sweep": sweep,
+    }
+
+
+def select_router_threshold(report: Mapping, max_top1_drop: float) -> Dict[str, float]:
+    """The cheapest threshold of a sweep that keeps top-1 within ``max_top1_drop`` points of
+    the full ensemble.
+
+    Meant for a sweep on the validation split (``router_tradeoff``'s report): among the rows
+    whose top-1 is at least ``full_ensemble_top1 - max_top1_drop``, the one with the fewest
+    experts per image on average wins; ties go to the higher top-1, then to the lower
+    threshold. When no row qualifies (a sweep without threshold 0, the full ensemble), the
+    most accurate row is taken.
+
+    Returns:
+        ``{"threshold", "top1", "experts_used_mean", "gmacs", "full_ensemble_top1",
+        "max_top1_drop"}`` of the chosen row.
+    """
+    if max_top1_drop < 0:
+        raise ValueError(f"max_top1_drop must be >= 0, got {max_top1_drop}")
+    rows = report["sweep"]
+    if not rows:
+        raise ValueError("the router sweep is empty: nothing to select from")
+    floor = report["full_ensemble_top1"] - max_top1_drop
+    # A tiny slack so that a row exactly at the floor is not lost to float rounding.
+    qualified = [r for r in rows if r["top1"] >= floor - 1e-9]
+    if qualified:
+        best = min(qualified, key=lambda r: (r["experts_used_mean"], -r["top1"], r["threshold"]))
+    else:
+        best = max(rows, key=lambda r: (r["top1"], -r["experts_used_mean"]))
+    return {
+        "threshold": best["threshold"],
+        "top1": best["top1"],
+        "experts_used_mean": best["experts_used_mean"],
+        "gmacs": best["gmacs"],
+        "full_ensemble_top1": report["full_ensemble_top1"],
+        "max_top1_drop": float(max_top1_drop),
     }

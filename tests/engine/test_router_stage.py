@@ -122,3 +122,51 @@ def test_router_checkpoint_evaluates_as_full_ensemble_without_router(tiny_cfg, t
     with pytest.raises(CheckpointMismatchError, match="extra.weight"):
         Checkpointer(plain, str(tmp_path)).resume_or_load(str(tmp_path / "extra.pth"),
                                                           resume=False)
+
+
+def test_router_threshold_is_chosen_on_validation_and_used_on_test(stage1, tiny_cfg):
+    _, weights = stage1
+    cfg = tiny_cfg(**{
+        **RIDE, **ROUTER_STAGE,
+        "MODEL.WEIGHTS": weights,
+        "SOLVER.MAX_EPOCHS": 1,
+        "SOLVER.WARMUP_EPOCHS": 0,
+        "DATASETS.VAL_SOURCE": "test",
+        "DATASETS.VAL_PER_CLASS": 2,
+        "TEST.ROUTER_SELECT_MAX_TOP1_DROP": 100.0,  # any loss allowed: the cheapest wins
+        "TEST.ROUTER_THRESHOLDS": [0.5, 1.0],
+        "MODEL.ROUTER.THRESHOLD": 0.0,  # configured: the full ensemble
+    })
+    trainer = DefaultTrainer(cfg)
+    trainer.resume_or_load(resume=False)
+    results = trainer.train()
+    selection = results["router"]["selection"]
+    # Threshold 1 runs expert 1 alone; 0.5 may tie with it (then the more accurate, then
+    # the lower threshold wins).
+    assert selection["split"] == "val" and selection["experts_used_mean"] == 1.0
+    assert selection["threshold"] in (0.5, 1.0)
+    # The validation sweep always holds the full ensemble (threshold 0) to compare with.
+    assert [row["threshold"] for row in selection["sweep"]] == [0.0, 0.5, 1.0]
+    assert selection["full_ensemble_top1"] == pytest.approx(selection["sweep"][0]["top1"])
+    # The test numbers are those of the chosen threshold, not of the configured 0.
+    assert results["router"]["threshold"] == selection["threshold"]
+    assert results["experts_used_mean"] == 1.0
+    assert results["router"]["experts_used_mean"] == 1.0
+
+
+def test_router_threshold_is_never_chosen_on_test(stage1, tiny_cfg, caplog):
+    _, weights = stage1
+    cfg = tiny_cfg(**{
+        **RIDE, **ROUTER_STAGE,
+        "MODEL.WEIGHTS": weights,
+        "SOLVER.MAX_EPOCHS": 1,
+        "SOLVER.WARMUP_EPOCHS": 0,
+        "TEST.ROUTER_SELECT_MAX_TOP1_DROP": 100.0,
+    })
+    trainer = DefaultTrainer(cfg)
+    trainer.resume_or_load(resume=False)
+    with caplog.at_level("WARNING", logger="ride_dive"):
+        results = trainer.train()
+    assert "selection" not in results["router"]
+    assert results["router"]["threshold"] == 0.5  # MODEL.ROUTER.THRESHOLD, as configured
+    assert "NOT selected" in caplog.text

@@ -128,3 +128,23 @@ def test_eval_only_reproduces_final_results(tiny_cfg):
     again = fresh.test()
     assert again["top1"] == pytest.approx(trained["top1"])
     assert again["per_class"] == pytest.approx(trained["per_class"])
+
+
+def test_periodic_writer_writes_each_epoch_end_once():
+    from types import SimpleNamespace
+
+    from ride_dive.engine.hooks import PeriodicWriter
+
+    written = []
+    writer = SimpleNamespace(write=lambda storage: written.append(trainer.iter),
+                             close=lambda: None)
+    hook = PeriodicWriter([writer], period=2)
+    trainer = SimpleNamespace(iter=0, iters_per_epoch=4, max_iter=8, storage=None)
+    hook.trainer = trainer
+    for it in range(8):
+        trainer.iter = it
+        hook.after_step()
+        if (it + 1) % 4 == 0:
+            hook.after_epoch()
+    # Iterations 2 and 6 by period; 4 and 8 (epoch ends, after evaluation) once each.
+    assert written == [1, 3, 5, 7]

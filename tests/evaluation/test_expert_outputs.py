@@ -11,6 +11,7 @@ from ride_dive.evaluation import (
     inference_on_dataset,
     plot_router_tradeoff,
     router_tradeoff,
+    select_router_threshold,
 )
 from ride_dive.modeling import build_model
 
@@ -100,3 +101,49 @@ def test_router_sweep_matches_early_exit_and_weights_macs(router_model, tmp_path
     assert f"{threshold:g}*" in table and "full ensemble" in table  # configured: marked
     assert plot_router_tradeoff(report, str(tmp_path / "sweep.png"))
     assert (tmp_path / "sweep.png").stat().st_size > 1000
+
+
+def _sweep(rows, full_top1):
+    keys = ("threshold", "top1", "experts_used_mean", "gmacs")
+    return {"full_ensemble_top1": full_top1, "sweep": [dict(zip(keys, r)) for r in rows]}
+
+
+def test_select_router_threshold_takes_the_cheapest_row_within_the_drop():
+    report = _sweep([
+        (0.0, 80.0, 4.00, 0.40),  # the full ensemble
+        (0.3, 79.8, 2.50, 0.25),
+        (0.5, 79.5, 1.90, 0.19),  # exactly 0.5 below: still allowed
+        (0.6, 79.7, 1.90, 0.19),  # same cost, more accurate: preferred
+        (0.8, 79.4, 1.20, 0.12),  # 0.6 below: too lossy
+    ], full_top1=80.0)
+    choice = select_router_threshold(report, 0.5)
+    assert choice["threshold"] == 0.6 and choice["experts_used_mean"] == 1.90
+    assert choice["full_ensemble_top1"] == 80.0 and choice["max_top1_drop"] == 0.5
+    assert select_router_threshold(report, 0.0)["threshold"] == 0.0
+    assert select_router_threshold(report, 0.61)["threshold"] == 0.8
+    # Nothing within the drop (no threshold 0 in the sweep): the most accurate row.
+    assert select_router_threshold(_sweep([(0.5, 70.0, 2.0, 0.2), (0.9, 71.0, 1.5, 0.1)],
+                                          80.0), 0.5)["threshold"] == 0.9
+    with pytest.raises(ValueError, match="max_top1_drop"):
+        select_router_threshold(report, -1.0)
+
+
+class _FullEnsemble(nn.Module):
+    """The mean of every expert's logits, whatever the router says."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images):
+        return {"logits": self.model.forward_all(images)["expert_logits"].mean(dim=0)}
+
+
+def test_router_sweep_reports_the_full_ensemble_top1(router_model):
+    torch.manual_seed(4)
+    loader = [(torch.randn(16, 3, 16, 16), torch.randint(0, 4, (16,)))]
+    report = router_tradeoff(router_model, loader, None, "cpu", (3, 16, 16),
+                             thresholds=[0.0], threshold=0.5)
+    full = inference_on_dataset(_FullEnsemble(router_model), loader, None, "cpu")
+    assert report["full_ensemble_top1"] == pytest.approx(full["top1"])
+    assert report["sweep"][0]["top1"] == pytest.approx(full["top1"])
