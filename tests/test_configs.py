@@ -7,7 +7,9 @@ import torch
 
 from ride_dive.data import DATASET_REGISTRY, SAMPLER_REGISTRY
 from ride_dive.engine import setup_cfg
+from ride_dive.engine.pipeline import is_pipeline_file, load_pipeline
 from ride_dive.modeling import build_model
+from ride_dive.modeling.teacher import FrozenTeacher
 from ride_dive.modeling.registry import (
     BACKBONE_REGISTRY,
     HEAD_REGISTRY,
@@ -16,10 +18,13 @@ from ride_dive.modeling.registry import (
 )
 from tests.conftest import ROOT
 
-CONFIGS = sorted(
+ALL_YAML = sorted(
     p for p in glob.glob(os.path.join(ROOT, "configs", "**", "*.yaml"), recursive=True)
     if not os.path.basename(p).startswith("Base-")
 )
+PIPELINES = [p for p in ALL_YAML if is_pipeline_file(p)]
+CONFIGS = [p for p in ALL_YAML if p not in PIPELINES]
+TINY = ["MODEL.BACKBONE.WIDTH_MULT", "0.25", "MODEL.DEVICE", "cpu"]
 NUM_CLASSES = {"FashionMNISTLT": 10, "CIFAR10LT": 10, "CIFAR100LT": 100, "ImageNetLT": 1000,
                "PlacesLT": 365, "INaturalist2018": 8142}
 EXPECTED = {
@@ -27,7 +32,8 @@ EXPECTED = {
     BACKBONE_REGISTRY: {"ResNet32", "ResNet50", "ResNeXt50", "ResNet152", "RIDEResNet32",
                         "RIDEResNet50", "RIDEResNeXt50"},
     HEAD_REGISTRY: {"LinearHead", "CosineHead", "LWSHead"},
-    LOSS_REGISTRY: {"CrossEntropyLoss", "BalancedSoftmaxLoss", "LDAMLoss", "FocalLoss", "RIDELoss"},
+    LOSS_REGISTRY: {"CrossEntropyLoss", "BalancedSoftmaxLoss", "LDAMLoss", "FocalLoss", "RIDELoss",
+                    "DiVELoss"},
     DATASET_REGISTRY: {"FashionMNISTLT", "CIFAR10LT", "CIFAR100LT", "ImageNetLT", "PlacesLT",
                        "INaturalist2018", "SyntheticLT"},
     SAMPLER_REGISTRY: {"InstanceBalancedSampler", "ClassAwareSampler", "SquareRootSampler",
@@ -49,12 +55,17 @@ def test_every_dataset_has_configs():
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: os.path.relpath(p, ROOT))
 def test_config_builds_at_tiny_width(path):
-    cfg = setup_cfg(path, ["MODEL.BACKBONE.WIDTH_MULT", "0.25", "MODEL.DEVICE", "cpu"])
+    cfg = setup_cfg(path, TINY)
     assert cfg.DATASETS.NAME in DATASET_REGISTRY
     assert cfg.DATALOADER.SAMPLER in SAMPLER_REGISTRY
     num_classes = NUM_CLASSES[cfg.DATASETS.NAME]
     counts = [max(1, int(500 * 0.01 ** (i / max(num_classes - 1, 1)))) for i in range(num_classes)]
     model = build_model(cfg, counts)
+    if model.needs_teacher:  # a distillation config: its teacher config must build too
+        teacher_cfg = setup_cfg(os.path.join(ROOT, cfg.MODEL.TEACHER.CONFIG_FILE), TINY)
+        assert teacher_cfg.DATASETS.NAME == cfg.DATASETS.NAME
+        assert cfg.MODEL.TEACHER.WEIGHTS.endswith("model_final.pth")
+        model.attach_teacher(FrozenTeacher(build_model(teacher_cfg, counts)))
     size = min(cfg.INPUT.CROP_SIZE, 64)  # adaptive pooling: a small input is enough here
     images = torch.randn(2, cfg.MODEL.BACKBONE.IN_CHANNELS, size, size)
     labels = torch.tensor([0, num_classes - 1])
@@ -66,3 +77,22 @@ def test_config_builds_at_tiny_width(path):
         out = model(images)
     logits = out["logits"] if isinstance(out, dict) else out
     assert logits.shape == (2, num_classes)
+
+
+@pytest.mark.parametrize("path", PIPELINES, ids=lambda p: os.path.relpath(p, ROOT))
+def test_pipeline_stages_are_configs_of_the_same_dataset(path):
+    pipeline = load_pipeline(path)
+    datasets = set()
+    for stage in pipeline.stages:
+        assert stage.config in CONFIGS, stage.config
+        datasets.add(setup_cfg(stage.config, TINY).DATASETS.NAME)
+    assert len(datasets) == 1
+    assert any(s.teacher for s in pipeline.stages)  # every shipped pipeline distils
+
+
+def test_every_dataset_has_dive_and_ride_dive_pipelines():
+    names = {os.path.relpath(p, os.path.join(ROOT, "configs")) for p in PIPELINES}
+    for folder, suffix in [("FashionMNIST-LT", ""), ("CIFAR100-LT", "_if100"),
+                           ("CIFAR10-LT", "_if100"), ("ImageNet-LT", ""), ("iNat18", "")]:
+        assert f"{folder}/ride_dive_pipeline{suffix}.yaml" in names
+        assert f"{folder}/dive_pipeline{suffix}.yaml" in names

@@ -5,6 +5,8 @@
     python tools/train_net.py --config-file configs/FashionMNIST-LT/bsce_r32.yaml --resume
     python tools/train_net.py --config-file configs/FashionMNIST-LT/bsce_r32.yaml \
         --eval-only MODEL.WEIGHTS output/fmnist_lt/bsce_r32/model_final.pth
+    # a pipeline file runs its stages in order (teacher -> student -> router)
+    python tools/train_net.py --config-file configs/FashionMNIST-LT/ride_dive_pipeline.yaml
 """
 import logging
 import os
@@ -12,8 +14,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ride_dive.checkpoint import CheckpointError  # noqa: E402
+from ride_dive.checkpoint import CheckpointError, CheckpointMismatchError  # noqa: E402
 from ride_dive.config import ConfigError  # noqa: E402
+from ride_dive.engine.pipeline import is_pipeline_file, run_pipeline  # noqa: E402
 from ride_dive.engine import (  # noqa: E402
     DefaultTrainer,
     default_argument_parser,
@@ -26,6 +29,14 @@ logger = logging.getLogger("ride_dive")
 
 
 def main(args):
+    if is_pipeline_file(args.config_file):
+        if args.eval_only:
+            raise ConfigError(
+                "--eval-only evaluates one model: give a stage's config and its "
+                "model_final.pth instead of the pipeline file"
+            )
+        # Every stage resumes or is skipped when finished, so --resume is implied.
+        return run_pipeline(args.config_file, args.opts)
     cfg = setup_cfg(args.config_file, args.opts)
     default_setup(cfg, args)
     trainer = DefaultTrainer(cfg)
@@ -49,7 +60,8 @@ def cli(argv=None) -> int:
             dist_url=args.dist_url,
             args=(args,),
         )
-    except (ConfigError, CheckpointError, FileNotFoundError, FloatingPointError) as e:
+    except (ConfigError, CheckpointError, CheckpointMismatchError, FileNotFoundError,
+            FloatingPointError) as e:
         # Expected user-facing failures: one clear paragraph, no traceback wall.
         print(f"ERROR: {e}", file=sys.stderr)
         return 2

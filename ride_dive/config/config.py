@@ -39,18 +39,42 @@ def _unknown_key_error(full_key: str, root: _FvCfgNode, source: str) -> ConfigEr
     return ConfigError(f"Unknown config key '{full_key}' (from {source}).{hint}")
 
 
+# Numeric keys that also accept the string "auto" (resolved at run time).
+AUTO_KEYS = ("DISTILL.TEMPERATURE",)
+
+
+def _auto_or_number(full_key: str, value: Any, source: str):
+    """``value`` as a float, or ``"auto"``; anything else is a ConfigError."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    raise ConfigError(
+        f"{full_key} (from {source}) must be a number or 'auto', got {value!r}"
+    )
+
+
 class CfgNode(_FvCfgNode):
     """fvcore ``CfgNode`` with clear errors for unknown keys and wrong value types."""
 
-    def _check_keys(self, new: Dict[str, Any], node: _FvCfgNode, prefix: str, source: str):
-        """Reject unknown keys; turn ints into floats where the default is a float."""
-        for key, value in new.items():
+    def _check_keys(self, new: Dict[str, Any], node: _FvCfgNode, prefix: str, source: str,
+                    deferred: List = None):
+        """Reject unknown keys; turn ints into floats where the default is a float.
+
+        Values of ``AUTO_KEYS`` are taken out of ``new`` into ``deferred`` as
+        ``(node, key, value)``: yacs would reject a string where a float was (or the
+        reverse), so they are set directly after the merge.
+        """
+        for key, value in list(new.items()):
             full = f"{prefix}{key}"
             if key not in node:
                 raise _unknown_key_error(full, self, source)
             default = node[key]
-            if isinstance(value, dict) and isinstance(default, _FvCfgNode):
-                self._check_keys(value, default, full + ".", source)
+            if full in AUTO_KEYS and deferred is not None:
+                deferred.append((node, key, _auto_or_number(full, value, source)))
+                del new[key]
+            elif isinstance(value, dict) and isinstance(default, _FvCfgNode):
+                self._check_keys(value, default, full + ".", source, deferred)
             elif isinstance(default, float) and isinstance(value, int) and not isinstance(
                 value, bool
             ):
@@ -65,8 +89,10 @@ class CfgNode(_FvCfgNode):
         except yaml.YAMLError as e:
             raise ConfigError(f"Config file {cfg_filename} is not valid YAML: {e}") from None
         loaded.pop("VERSION", None)
-        self._check_keys(loaded, self, "", cfg_filename)
+        deferred: List = []
+        self._check_keys(loaded, self, "", cfg_filename, deferred)
         self._merge_checked(type(self)(loaded), cfg_filename)
+        self._set_deferred(deferred)
 
     def merge_from_list(self, cfg_list: List[str]) -> None:
         """Merge ``[KEY, VALUE, KEY, VALUE, ...]`` overrides (values parsed as Python literals)."""
@@ -81,8 +107,17 @@ class CfgNode(_FvCfgNode):
             for part in parts[:-1]:
                 cursor = cursor.setdefault(part, {})
             cursor[parts[-1]] = self._decode_cfg_value(value)
-        self._check_keys(nested, self, "", "command line")
+        deferred: List = []
+        self._check_keys(nested, self, "", "command line", deferred)
         self._merge_checked(type(self)(nested), "command line overrides")
+        self._set_deferred(deferred)
+
+    def _set_deferred(self, deferred: List) -> None:
+        for node, key, value in deferred:
+            if node.is_frozen():
+                raise ConfigError(f"Cannot set {key}: the config is frozen")
+            # Bypass the type check on purpose: AUTO_KEYS take a number or "auto".
+            dict.__setitem__(node, key, value)
 
     def _merge_checked(self, other: "CfgNode", source: str) -> None:
         try:
@@ -225,8 +260,27 @@ def assert_cfg(cfg: CfgNode) -> None:
     _require(cfg.MODEL.BACKBONE.WIDTH_MULT > 0, "MODEL.BACKBONE.WIDTH_MULT must be > 0", p)
     _require(cfg.MODEL.HEAD.COSINE_SCALE > 0, "MODEL.HEAD.COSINE_SCALE must be > 0", p)
     _check_ride(cfg, p)
+    _check_distill(cfg, p)
     if p:
         raise ConfigError("Inconsistent config:\n  - " + "\n  - ".join(p))
+
+
+def _check_distill(cfg: CfgNode, p: List[str]) -> None:
+    """Ranges of the DiVE keys (the teacher's presence is checked when training starts)."""
+    d = cfg.DISTILL
+    _require(
+        d.TEMPERATURE == "auto" or d.TEMPERATURE > 0,
+        f"DISTILL.TEMPERATURE must be > 0 or 'auto', got {d.TEMPERATURE!r}",
+        p,
+    )
+    _require(d.POWER > 0, f"DISTILL.POWER must be > 0, got {d.POWER}", p)
+    _require(0.0 <= d.ALPHA <= 1.0, f"DISTILL.ALPHA must be in [0, 1], got {d.ALPHA}", p)
+    _require(
+        d.BASE_LOSS not in ("DiVELoss", "RIDELoss"),
+        f"DISTILL.BASE_LOSS is the hard-label part of the DiVE loss (a single-head loss such "
+        f"as 'BalancedSoftmaxLoss'), got '{d.BASE_LOSS}'",
+        p,
+    )
 
 
 def _check_ride(cfg: CfgNode, p: List[str]) -> None:

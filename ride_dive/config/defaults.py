@@ -253,5 +253,30 @@ _C.TEST.ROUTER_THRESHOLDS = [0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 
 # configured threshold is kept (with a warning): the test split never chooses it.
 _C.TEST.ROUTER_SELECT_MAX_TOP1_DROP = -1.0
 
+# ---------------------------------------------------------------------------------------
+# Distillation (DiVE, RIDE-DiVE; METHODS.md 2 and 6)
+# ---------------------------------------------------------------------------------------
+_C.MODEL.TEACHER = CfgNode()
+# The teacher's own config file (e.g. the teacher run's OUTPUT_DIR/config.yaml) and weights.
+# Needed only to train with a distillation loss (MODEL.LOSS.NAME or MODEL.LOSS.RIDE.BASE_LOSS
+# = "DiVELoss"); evaluating a student never builds the teacher. The teacher is frozen, in
+# eval mode (BN too), runs under no_grad on the student's augmented batch, and is never in the
+# optimizer, in DDP or in the student's checkpoints. A RIDE teacher gives its full ensemble's
+# mean logits (its router, if any, is ignored).
+_C.MODEL.TEACHER.CONFIG_FILE = ""
+_C.MODEL.TEACHER.WEIGHTS = ""
+
+_C.DISTILL = CfgNode()
+# tau of the DiVE loss, or "auto": the smallest tau in 1..10 at which the teacher's
+# virtual-example distribution (at DISTILL.POWER) is flat, measured on the training set
+# before training starts (see tools/analyze_virtual_examples.py).
+_C.DISTILL.TEMPERATURE = 3.0
+# p of the power normalisation of the teacher's target: t = softmax(p * z_t / tau).
+_C.DISTILL.POWER = 0.5
+# alpha: loss = (1 - alpha) * hard-label loss + alpha * tau^2 * KL(t || softmax(z_s / tau)).
+_C.DISTILL.ALPHA = 0.5
+# The hard-label part (a registered single-head loss): Balanced Softmax in DiVE.
+_C.DISTILL.BASE_LOSS = "BalancedSoftmaxLoss"
+
 # Console/metrics.json/TensorBoard write period in iterations.
 _C.LOG_PERIOD = 20

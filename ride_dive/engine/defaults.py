@@ -18,6 +18,7 @@ from ..checkpoint import Checkpointer, restore_rng_state
 from ..config import CfgNode, assert_cfg, get_cfg
 from ..data import build_datasets, build_test_loader, build_train_loader
 from ..evaluation import (
+    expert_count_macs,
     format_results_table,
     format_router_table,
     has_router,
@@ -28,13 +29,14 @@ from ..evaluation import (
     select_router_threshold,
 )
 from ..checkpoint.model_state import unwrap_model
-from ..modeling import build_model
+from ..modeling import build_model, count_macs
 from ..solver import build_lr_scheduler, build_optimizer
 from ..utils import comm
 from ..utils.env import resolve_device, seed_all
 from ..utils.events import default_writers
 from ..utils.logger import setup_logger
 from . import hooks
+from .distill import distill_temperature, prepare_distillation
 from .train_loop import SimpleTrainer
 
 logger = logging.getLogger("ride_dive")
@@ -193,6 +195,19 @@ def router_evaluation(cfg: CfgNode, model: torch.nn.Module, dataset, class_count
     return report
 
 
+def inference_gmacs(cfg: CfgNode, model: torch.nn.Module) -> float:
+    """GMACs per image of the model's router-free inference (fvcore), for the reports.
+
+    A multi-expert model is measured on all its experts (the full ensemble); with a router
+    the average depends on the data and comes from ``router_evaluation`` instead.
+    """
+    model = unwrap_model(model)
+    shape = (cfg.MODEL.BACKBONE.IN_CHANNELS, cfg.INPUT.CROP_SIZE, cfg.INPUT.CROP_SIZE)
+    if hasattr(model, "forward_first_experts"):
+        return expert_count_macs(model, shape, [model.num_experts], routers=False)[0]
+    return count_macs(model, shape)
+
+
 class DefaultTrainer:
     """Builds a full training run from a cfg; ``train()`` then ``test()``.
 
@@ -282,6 +297,9 @@ class DefaultTrainer:
     def train(self) -> Dict:
         """Train (from the resumed epoch), then evaluate on the test split."""
         if self.start_epoch < self.cfg.SOLVER.MAX_EPOCHS:
+            # The teacher (if the loss distils) is needed for training only.
+            prepare_distillation(self.cfg, self.model, self.splits.train,
+                                 self.splits.class_counts, self.device)
             self.trainer.train(self.start_epoch)
         else:
             logger.info("Training already finished; evaluating only.")
@@ -310,12 +328,17 @@ class DefaultTrainer:
         )
         results = evaluate(cfg, self.model, self.splits.test, counts, self.device)
         results["weights"] = weights
+        tau = distill_temperature(self.model)
+        if tau is not None:
+            results["distill_temperature"] = tau
         if self.splits.val is not None:
             val = evaluate(cfg, self.model, self.splits.val, counts, self.device)
             results["val"] = {k: v for k, v in val.items() if k != "per_class"}
         router = router_evaluation(cfg, self.model, self.splits.test, counts, self.device)
+        results["gmacs"] = inference_gmacs(cfg, self.model)
         if router is not None:
             results["router"] = router
+            results["gmacs"] = router["gmacs"]  # the average under early exit
             if selection is not None:
                 router["selection"] = selection
         if comm.is_main_process():

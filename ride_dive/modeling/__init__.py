@@ -3,7 +3,8 @@
 Importing this package imports every module that registers something, so each registered
 name is available to ``build_model`` and friends.
 """
-from . import backbones, heads, losses, meta_arch, ride_loss  # noqa: F401  (registration)
+from . import backbones, distill_loss, heads, losses, meta_arch, ride_loss  # noqa: F401
+from .distill_loss import DiVELoss, distillation_kl, dive_target
 from .build import build_backbone, build_head, build_loss, build_model, resolve_device
 from .complexity import count_macs, count_parameters
 from .heads import CosineHead, LinearHead, LWSHead, tau_normalized_weight
@@ -17,6 +18,7 @@ __all__ = [
     "LOSS_REGISTRY",
     "META_ARCH_REGISTRY",
     "CosineHead",
+    "DiVELoss",
     "ExpertRouter",
     "LWSHead",
     "LinearHead",
@@ -27,7 +29,9 @@ __all__ = [
     "build_model",
     "count_macs",
     "count_parameters",
+    "distillation_kl",
     "distribution_aware_temperatures",
+    "dive_target",
     "diversity_kl",
     "experts_used",
     "resolve_device",

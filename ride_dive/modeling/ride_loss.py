@@ -73,7 +73,9 @@ class RIDELoss(nn.Module):
 
     Unlike the single-head losses it takes all experts' logits ``(E, N, C)`` and returns a
     dict of named terms, ``loss_base_e{i}`` and (when ``diversity_weight != 0``)
-    ``loss_div_e{i}``, whose sum is the RIDE loss; the trainer logs each term.
+    ``loss_div_e{i}``, whose sum is the RIDE loss; the trainer logs each term. A base loss
+    that returns named terms itself (``DiVELoss``) gives ``{name}_e{i}`` instead of
+    ``loss_base_e{i}``.
 
     The class attribute ``takes_expert_logits`` tells ``RIDE`` that a loss has this
     calling convention.
@@ -144,21 +146,38 @@ class RIDELoss(nn.Module):
             return self.class_temperatures
         return torch.ones(())
 
+    @property
+    def takes_teacher_logits(self) -> bool:
+        """Whether the base loss distils from a teacher (``DiVELoss``: RIDE-DiVE)."""
+        return bool(getattr(self.base_loss, "takes_teacher_logits", False))
+
     def forward(
-        self, expert_logits: torch.Tensor, targets: torch.Tensor
+        self,
+        expert_logits: torch.Tensor,
+        targets: torch.Tensor,
+        teacher_logits: Optional[torch.Tensor] = None,
     ) -> Dict[str, torch.Tensor]:
         """Named loss terms of every expert.
 
         Args:
             expert_logits: ``(E, N, C)`` logits of the E experts.
             targets: ``(N,)`` class indices.
+            teacher_logits: ``(N, C)`` teacher logits, passed to a distilling base loss
+                (each expert is distilled from the same target).
         """
         if expert_logits.dim() != 3:
             raise ValueError(
                 f"RIDELoss takes expert logits (E, N, C), got shape {tuple(expert_logits.shape)}"
             )
         logits = expert_logits.float()
-        losses = {f"loss_base_e{i}": self.base_loss(z, targets) for i, z in enumerate(logits)}
+        extra = {"teacher_logits": teacher_logits} if self.takes_teacher_logits else {}
+        losses: Dict[str, torch.Tensor] = {}
+        for i, z in enumerate(logits):
+            base = self.base_loss(z, targets, **extra)
+            if isinstance(base, dict):  # several named terms (DiVE: loss_cls, loss_distill)
+                losses.update({f"{name}_e{i}": value for name, value in base.items()})
+            else:
+                losses[f"loss_base_e{i}"] = base
         if self.diversity_weight == 0.0:
             return losses
         temperature = self.temperature().to(logits.device)

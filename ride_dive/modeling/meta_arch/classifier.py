@@ -7,6 +7,7 @@ from torch import nn
 from ...config import ConfigError, configurable
 from ..build import build_backbone, build_head, build_loss
 from ..registry import META_ARCH_REGISTRY
+from ..teacher import TeacherMixin
 
 __all__ = ["Classifier", "resolve_num_classes"]
 
@@ -31,10 +32,12 @@ def resolve_num_classes(cfg, class_counts: Optional[Sequence[int]]) -> int:
 
 
 @META_ARCH_REGISTRY.register()
-class Classifier(nn.Module):
+class Classifier(TeacherMixin, nn.Module):
     """A single-head image classifier.
 
-    In train mode ``forward(images, targets)`` returns ``{"loss_cls": loss}``; in eval mode
+    In train mode ``forward(images, targets)`` returns ``{"loss_cls": loss}`` (or the loss's
+    own named terms when it returns a dict, e.g. DiVE's, which distils from the attached
+    teacher: see ``TeacherMixin``); in eval mode
     ``forward(images)`` returns float32 logits ``(N, C)``. A frozen backbone (decoupled
     second stages) runs without autograd, which makes those stages much cheaper.
 
@@ -84,5 +87,6 @@ class Classifier(nn.Module):
             raise ValueError("Classifier in train mode needs targets; call model.eval() first")
         logits = self.head(self.extract_features(images))
         if self.training:
-            return {"loss_cls": self.loss(logits, targets)}
+            loss = self.loss(logits, targets, **self.loss_inputs(images))
+            return loss if isinstance(loss, dict) else {"loss_cls": loss}
         return logits.float()

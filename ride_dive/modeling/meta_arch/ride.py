@@ -19,6 +19,7 @@ from ..backbones.multi_expert import MultiExpertBackbone
 from ..build import build_backbone, build_head, build_loss
 from ..registry import META_ARCH_REGISTRY
 from ..router import ExpertRouter, router_labels, threshold_logit
+from ..teacher import TeacherMixin
 from .classifier import resolve_num_classes
 
 __all__ = ["RIDE"]
@@ -27,8 +28,11 @@ logger = logging.getLogger(__name__)
 
 
 @META_ARCH_REGISTRY.register()
-class RIDE(nn.Module):
+class RIDE(TeacherMixin, nn.Module):
     """Shared trunk, E experts with their own heads, RIDE loss, optional router.
+
+    With a distilling expert loss (RIDE-DiVE) every expert learns from the attached
+    teacher's logits (see ``TeacherMixin``).
 
     Args:
         backbone: a ``MultiExpertBackbone`` (features ``(E, N, D)``).
@@ -115,6 +119,11 @@ class RIDE(nn.Module):
         }
 
     @property
+    def needs_teacher(self) -> bool:
+        """A distilling loss needs the teacher, except in the router stage (no loss)."""
+        return not self.train_router and bool(getattr(self.loss, "takes_teacher_logits", False))
+
+    @property
     def num_experts(self) -> int:
         return self.backbone.num_experts
 
@@ -147,7 +156,8 @@ class RIDE(nn.Module):
                 raise ValueError("RIDE in train mode needs targets; call model.eval() first")
             if self.train_router:
                 return {"loss_router": self._router_loss(images, targets)}
-            return self.loss(self.expert_outputs(images)[1], targets)
+            expert_logits = self.expert_outputs(images)[1]
+            return self.loss(expert_logits, targets, **self.loss_inputs(images))
         if self.router is not None:
             return self.early_exit(images, self.router_threshold)
         expert_logits = self.expert_outputs(images)[1].float()

@@ -1,0 +1,262 @@
+"""Multi-stage runs from one file: teacher -> student -> router, each stage wired to the next.
+
+A pipeline file is YAML with a single top-level ``PIPELINE`` section::
+
+    PIPELINE:
+      NAME: "RIDE-DiVE"
+      OUTPUT_DIR: "output/fmnist_lt/ride_dive_pipeline"
+      OPTS: []                          # KEY VALUE overrides for every stage
+      STAGES:
+        - NAME: "teacher"
+          CONFIG: "ride_6e_bsce_r32.yaml"     # relative to the pipeline file
+          LABEL: "RIDE 6E BSCE teacher"       # row name in the summary (optional)
+        - NAME: "student"
+          CONFIG: "ride_dive_4e_r32.yaml"
+          TEACHER: "teacher"                  # MODEL.TEACHER.* <- that stage's config + weights
+        - NAME: "router"
+          CONFIG: "ride_dive_4e_r32_router.yaml"
+          WEIGHTS: "student"                  # MODEL.WEIGHTS <- that stage's model_final.pth
+          OPTS: []                            # overrides for this stage only
+
+Each stage is an ordinary training run (``DefaultTrainer``) in ``OUTPUT_DIR/<NAME>``. A
+stage whose ``results.json`` exists is finished and skipped; one with a checkpoint resumes
+exactly; the others start fresh. Command-line overrides apply to every stage (after the
+file's ``OPTS``), except ``OUTPUT_DIR``, which moves the whole pipeline. At the end a table
+compares the stages on top-1 / many / medium / few, experts per image and GMACs per image
+(``summary.md`` and ``summary.json`` in the pipeline's folder).
+"""
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence
+
+import yaml
+
+from ..config import ConfigError
+from ..utils import comm
+
+__all__ = ["PipelineStage", "Pipeline", "is_pipeline_file", "load_pipeline", "run_pipeline",
+           "format_summary"]
+
+logger = logging.getLogger("ride_dive")
+
+_PIPELINE_KEYS = {"NAME", "OUTPUT_DIR", "OPTS", "STAGES"}
+_STAGE_KEYS = {"NAME", "CONFIG", "LABEL", "TEACHER", "WEIGHTS", "OPTS"}
+
+
+@dataclass
+class PipelineStage:
+    """One stage: a config file plus where its teacher / initial weights come from."""
+
+    name: str
+    config: str
+    label: str
+    teacher: Optional[str] = None
+    weights: Optional[str] = None
+    opts: List[str] = field(default_factory=list)
+
+
+@dataclass
+class Pipeline:
+    """A parsed pipeline file."""
+
+    name: str
+    output_dir: str
+    stages: List[PipelineStage]
+    opts: List[str] = field(default_factory=list)
+
+
+def _read_yaml(path: str):
+    if not os.path.isfile(path):
+        raise ConfigError(f"Config file not found: {path}")
+    with open(path) as f:
+        try:
+            return yaml.safe_load(f)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"Config file {path} is not valid YAML: {e}") from None
+
+
+def is_pipeline_file(path: str) -> bool:
+    """Whether ``path`` is a pipeline file (a YAML whose top level is ``PIPELINE``)."""
+    if not path or not os.path.isfile(path):
+        return False
+    data = _read_yaml(path)
+    return isinstance(data, dict) and "PIPELINE" in data
+
+
+def _opts(value, where: str) -> List[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or len(value) % 2:
+        raise ConfigError(f"{where} must be a list of KEY VALUE pairs, got {value!r}")
+    return [str(v) for v in value]
+
+
+def _unknown(keys, valid, where: str) -> None:
+    extra = sorted(set(keys) - valid)
+    if extra:
+        raise ConfigError(f"Unknown key(s) {extra} in {where}; valid keys: {sorted(valid)}")
+
+
+def load_pipeline(path: str) -> Pipeline:
+    """Parse and check a pipeline file (stage names, config files, references).
+
+    Raises:
+        ConfigError: naming the file and the problem.
+    """
+    data = _read_yaml(path)
+    spec = data.get("PIPELINE") if isinstance(data, dict) else None
+    if not isinstance(spec, dict) or set(data) != {"PIPELINE"}:
+        raise ConfigError(f"{path}: a pipeline file has exactly one top-level key, PIPELINE")
+    _unknown(spec, _PIPELINE_KEYS, f"{path}: PIPELINE")
+    stages_spec = spec.get("STAGES")
+    if not isinstance(stages_spec, list) or not stages_spec:
+        raise ConfigError(f"{path}: PIPELINE.STAGES must be a non-empty list of stages")
+    if not spec.get("OUTPUT_DIR"):
+        raise ConfigError(f"{path}: PIPELINE.OUTPUT_DIR is required")
+    here = os.path.dirname(os.path.abspath(path))
+    stages: List[PipelineStage] = []
+    for i, s in enumerate(stages_spec):
+        where = f"{path}: PIPELINE.STAGES[{i}]"
+        if not isinstance(s, dict):
+            raise ConfigError(f"{where} must be a mapping with NAME and CONFIG")
+        _unknown(s, _STAGE_KEYS, where)
+        name, config = s.get("NAME"), s.get("CONFIG")
+        if not name or not config:
+            raise ConfigError(f"{where} needs NAME and CONFIG")
+        if not str(name).replace("_", "").replace("-", "").isalnum():
+            raise ConfigError(f"{where}: NAME '{name}' must be letters, digits, '-' or '_'")
+        if any(st.name == name for st in stages):
+            raise ConfigError(f"{where}: duplicate stage NAME '{name}'")
+        config_path = config if os.path.isabs(config) else os.path.join(here, config)
+        if not os.path.isfile(config_path):
+            raise ConfigError(f"{where}: CONFIG file not found: {config_path}")
+        for ref_key in ("TEACHER", "WEIGHTS"):
+            ref = s.get(ref_key)
+            if ref is not None and not any(st.name == ref for st in stages):
+                raise ConfigError(
+                    f"{where}: {ref_key} '{ref}' must name an earlier stage; earlier stages: "
+                    f"{[st.name for st in stages]}"
+                )
+        stages.append(PipelineStage(
+            name=str(name), config=config_path, label=str(s.get("LABEL") or name),
+            teacher=s.get("TEACHER"), weights=s.get("WEIGHTS"),
+            opts=_opts(s.get("OPTS"), f"{where}.OPTS"),
+        ))
+    return Pipeline(name=str(spec.get("NAME") or os.path.basename(path)),
+                    output_dir=str(spec["OUTPUT_DIR"]), stages=stages,
+                    opts=_opts(spec.get("OPTS"), f"{path}: PIPELINE.OPTS"))
+
+
+def _split_output_dir(opts: Sequence[str]):
+    """``(OUTPUT_DIR override or None, the other overrides)``."""
+    rest, output_dir = [], None
+    pairs = list(zip(opts[0::2], opts[1::2]))
+    if len(opts) % 2:
+        raise ConfigError(f"Overrides must come in KEY VALUE pairs; got {list(opts)}")
+    for key, value in pairs:
+        if key == "OUTPUT_DIR":
+            output_dir = value
+        else:
+            rest += [key, value]
+    return output_dir, rest
+
+
+def stage_dirs(pipeline: Pipeline, output_dir: Optional[str] = None) -> Dict[str, str]:
+    """Each stage's output folder."""
+    root = output_dir or pipeline.output_dir
+    return {s.name: os.path.join(root, s.name) for s in pipeline.stages}
+
+
+def _stage_opts(pipeline, stage, dirs, cli_opts) -> List[str]:
+    opts = list(pipeline.opts) + list(stage.opts) + list(cli_opts)
+    if stage.teacher:
+        teacher_dir = dirs[stage.teacher]
+        opts += ["MODEL.TEACHER.CONFIG_FILE", os.path.join(teacher_dir, "config.yaml"),
+                 "MODEL.TEACHER.WEIGHTS", os.path.join(teacher_dir, "model_final.pth")]
+    if stage.weights:
+        opts += ["MODEL.WEIGHTS", os.path.join(dirs[stage.weights], "model_final.pth")]
+    return opts + ["OUTPUT_DIR", dirs[stage.name]]
+
+
+def run_pipeline(path: str, opts: Sequence[str] = ()) -> Dict:
+    """Run (or finish) every stage of the pipeline file in order; return the summary.
+
+    Args:
+        path: the pipeline file.
+        opts: command-line ``KEY VALUE`` overrides (``OUTPUT_DIR`` moves the pipeline).
+    """
+    from .defaults import DefaultTrainer, default_setup, setup_cfg
+
+    pipeline = load_pipeline(path)
+    output_dir, cli_opts = _split_output_dir(list(opts))
+    dirs = stage_dirs(pipeline, output_dir)
+    root = output_dir or pipeline.output_dir
+    stage_results: Dict[str, Dict] = {}
+    for i, stage in enumerate(pipeline.stages):
+        results_path = os.path.join(dirs[stage.name], "results.json")
+        banner = f"[{pipeline.name}] stage {i + 1}/{len(pipeline.stages)} '{stage.name}'"
+        if os.path.isfile(results_path):
+            logger.info(f"{banner}: finished before ({results_path}); skipped")
+            with open(results_path) as f:
+                stage_results[stage.name] = json.load(f)
+            continue
+        cfg = setup_cfg(stage.config, _stage_opts(pipeline, stage, dirs, cli_opts))
+        default_setup(cfg)
+        logger.info(f"{banner}: {stage.config} -> {cfg.OUTPUT_DIR}")
+        trainer = DefaultTrainer(cfg)
+        # resume=True: an interrupted stage continues from its last checkpoint; a new one
+        # starts from MODEL.WEIGHTS (the previous stage's model, where wired).
+        trainer.resume_or_load(resume=True)
+        stage_results[stage.name] = trainer.train()
+    summary = {"pipeline": pipeline.name, "output_dir": root,
+               "rows": summary_rows(pipeline, stage_results)}
+    if comm.is_main_process():
+        table = format_summary(summary)
+        with open(os.path.join(root, "summary.md"), "w") as f:
+            f.write(table + "\n")
+        with open(os.path.join(root, "summary.json"), "w") as f:
+            json.dump(summary, f, indent=2)
+        print(table, flush=True)
+    return summary
+
+
+def summary_rows(pipeline: Pipeline, stage_results: Dict[str, Dict]) -> List[Dict]:
+    """One row per stage; a router stage adds the full-ensemble row of the same model."""
+    rows = []
+    for stage in pipeline.stages:
+        r = stage_results.get(stage.name)
+        if r is None:
+            continue
+        row = {"stage": stage.name, "label": stage.label}
+        for key in ("top1", "many", "medium", "few", "experts_used_mean", "gmacs"):
+            if key in r:
+                row[key] = r[key]
+        router = r.get("router")
+        if router is not None:
+            row["threshold"] = router["threshold"]
+            row["label"] = f"{stage.label} (threshold {router['threshold']:g})"
+        rows.append(row)
+    return rows
+
+
+def _cell(value, fmt="{:.2f}") -> str:
+    return "–" if value is None else fmt.format(value)
+
+
+def format_summary(summary: Dict) -> str:
+    """The stage comparison as a Markdown table."""
+    lines = [
+        f"{summary['pipeline']} ({summary['output_dir']}), test split",
+        "",
+        "| stage | top1 | many | medium | few | experts/image | GMACs/image |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in summary["rows"]:
+        lines.append(
+            f"| {row['label']} | {_cell(row.get('top1'))} | {_cell(row.get('many'))} | "
+            f"{_cell(row.get('medium'))} | {_cell(row.get('few'))} | "
+            f"{_cell(row.get('experts_used_mean'))} | {_cell(row.get('gmacs'), '{:.4f}')} |"
+        )
+    return "\n".join(lines)
