@@ -1,11 +1,12 @@
-# The two commands of the README: `make demo` and `make test`. Both create .venv if
+# The two commands of the README: `make demo` (the RIDE-DiVE pipeline on Fashion-MNIST-LT)
+# and `make test`. Both create .venv if
 # missing, install the package with its test/plot extras and make sure Fashion-MNIST is
 # present before doing anything else.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 FMNIST_DIR ?= /usr/share/datasets/fashion-mnist
-DEMO_CONFIG ?= configs/FashionMNIST-LT/bsce_r32.yaml
+DEMO_CONFIG ?= configs/FashionMNIST-LT/ride_dive_pipeline.yaml
 
 .PHONY: setup data demo test benchmark clean
 

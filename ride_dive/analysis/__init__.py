@@ -11,7 +11,6 @@ from .virtual_examples import (
     teacher_logits_on,
     teacher_virtual_examples,
     training_set_distributions,
-    unaugmented_view,
     virtual_example_distribution,
     virtual_example_table,
 )
@@ -27,7 +26,6 @@ __all__ = [
     "teacher_logits_on",
     "teacher_virtual_examples",
     "training_set_distributions",
-    "unaugmented_view",
     "virtual_example_distribution",
     "virtual_example_table",
 ]

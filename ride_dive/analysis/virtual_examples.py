@@ -12,14 +12,13 @@ streamed from a model over a loader (``teacher_virtual_examples``), which never 
 ``N x C`` logits (iNaturalist's training set would need 14 GB of them).
 """
 import contextlib
-import copy
 import logging
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.distributed as dist
 
-from ..data import InMemoryImageDataset, build_file_transforms, build_test_loader
+from ..data import build_test_loader, unaugmented_view
 from ..evaluation.metrics import shot_group_accuracy
 from ..utils import comm
 
@@ -35,7 +34,6 @@ __all__ = [
     "teacher_logits_on",
     "teacher_virtual_examples",
     "training_set_distributions",
-    "unaugmented_view",
     "virtual_example_distribution",
     "virtual_example_table",
 ]
@@ -308,20 +306,6 @@ def teacher_virtual_examples(
         raise ValueError("the loader yielded no batch (pass num_classes for empty shards)")
     sums = _sum_over_ranks(sums.clone()).cpu()
     return {key: sums[k] for k, key in enumerate(grid)}
-
-
-def unaugmented_view(cfg, dataset):
-    """``dataset`` as the teacher should see it here: with the test-time transform.
-
-    In-memory sets are augmented by the loader (``build_test_loader`` does not); image-file
-    sets carry their transform, so the training split gets a shallow copy with the test
-    transform instead of its random crops. The given dataset is not changed.
-    """
-    if isinstance(dataset, InMemoryImageDataset) or not hasattr(dataset, "transform"):
-        return dataset
-    view = copy.copy(dataset)
-    view.transform = build_file_transforms(cfg, False, dataset.mean, dataset.std)
-    return view
 
 
 def _amp_dtype(cfg) -> Optional[torch.dtype]:

@@ -1,4 +1,5 @@
 """Entry points: datasets, training loaders and test loaders from a config."""
+import copy
 from typing import Optional
 
 from torch.utils.data import Dataset
@@ -8,7 +9,7 @@ from .datasets.base import DatasetSplits, InMemoryImageDataset
 from .loaders import FileTestLoader, FileTrainLoader, InMemoryTestLoader, InMemoryTrainLoader
 from .registry import DATASET_REGISTRY
 from .samplers import build_sampler
-from .transforms import BatchAugment
+from .transforms import BatchAugment, build_file_transforms
 
 __all__ = ["build_datasets", "build_train_loader", "build_test_loader"]
 
@@ -72,3 +73,17 @@ def build_test_loader(cfg, dataset: Dataset, num_replicas: int = 1, rank: int = 
         transform = BatchAugment(cfg, mean=dataset.mean, std=dataset.std, train=False)
         return InMemoryTestLoader(dataset, batch, transform, num_replicas, rank, device)
     return FileTestLoader(dataset, batch, num_replicas, rank, cfg.DATALOADER.NUM_WORKERS)
+
+
+def unaugmented_view(cfg, dataset):
+    """``dataset`` with the test-time transform (to read a training split for analysis).
+
+    In-memory sets are augmented by the loader (``build_test_loader`` does not); image-file
+    sets carry their transform, so the training split gets a shallow copy with the test
+    transform instead of its random crops. The given dataset is not changed.
+    """
+    if isinstance(dataset, InMemoryImageDataset) or not hasattr(dataset, "transform"):
+        return dataset
+    view = copy.copy(dataset)
+    view.transform = build_file_transforms(cfg, False, dataset.mean, dataset.std)
+    return view

@@ -22,10 +22,10 @@ from ride_dive.analysis import (
     table_from_distributions,
     teacher_logits_on,
     teacher_virtual_examples,
-    unaugmented_view,
     virtual_example_distribution,
     virtual_example_table,
 )
+from ride_dive.data import unaugmented_view
 from tests.conftest import ROOT, tiny_overrides
 
 TOOL = os.path.join(ROOT, "tools", "analyze_virtual_examples.py")
