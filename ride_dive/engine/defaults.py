@@ -36,6 +36,7 @@ from ..utils.env import resolve_device, seed_all
 from ..utils.events import default_writers
 from ..utils.logger import setup_logger
 from . import hooks
+from .decoupling import check_trainable_heads, fit_evaluation_heads, reinit_heads
 from .distill import distill_temperature, prepare_distillation
 from .train_loop import SimpleTrainer
 
@@ -293,10 +294,13 @@ class DefaultTrainer:
             if "rng" in state:
                 restore_rng_state(state["rng"])
             logger.info(f"Resuming at epoch {self.start_epoch}")
+        elif self.cfg.MODEL.HEAD.REINIT:  # cRT: a fresh classifier on the stage-1 features
+            reinit_heads(self.model)
 
     def train(self) -> Dict:
         """Train (from the resumed epoch), then evaluate on the test split."""
         if self.start_epoch < self.cfg.SOLVER.MAX_EPOCHS:
+            check_trainable_heads(self.model)
             # The teacher (if the loss distils) is needed for training only.
             prepare_distillation(self.cfg, self.model, self.splits.train,
                                  self.splits.class_counts, self.device)
@@ -322,6 +326,7 @@ class DefaultTrainer:
             self.checkpointer.load(best, checkpointables=[])
             weights = "best (validation)"
         counts = self.splits.class_counts
+        fit_evaluation_heads(cfg, self.model, self.splits.train, self.device)  # NCM
         # Chosen before any test number is computed, and from validation numbers only.
         selection = select_router_threshold_on_val(
             cfg, self.model, self.splits.val, counts, self.device

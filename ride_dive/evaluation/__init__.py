@@ -29,8 +29,13 @@ from .reporting import (
     plot_router_tradeoff,
     save_results_json,
 )
+from .tau_norm import DEFAULT_TAUS, collect_features, select_tau, tau_norm_sweep
 
 __all__ = [
+    "DEFAULT_TAUS",
+    "collect_features",
+    "select_tau",
+    "tau_norm_sweep",
     "ClassificationEvaluator",
     "ExpertOutputsEvaluator",
     "compute_classification_metrics",

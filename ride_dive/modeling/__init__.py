@@ -7,7 +7,7 @@ from . import backbones, distill_loss, heads, losses, meta_arch, ride_loss  # no
 from .distill_loss import DiVELoss, distillation_kl, dive_target
 from .build import build_backbone, build_head, build_loss, build_model, resolve_device
 from .complexity import count_macs, count_parameters
-from .heads import CosineHead, LinearHead, LWSHead, tau_normalized_weight
+from .heads import CosineHead, LinearHead, LWSHead, NCMHead, tau_normalized_weight
 from .registry import BACKBONE_REGISTRY, HEAD_REGISTRY, LOSS_REGISTRY, META_ARCH_REGISTRY
 from .ride_loss import RIDELoss, distribution_aware_temperatures, diversity_kl
 from .router import ExpertRouter, experts_used, router_labels
@@ -22,6 +22,7 @@ __all__ = [
     "ExpertRouter",
     "LWSHead",
     "LinearHead",
+    "NCMHead",
     "RIDELoss",
     "build_backbone",
     "build_head",

@@ -1,7 +1,11 @@
-"""Classifier heads: linear (with test-time tau-normalisation), cosine and LWS.
+"""Classifier heads: linear (with test-time tau-normalisation), cosine, LWS and NCM.
 
 Every head maps features ``(N, D)`` to logits ``(N, C)`` and has ``reset_parameters()``,
 which a decoupled second stage (cRT) calls to re-initialise the classifier.
+
+A head may declare how it reads a stage-1 checkpoint (the meta-architecture prefixes them
+with its own name): ``newly_initialized_keys``, state keys it initialises itself (LWS's
+scales), and ``unused_checkpoint_keys``, keys of the stage-1 head it does not use (NCM).
 """
 import torch
 import torch.nn.functional as F
@@ -10,7 +14,7 @@ from torch import nn
 from ..config import ConfigError, configurable
 from .registry import HEAD_REGISTRY
 
-__all__ = ["CosineHead", "LWSHead", "LinearHead", "tau_normalized_weight"]
+__all__ = ["CosineHead", "LWSHead", "LinearHead", "NCMHead", "tau_normalized_weight"]
 
 
 def tau_normalized_weight(weight: torch.Tensor, tau: float) -> torch.Tensor:
@@ -141,6 +145,8 @@ class LWSHead(nn.Module):
         self.fc = nn.Linear(in_features, num_classes, bias=bias)
         self.fc.requires_grad_(False)
         self.scales = nn.Parameter(torch.ones(num_classes))
+        # A stage-1 LinearHead checkpoint has fc.weight/fc.bias but no scales.
+        self.newly_initialized_keys = ("scales",)
 
     @classmethod
     def from_config(cls, cfg, in_features, num_classes):
@@ -154,3 +160,71 @@ class LWSHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(x) * self.scales
+
+
+@HEAD_REGISTRY.register()
+class NCMHead(nn.Module):
+    """Nearest class mean: ``logit_c = -||g(x) - mu_c||^2`` (Kang et al. 2020).
+
+    ``g(x) = normalize(x - center)``: features are centred on the training mean and
+    L2-normalised; ``mu_c`` is the mean of ``g`` over class c's training images. The head
+    has no trainable parameters: ``fit(features, labels)`` computes ``center`` and ``means``
+    (the trainer calls it on the training split before evaluating), so it is an
+    evaluation-only head. It reads any stage-1 checkpoint, ignoring the stage-1 classifier.
+
+    Args:
+        in_features: feature dimension D.
+        num_classes: number of classes C.
+    """
+
+    evaluation_only = True
+
+    @configurable
+    def __init__(self, *, in_features: int, num_classes: int):
+        super().__init__()
+        _check_sizes(in_features, num_classes)
+        self.register_buffer("center", torch.zeros(in_features))
+        self.register_buffer("means", torch.zeros(num_classes, in_features))
+        self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
+        self.newly_initialized_keys = ("center", "means", "fitted")
+        self.unused_checkpoint_keys = ("fc.", "weight", "scales")
+
+    @classmethod
+    def from_config(cls, cfg, in_features, num_classes):
+        _reject_tau(cfg, "NCMHead")
+        return {"in_features": in_features, "num_classes": num_classes}
+
+    def reset_parameters(self) -> None:
+        """Forget the fitted means."""
+        self.center.zero_()
+        self.means.zero_()
+        self.fitted.fill_(False)
+
+    def _embed(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(x.float() - self.center, dim=1)
+
+    @torch.no_grad()
+    def fit(self, features: torch.Tensor, labels: torch.Tensor) -> None:
+        """Class means of the centred, L2-normalised training ``features`` ``(N, D)``.
+
+        Raises:
+            ValueError: a class has no training feature (its mean would be undefined).
+        """
+        features = features.float().to(self.means.device)
+        labels = labels.long().to(self.means.device)
+        num_classes = self.means.shape[0]
+        counts = torch.bincount(labels, minlength=num_classes)
+        if bool((counts == 0).any()):
+            empty = torch.nonzero(counts == 0).flatten().tolist()
+            raise ValueError(f"NCM needs training images of every class; none for {empty}")
+        self.center.copy_(features.mean(dim=0))
+        sums = torch.zeros_like(self.means).index_add_(0, labels, self._embed(features))
+        self.means.copy_(sums / counts.unsqueeze(1).to(sums.dtype))
+        self.fitted.fill_(True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            raise RuntimeError("NCMHead is evaluation-only: run it with --eval-only")
+        if not bool(self.fitted):
+            raise RuntimeError("NCMHead.fit(features, labels) must run before evaluation")
+        return -torch.cdist(self._embed(x), self.means).square()

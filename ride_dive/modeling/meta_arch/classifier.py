@@ -53,6 +53,12 @@ class Classifier(TeacherMixin, nn.Module):
         self.backbone = backbone
         self.head = head
         self.loss = loss
+        # Checkpoint-loading policy (see checkpoint.model_state.load_model_state): a second
+        # stage's head may add state (LWS scales) or ignore the stage-1 classifier (NCM).
+        self.newly_initialized_prefixes = tuple(
+            f"head.{k}" for k in getattr(head, "newly_initialized_keys", ()))
+        self.unused_checkpoint_prefixes = tuple(
+            f"head.{k}" for k in getattr(head, "unused_checkpoint_keys", ()))
 
     @classmethod
     def from_config(cls, cfg, class_counts: Optional[Sequence[int]] = None):

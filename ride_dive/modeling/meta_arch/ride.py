@@ -78,6 +78,10 @@ class RIDE(TeacherMixin, nn.Module):
         self.unused_checkpoint_prefixes: Tuple[str, ...] = (
             () if router is not None else ("router.",)
         )
+        # Per-expert second stages: an LWS head per expert adds its scales.
+        self.newly_initialized_prefixes += tuple(
+            f"heads.{i}.{k}" for i, head in enumerate(self.heads)
+            for k in getattr(head, "newly_initialized_keys", ()))
         if train_router:
             self.backbone.freeze()  # weights and BN statistics
             self.heads.requires_grad_(False)
@@ -92,6 +96,11 @@ class RIDE(TeacherMixin, nn.Module):
                 f"(RIDEResNet32, RIDEResNet50, RIDEResNeXt50), got '{cfg.MODEL.BACKBONE.NAME}'"
             )
         experts, dim = backbone.num_experts, backbone.out_features
+        if cfg.MODEL.HEAD.NAME == "NCMHead":
+            raise ConfigError(
+                "MODEL.HEAD.NAME='NCMHead' is supported for single-head models "
+                "(META_ARCHITECTURE 'Classifier') only, not per RIDE expert"
+            )
         if cfg.MODEL.ROUTER.TRAIN and not cfg.MODEL.WEIGHTS:
             logger.warning(
                 "MODEL.ROUTER.TRAIN without MODEL.WEIGHTS: the routers would learn on randomly "
