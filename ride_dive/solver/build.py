@@ -4,7 +4,7 @@ from typing import Dict, List
 import torch
 from torch import nn
 
-from ..config import configurable
+from ..config import ConfigError, configurable
 
 _NORM_TYPES = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)
 
@@ -56,5 +56,9 @@ def build_optimizer(
     """
     groups = _param_groups(model, weight_decay, decay_norm)
     if not any(g["params"] for g in groups):
-        raise ValueError("The model has no trainable parameters; nothing to optimise.")
+        raise ConfigError(
+            "The model has no trainable parameters; nothing to optimise. (An evaluation-only "
+            "head such as NCMHead with MODEL.BACKBONE.FREEZE True: leave the backbone "
+            "unfrozen and run with --eval-only.)"
+        )
     return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=nesterov and momentum > 0)
