@@ -4,7 +4,8 @@
     python tools/aggregate_results.py --label CE output/fmnist_lt/ce_r32_s{0,1,2} \
                                       --label BSCE output/fmnist_lt/bsce_r32_s{0,1,2}
 
-Each ``--label`` starts a new row; the run directories after it are its seeds.
+Each ``--label`` starts a new row; the run directories after it are its seeds. A directory
+written by ``tools/tau_norm.py`` contributes the test numbers of its chosen tau.
 """
 import argparse
 import json
@@ -16,7 +17,12 @@ METRICS = ("top1", "many", "medium", "few")
 
 
 def load(run_dir: str) -> dict:
+    """A run's test metrics: ``results.json``, or the chosen tau's of ``tau_norm.json``."""
     path = os.path.join(run_dir, "results.json")
+    tau_path = os.path.join(run_dir, "tau_norm.json")
+    if not os.path.isfile(path) and os.path.isfile(tau_path):
+        with open(tau_path) as f:
+            return json.load(f)["test"]
     if not os.path.isfile(path):
         sys.exit(f"ERROR: {path} not found: did the run finish?")
     with open(path) as f:
