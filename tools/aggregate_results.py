@@ -7,7 +7,6 @@
 Each ``--label`` starts a new row; the run directories after it are its seeds. A directory
 written by ``tools/tau_norm.py`` contributes the test numbers of its chosen tau.
 """
-import argparse
 import json
 import os
 import statistics

@@ -24,7 +24,6 @@ from ride_dive.checkpoint import (  # noqa: E402
 from ride_dive.config import ConfigError  # noqa: E402
 from ride_dive.data import build_datasets, build_test_loader  # noqa: E402
 from ride_dive.engine import setup_cfg  # noqa: E402
-from ride_dive.engine.defaults import amp_dtype  # noqa: E402
 from ride_dive.evaluation import (  # noqa: E402
     DEFAULT_TAUS,
     collect_features,
@@ -33,7 +32,7 @@ from ride_dive.evaluation import (  # noqa: E402
     tau_norm_sweep,
 )
 from ride_dive.modeling import build_model  # noqa: E402
-from ride_dive.utils.env import resolve_device, seed_all  # noqa: E402
+from ride_dive.utils.env import amp_dtype, resolve_device, seed_all  # noqa: E402
 from ride_dive.utils.logger import setup_logger  # noqa: E402
 
 

@@ -21,6 +21,7 @@ import torch.distributed as dist
 from ..data import build_test_loader, unaugmented_view
 from ..evaluation.metrics import shot_group_accuracy
 from ..utils import comm
+from ..utils.env import amp_dtype
 
 logger = logging.getLogger("ride_dive")
 
@@ -308,11 +309,6 @@ def teacher_virtual_examples(
     return {key: sums[k] for k, key in enumerate(grid)}
 
 
-def _amp_dtype(cfg) -> Optional[torch.dtype]:
-    # As engine.defaults.amp_dtype; not imported from there because the engine imports us.
-    return getattr(torch, cfg.SOLVER.AMP.DTYPE) if cfg.SOLVER.AMP.ENABLED else None
-
-
 def training_set_distributions(
     cfg, teacher: torch.nn.Module, train_dataset, class_counts: Sequence[int], device,
     temperatures: Iterable[float] = TEMPERATURES, powers: Iterable[float] = (1.0, 0.5),
@@ -327,7 +323,7 @@ def training_set_distributions(
         rank=comm.get_rank(), device=device,
     )
     distributions = teacher_virtual_examples(
-        teacher, loader, device, temperatures, powers, autocast_dtype=_amp_dtype(cfg),
+        teacher, loader, device, temperatures, powers, autocast_dtype=amp_dtype(cfg),
         num_classes=len(class_counts),
     )
     return table_from_distributions(distributions, class_counts, cfg.TEST.MANY_THRESHOLD,

@@ -16,28 +16,23 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..checkpoint import Checkpointer, restore_rng_state
 from ..config import CfgNode, assert_cfg, get_cfg
-from ..data import build_datasets, build_test_loader, build_train_loader
-from ..evaluation import (
-    expert_count_macs,
-    format_results_table,
-    format_router_table,
-    has_router,
-    inference_on_dataset,
-    plot_router_tradeoff,
-    router_tradeoff,
-    save_results_json,
-    select_router_threshold,
-)
-from ..checkpoint.model_state import unwrap_model
-from ..modeling import build_model, count_macs
+from ..data import build_datasets, build_train_loader
+from ..evaluation import format_results_table, save_results_json
+from ..modeling import build_model
 from ..solver import build_lr_scheduler, build_optimizer
 from ..utils import comm
-from ..utils.env import resolve_device, seed_all
+from ..utils.env import amp_dtype, resolve_device, seed_all
 from ..utils.events import default_writers
 from ..utils.logger import setup_logger
 from . import hooks
 from .decoupling import check_trainable_heads, fit_evaluation_heads, reinit_heads
 from .distill import distill_temperature, prepare_distillation
+from .evaluation import (
+    evaluate,
+    inference_gmacs,
+    router_evaluation,
+    select_router_threshold_on_val,
+)
 from .train_loop import SimpleTrainer
 
 logger = logging.getLogger("ride_dive")
@@ -94,119 +89,6 @@ def default_setup(cfg: CfgNode, args: Optional[argparse.Namespace] = None) -> No
         torch.backends.cudnn.benchmark = False
     elif torch.cuda.is_available():
         torch.backends.cudnn.benchmark = True
-
-
-def amp_dtype(cfg: CfgNode) -> Optional[torch.dtype]:
-    """The autocast dtype of ``cfg.SOLVER.AMP`` or None when AMP is off."""
-    return getattr(torch, cfg.SOLVER.AMP.DTYPE) if cfg.SOLVER.AMP.ENABLED else None
-
-
-def evaluate(cfg: CfgNode, model: torch.nn.Module, dataset, class_counts, device) -> Dict:
-    """Top-1/top-5, many/medium/few, per-class accuracy and ECE of ``model`` on ``dataset``."""
-    loader = build_test_loader(
-        cfg, dataset, num_replicas=comm.get_world_size(), rank=comm.get_rank(), device=device
-    )
-    return inference_on_dataset(
-        model,
-        loader,
-        class_counts,
-        device,
-        autocast_dtype=amp_dtype(cfg),
-        many_threshold=cfg.TEST.MANY_THRESHOLD,
-        few_threshold=cfg.TEST.FEW_THRESHOLD,
-        ece_bins=cfg.TEST.ECE_BINS,
-    )
-
-
-def _router_sweep(cfg: CfgNode, model: torch.nn.Module, dataset, class_counts, device,
-                  thresholds) -> Dict:
-    """``router_tradeoff`` on ``dataset`` at the model's current threshold."""
-    loader = build_test_loader(
-        cfg, dataset, num_replicas=comm.get_world_size(), rank=comm.get_rank(), device=device
-    )
-    size = cfg.INPUT.CROP_SIZE
-    return router_tradeoff(
-        model, loader, class_counts, device,
-        input_shape=(cfg.MODEL.BACKBONE.IN_CHANNELS, size, size),
-        thresholds=thresholds,
-        threshold=unwrap_model(model).router_threshold,
-        autocast_dtype=amp_dtype(cfg),
-        many_threshold=cfg.TEST.MANY_THRESHOLD,
-        few_threshold=cfg.TEST.FEW_THRESHOLD,
-    )
-
-
-def select_router_threshold_on_val(cfg: CfgNode, model: torch.nn.Module, val_dataset,
-                                   class_counts, device) -> Optional[Dict]:
-    """Set the model's router threshold to the one chosen on the validation split.
-
-    Active for a model with a router when ``TEST.ROUTER_SELECT_MAX_TOP1_DROP >= 0``: sweeps
-    ``TEST.ROUTER_THRESHOLDS`` (and 0, the full ensemble) on ``val_dataset`` and applies
-    ``select_router_threshold``. Without a validation split the configured threshold stays
-    and a warning says so: choosing it on the test split would tune on test.
-
-    Returns:
-        ``{"split": "val", "threshold", "top1", "experts_used_mean", "gmacs",
-        "full_ensemble_top1", "max_top1_drop", "sweep"}`` (validation numbers), or None when
-        nothing was selected.
-    """
-    max_drop = cfg.TEST.ROUTER_SELECT_MAX_TOP1_DROP
-    if max_drop < 0 or not has_router(model):
-        return None
-    if val_dataset is None:
-        logger.warning(
-            "TEST.ROUTER_SELECT_MAX_TOP1_DROP is set but there is no validation split "
-            "(DATASETS.VAL_SOURCE is 'none'): the router threshold is NOT selected and stays "
-            f"MODEL.ROUTER.THRESHOLD = {cfg.MODEL.ROUTER.THRESHOLD}. The test split is never "
-            "used to choose it; set DATASETS.VAL_SOURCE to get a selection."
-        )
-        return None
-    thresholds = sorted({0.0, *cfg.TEST.ROUTER_THRESHOLDS})
-    report = _router_sweep(cfg, model, val_dataset, class_counts, device, thresholds)
-    choice = select_router_threshold(report, max_drop)
-    unwrap_model(model).router_threshold = choice["threshold"]
-    if comm.is_main_process():
-        logger.info("\n" + format_router_table(report, "Router (validation)"))
-        logger.info(
-            f"Router threshold chosen on validation: {choice['threshold']:g} "
-            f"({choice['experts_used_mean']:.2f} experts/image, top-1 {choice['top1']:.2f} vs "
-            f"{choice['full_ensemble_top1']:.2f} for the full ensemble, allowed drop "
-            f"{max_drop:g})"
-        )
-    return {"split": "val", **choice, "sweep": report["sweep"]}
-
-
-def router_evaluation(cfg: CfgNode, model: torch.nn.Module, dataset, class_counts,
-                      device) -> Optional[Dict]:
-    """Accuracy/compute sweep over TEST.ROUTER_THRESHOLDS for a model with a router.
-
-    The starred row is the model's current threshold (MODEL.ROUTER.THRESHOLD, or the one
-    ``select_router_threshold_on_val`` chose). Logs the table and writes
-    ``OUTPUT_DIR/router_tradeoff.png`` (main process). Returns None for models without a
-    router (and with an empty sweep).
-    """
-    if not has_router(model) or not cfg.TEST.ROUTER_THRESHOLDS:
-        return None
-    report = _router_sweep(cfg, model, dataset, class_counts, device, cfg.TEST.ROUTER_THRESHOLDS)
-    if comm.is_main_process():
-        logger.info("\n" + format_router_table(report, "Router (test)"))
-        plot = os.path.join(cfg.OUTPUT_DIR, "router_tradeoff.png")
-        if plot_router_tradeoff(report, plot):
-            logger.info(f"Router trade-off plot: {plot}")
-    return report
-
-
-def inference_gmacs(cfg: CfgNode, model: torch.nn.Module) -> float:
-    """GMACs per image of the model's router-free inference (fvcore), for the reports.
-
-    A multi-expert model is measured on all its experts (the full ensemble); with a router
-    the average depends on the data and comes from ``router_evaluation`` instead.
-    """
-    model = unwrap_model(model)
-    shape = (cfg.MODEL.BACKBONE.IN_CHANNELS, cfg.INPUT.CROP_SIZE, cfg.INPUT.CROP_SIZE)
-    if hasattr(model, "forward_first_experts"):
-        return expert_count_macs(model, shape, [model.num_experts], routers=False)[0]
-    return count_macs(model, shape)
 
 
 class DefaultTrainer:

@@ -1,5 +1,6 @@
-"""Seeding and device selection."""
+"""Seeding, device selection and the autocast dtype."""
 import random
+from typing import Optional
 
 import numpy as np
 import torch
@@ -30,3 +31,8 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"MODEL.DEVICE='{name}' but CUDA is not available; use 'auto' or 'cpu'")
     return device
+
+
+def amp_dtype(cfg) -> Optional[torch.dtype]:
+    """The autocast dtype of ``cfg.SOLVER.AMP`` or None when AMP is off."""
+    return getattr(torch, cfg.SOLVER.AMP.DTYPE) if cfg.SOLVER.AMP.ENABLED else None

@@ -16,7 +16,7 @@ def test_get_cfg_returns_independent_copies():
 
 
 def test_base_inheritance_and_override_order(tmp_path):
-    base = _write(tmp_path / "Base.yaml", "SOLVER:\n  BASE_LR: 0.5\n  MAX_EPOCHS: 10\nSEED: 3\n")
+    _write(tmp_path / "Base.yaml", "SOLVER:\n  BASE_LR: 0.5\n  MAX_EPOCHS: 10\nSEED: 3\n")
     child = _write(tmp_path / "child.yaml", '_BASE_: "Base.yaml"\nSOLVER:\n  MAX_EPOCHS: 20\n')
     cfg = get_cfg()
     cfg.merge_from_file(child)

@@ -6,10 +6,9 @@ import sys
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from ride_dive.config import ConfigError
-from ride_dive.engine import DefaultTrainer, default_setup, setup_cfg
+from ride_dive.engine import DefaultTrainer, setup_cfg
 from ride_dive.evaluation import select_tau, tau_norm_sweep
 from ride_dive.modeling import LinearHead, NCMHead, build_model
 from ride_dive.utils.logger import setup_logger

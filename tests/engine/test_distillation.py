@@ -5,7 +5,6 @@ import os
 import pytest
 import torch
 
-from ride_dive.checkpoint import Checkpointer
 from ride_dive.config import ConfigError
 from ride_dive.engine import DefaultTrainer
 from ride_dive.modeling import build_model
