@@ -134,3 +134,19 @@ def test_bad_distill_values_are_named(key, value, message):
     with pytest.raises(ConfigError, match=message):
         cfg.merge_from_list([key, value])
         assert_cfg(cfg)
+
+
+def test_auto_temperature_from_a_file_survives_dump_and_reload(tmp_path):
+    path = tmp_path / "dive.yaml"
+    path.write_text("MODEL:\n  LOSS:\n    NAME: DiVELoss\nDISTILL:\n  TEMPERATURE: auto\n")
+    cfg = get_cfg()
+    cfg.merge_from_file(str(path))
+    assert cfg.DISTILL.TEMPERATURE == "auto"
+    assert_cfg(cfg)
+    saved = tmp_path / "config.yaml"  # what a run writes, and a pipeline reads back
+    saved.write_text(cfg.dump())
+    again = get_cfg()
+    again.merge_from_file(str(saved))
+    assert again.DISTILL.TEMPERATURE == "auto"
+    again.merge_from_list(["DISTILL.TEMPERATURE", "5"])
+    assert again.DISTILL.TEMPERATURE == 5.0
