@@ -3,6 +3,7 @@
 
     python tools/benchmark.py speed [--iters 30] [--rounds 3] [--batch-size 128]
     python tools/benchmark.py experts [--experts 4] [--iters 15] [--batch-size 128]
+    python tools/benchmark.py distill [--iters 15] [--batch-size 128]
 
 Prints training images/s of ResNet-32 at 32x32 for a bare forward/backward/step loop on
 preloaded tensors in fp32, bf16 autocast and bf16 + channels_last, and the full trainer
@@ -13,6 +14,11 @@ median is reported, so a background hiccup does not favour one of them.
 ``experts`` times a RIDE ResNet-32 training step (100 classes, cosine heads, RIDE loss) and
 an eval forward at 32x32 (images/s), with the experts run in a Python loop against the
 batched (grouped-convolution) execution that ``MODEL.RIDE.BATCHED_EXPERTS`` selects.
+
+``distill`` times a distillation training step (student + frozen teacher forward + DiVE loss)
+against the same student's plain step (Balanced Softmax), side by side: single-head
+ResNet-32 with a ResNet-32 teacher (DiVE), and 4-expert RIDE ResNet-32 with a 6-expert
+teacher (RIDE-DiVE), at 32x32, 10 classes.
 """
 import argparse
 import os
@@ -28,6 +34,7 @@ import torch  # noqa: E402
 
 from ride_dive.engine import DefaultTrainer, HookBase, setup_cfg  # noqa: E402
 from ride_dive.modeling import build_model  # noqa: E402
+from ride_dive.modeling.teacher import FrozenTeacher  # noqa: E402
 from ride_dive.solver import build_optimizer  # noqa: E402
 from ride_dive.utils.logger import setup_logger  # noqa: E402
 
@@ -235,6 +242,56 @@ def experts(args) -> None:
         print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
 
 
+_RIDE_OPTS = ["MODEL.META_ARCHITECTURE", "RIDE", "MODEL.BACKBONE.NAME", "RIDEResNet32",
+              "MODEL.HEAD.NAME", "CosineHead", "MODEL.LOSS.NAME", "RIDELoss"]
+
+
+def _distill_model(opts, channels_last: bool, device):
+    """A model (10 classes) with its optimizer, built from ``opts`` overrides."""
+    cfg = setup_cfg("", ["MODEL.DEVICE", device.type,
+                         "MODEL.CHANNELS_LAST", str(channels_last)] + opts)
+    torch.manual_seed(0)
+    model = build_model(cfg, [500 // (c + 1) for c in range(NUM_CLASSES)])
+    return model, build_optimizer(cfg, model)
+
+
+def distill(args) -> None:
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    setups = [
+        ("DiVE: ResNet-32 <- ResNet-32",
+         ["MODEL.LOSS.NAME", "BalancedSoftmaxLoss"], ["MODEL.LOSS.NAME", "DiVELoss"],
+         ["MODEL.LOSS.NAME", "BalancedSoftmaxLoss"]),
+        ("RIDE-DiVE: 4E <- 6E",
+         _RIDE_OPTS + ["MODEL.RIDE.NUM_EXPERTS", "4", "MODEL.LOSS.RIDE.BASE_LOSS",
+                       "BalancedSoftmaxLoss"],
+         _RIDE_OPTS + ["MODEL.RIDE.NUM_EXPERTS", "4", "MODEL.LOSS.RIDE.BASE_LOSS", "DiVELoss"],
+         _RIDE_OPTS + ["MODEL.RIDE.NUM_EXPERTS", "6", "MODEL.LOSS.RIDE.BASE_LOSS",
+                       "BalancedSoftmaxLoss"]),
+    ]
+    print(f"\nDistillation step vs plain step, 32x32, batch {args.batch_size}, "
+          f"{torch.get_num_threads()} threads, device {device.type}; training images/s, "
+          f"median of {args.iters} alternating calls\n")
+    print("| setup | precision | plain step | distillation step | cost ratio |")
+    print("|---|---|---|---|---|")
+    for setup, plain_opts, student_opts, teacher_opts in setups:
+        for name, amp, channels_last in [("fp32", False, False), ("bf16 + channels_last",
+                                                                  True, True)]:
+            images = torch.randn(args.batch_size, 3, 32, 32, device=device)
+            if channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            labels = torch.randint(0, NUM_CLASSES, (args.batch_size,), device=device)
+            plain = _steps(*_distill_model(plain_opts, channels_last, device), images, labels,
+                           amp)[0]
+            student, optimizer = _distill_model(student_opts, channels_last, device)
+            teacher = _distill_model(teacher_opts, channels_last, device)[0]
+            student.attach_teacher(FrozenTeacher(teacher))
+            distilled = _steps(student, optimizer, images, labels, amp)[0]
+            t_plain, t_distill = _paired_median_times([plain, distilled], args.iters, device)
+            print(f"| {setup} | {name} | {args.batch_size / t_plain:.1f} | "
+                  f"{args.batch_size / t_distill:.1f} | {t_distill / t_plain:.2f}x |",
+                  flush=True)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -247,8 +304,14 @@ def main(argv=None) -> None:
     e.add_argument("--experts", type=int, default=4)
     e.add_argument("--iters", type=int, default=15)
     e.add_argument("--batch-size", type=int, default=128)
+    d = sub.add_parser("distill", help="distillation step vs plain step, side by side")
+    d.add_argument("--iters", type=int, default=15)
+    d.add_argument("--batch-size", type=int, default=128)
     args = parser.parse_args(argv)
-    if args.command == "experts":
+    if args.command == "distill":
+        setup_logger("", rank=1)
+        distill(args)
+    elif args.command == "experts":
         setup_logger("", rank=1)
         experts(args)
     elif args.command in (None, "speed"):
