@@ -10,13 +10,12 @@ NCM's class means on the training split before evaluation.
 import logging
 from typing import List
 
-import torch
 from torch import nn
 
 from ..checkpoint import unwrap_model
 from ..config import CfgNode, ConfigError
 from ..data import build_test_loader, unaugmented_view
-from ..evaluation import gather_predictions
+from ..evaluation import collect_features
 from ..utils import comm
 
 __all__ = ["check_trainable_heads", "fit_evaluation_heads", "model_heads", "reinit_heads"]
@@ -51,7 +50,6 @@ def check_trainable_heads(model: nn.Module) -> None:
             )
 
 
-@torch.no_grad()
 def fit_evaluation_heads(cfg: CfgNode, model: nn.Module, train_dataset, device) -> None:
     """Fit heads that are computed from training features (NCM) before evaluation.
 
@@ -61,22 +59,12 @@ def fit_evaluation_heads(cfg: CfgNode, model: nn.Module, train_dataset, device) 
     heads = [h for h in model_heads(model) if hasattr(h, "fit")]
     if not heads:
         return
-    inner = unwrap_model(model)
     loader = build_test_loader(cfg, unaugmented_view(cfg, train_dataset),
                                num_replicas=comm.get_world_size(), rank=comm.get_rank(),
                                device=device)
-    was_training = inner.training
-    inner.eval()
-    features, labels = [], []
-    try:
-        for images, targets in loader:
-            # float32 here: class means of bf16 features would lose the small differences
-            # NCM's distances depend on.
-            features.append(inner.extract_features(images.to(device)).float().cpu())
-            labels.append(targets.long().cpu())
-    finally:
-        inner.train(was_training)
-    features, labels = gather_predictions(torch.cat(features), torch.cat(labels))
+    # float32 (no autocast): class means of bf16 features would lose the small differences
+    # NCM's distances depend on.
+    features, labels = collect_features(model, loader, device, autocast_dtype=None)
     for head in heads:
         head.fit(features, labels)
     logger.info(f"Fitted {type(heads[0]).__name__} on {len(labels)} training images")
