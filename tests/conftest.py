@@ -11,6 +11,18 @@ sys.path.insert(0, ROOT)
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
+# A tiny-data RIDE model: RIDE ResNet-32, cosine heads, the RIDE loss with Balanced Softmax
+# experts. Tests add MODEL.RIDE.NUM_EXPERTS and whatever their stage changes.
+RIDE_OVERRIDES = {
+    "MODEL.META_ARCHITECTURE": "RIDE",
+    "MODEL.BACKBONE.NAME": "RIDEResNet32",
+    "MODEL.HEAD.NAME": "CosineHead",
+    "MODEL.LOSS.NAME": "RIDELoss",
+    "MODEL.LOSS.RIDE.BASE_LOSS": "BalancedSoftmaxLoss",
+    "MODEL.ROUTER.TOP_K": 5,
+}
+
+
 def tiny_overrides(output_dir, **extra):
     """Overrides for a ~1 s training run: tiny ResNet-32 on 10-class 16x16 synthetic data."""
     opts = {

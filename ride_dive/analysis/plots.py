@@ -1,6 +1,7 @@
 """Bar chart of the virtual-example table, in the style of DiVE's Figs. 1 and 5."""
-import os
 from typing import Dict, List, Mapping, Tuple
+
+from ..utils.plotting import pyplot, save_figure
 
 _GROUPS = (("many", "Many", "#4c72b0"), ("medium", "Medium", "#dd8452"),
            ("few", "Few", "#55a868"))
@@ -40,12 +41,8 @@ def plot_virtual_examples(table: Mapping, path: str) -> bool:
     Returns:
         False (with nothing written) when matplotlib is not installed.
     """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")  # no display on training machines
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return False
     clusters = _bars(table)
     width = 0.8 / len(_GROUPS)
@@ -60,8 +57,5 @@ def plot_virtual_examples(table: Mapping, path: str) -> bool:
     ax.set_ylabel("average images per class")
     ax.set_title("Real and virtual examples per shot group")
     ax.legend()
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
     return True

@@ -12,6 +12,7 @@ from typing import Any, Mapping
 import torch
 
 from ..checkpoint.serialization import atomic_write_text
+from ..utils.plotting import pyplot, save_figure
 
 # (result key, column header); the order of the printed columns.
 _COLUMNS = (
@@ -126,12 +127,8 @@ def plot_router_tradeoff(report: Mapping[str, Any], path: str) -> bool:
     Returns:
         False (with nothing written) when matplotlib is not installed.
     """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")  # no display on training machines
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return False
     sweep = report["sweep"]
     fig, ax = plt.subplots(figsize=(5.5, 4.0))
@@ -147,8 +144,5 @@ def plot_router_tradeoff(report: Mapping[str, Any], path: str) -> bool:
     ax.set_ylabel("top-1 (%)")
     ax.set_title("Router threshold sweep")
     ax.legend(loc="lower right")
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
     return True

@@ -12,7 +12,7 @@ from ride_dive.engine import DefaultTrainer, setup_cfg
 from ride_dive.evaluation import select_tau, tau_norm_sweep
 from ride_dive.modeling import LinearHead, NCMHead, build_model
 from ride_dive.utils.logger import setup_logger
-from tests.conftest import ROOT, tiny_overrides
+from tests.conftest import RIDE_OVERRIDES, ROOT, tiny_overrides
 
 setup_logger("", rank=1)  # quiet
 
@@ -141,9 +141,8 @@ def test_tau_norm_tool_chooses_on_validation_and_says_when_it_cannot(stage1, tmp
 
 
 def test_ride_crt_reinitialises_every_expert_head_and_ncm_is_single_head(tiny_cfg, tmp_path):
-    ride = {"MODEL.META_ARCHITECTURE": "RIDE", "MODEL.BACKBONE.NAME": "RIDEResNet32",
-            "MODEL.HEAD.NAME": "CosineHead", "MODEL.LOSS.NAME": "RIDELoss",
-            "MODEL.LOSS.RIDE.BASE_LOSS": "CrossEntropyLoss", "MODEL.RIDE.NUM_EXPERTS": 2}
+    ride = {**RIDE_OVERRIDES, "MODEL.LOSS.RIDE.BASE_LOSS": "CrossEntropyLoss",
+            "MODEL.RIDE.NUM_EXPERTS": 2}
     first = DefaultTrainer(tiny_cfg(**ride, **{"SOLVER.MAX_EPOCHS": 1,
                                                "SOLVER.WARMUP_EPOCHS": 0},
                                     output_dir=tmp_path / "s1"))

@@ -10,19 +10,12 @@ from ride_dive.engine import DefaultTrainer
 from ride_dive.modeling import build_model
 from ride_dive.modeling.teacher import FrozenTeacher
 from ride_dive.utils.logger import setup_logger
+from tests.conftest import RIDE_OVERRIDES
 
 setup_logger("", rank=1)  # quiet
 
 TEACHER = {"MODEL.LOSS.NAME": "BalancedSoftmaxLoss", "SOLVER.MAX_EPOCHS": 2}
-RIDE = {
-    "MODEL.META_ARCHITECTURE": "RIDE",
-    "MODEL.BACKBONE.NAME": "RIDEResNet32",
-    "MODEL.HEAD.NAME": "CosineHead",
-    "MODEL.LOSS.NAME": "RIDELoss",
-    "MODEL.LOSS.RIDE.BASE_LOSS": "BalancedSoftmaxLoss",
-    "MODEL.ROUTER.TOP_K": 5,
-    "SOLVER.MAX_EPOCHS": 2,
-}
+RIDE = {**RIDE_OVERRIDES, "SOLVER.MAX_EPOCHS": 2}
 
 
 @pytest.fixture(scope="module")

@@ -7,16 +7,9 @@ import yaml
 
 from ride_dive.config import ConfigError
 from ride_dive.engine.pipeline import is_pipeline_file, load_pipeline, run_pipeline
-from tests.conftest import tiny_overrides
+from tests.conftest import RIDE_OVERRIDES, tiny_overrides
 
-RIDE = {
-    "MODEL.META_ARCHITECTURE": "RIDE",
-    "MODEL.BACKBONE.NAME": "RIDEResNet32",
-    "MODEL.HEAD.NAME": "CosineHead",
-    "MODEL.LOSS.NAME": "RIDELoss",
-    "MODEL.LOSS.RIDE.BASE_LOSS": "BalancedSoftmaxLoss",
-    "MODEL.ROUTER.TOP_K": 5,
-}
+RIDE = RIDE_OVERRIDES
 
 
 def _config_file(path, **overrides):

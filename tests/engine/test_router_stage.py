@@ -9,18 +9,15 @@ from ride_dive.checkpoint import Checkpointer, CheckpointMismatchError
 from ride_dive.engine import DefaultTrainer
 from ride_dive.modeling import build_model
 from ride_dive.utils.logger import setup_logger
+from tests.conftest import RIDE_OVERRIDES
 
 setup_logger("", rank=1)  # quiet
 
 RIDE = {
-    "MODEL.META_ARCHITECTURE": "RIDE",
-    "MODEL.BACKBONE.NAME": "RIDEResNet32",
+    **RIDE_OVERRIDES,
     "MODEL.RIDE.NUM_EXPERTS": 3,
-    "MODEL.HEAD.NAME": "CosineHead",
-    "MODEL.LOSS.NAME": "RIDELoss",
     "MODEL.LOSS.RIDE.BASE_LOSS": "LDAMLoss",
     "MODEL.LOSS.DRW_EPOCH": 1,
-    "MODEL.ROUTER.TOP_K": 5,
     "SOLVER.MAX_EPOCHS": 2,
 }
 ROUTER_STAGE = {
