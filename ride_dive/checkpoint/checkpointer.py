@@ -106,7 +106,15 @@ class Checkpointer:
         data.update(extra_state)
         data = to_weights_only_safe(data)
         path = os.path.join(self.save_dir, f"{name}.pth")
-        atomic_torch_save(data, path)
+        try:
+            atomic_torch_save(data, path)
+        except OSError as e:  # disk full, quota, permissions: the old files are untouched
+            previous = self.get_checkpoint_file() or "none yet"
+            raise CheckpointError(
+                f"Could not write checkpoint {path}: {e.strerror or e}. Nothing was "
+                f"overwritten: the last complete checkpoint ({previous}) is intact. Free "
+                "space (or point OUTPUT_DIR elsewhere) and continue with --resume."
+            ) from e
         logger.info("Saved checkpoint %s", path)
         if tag_last:
             atomic_write_text(os.path.join(self.save_dir, _LAST), f"{name}.pth")

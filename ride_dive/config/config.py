@@ -207,6 +207,9 @@ def assert_cfg(cfg: CfgNode) -> None:
     _require(s.MAX_EPOCHS > 0, f"SOLVER.MAX_EPOCHS must be > 0, got {s.MAX_EPOCHS}", p)
     _require(s.BATCH_SIZE > 0, f"SOLVER.BATCH_SIZE must be > 0, got {s.BATCH_SIZE}", p)
     _require(s.BASE_LR > 0, f"SOLVER.BASE_LR must be > 0, got {s.BASE_LR}", p)
+    _require(s.REFERENCE_BATCH_SIZE >= 0,
+             f"SOLVER.REFERENCE_BATCH_SIZE must be >= 0 (0 = SOLVER.BATCH_SIZE), "
+             f"got {s.REFERENCE_BATCH_SIZE}", p)
     _require(s.WEIGHT_DECAY >= 0, f"SOLVER.WEIGHT_DECAY must be >= 0, got {s.WEIGHT_DECAY}", p)
     _require(
         0 <= s.WARMUP_EPOCHS < s.MAX_EPOCHS or s.WARMUP_EPOCHS == 0,
@@ -258,6 +261,10 @@ def assert_cfg(cfg: CfgNode) -> None:
     _require(cfg.TEST.EVAL_PERIOD >= 0, "TEST.EVAL_PERIOD must be >= 0", p)
     _require(cfg.TEST.ECE_BINS > 0, "TEST.ECE_BINS must be > 0", p)
     _require(cfg.MODEL.BACKBONE.WIDTH_MULT > 0, "MODEL.BACKBONE.WIDTH_MULT must be > 0", p)
+    _require(_one_of(cfg.MODEL.BACKBONE.NORM, ("BN", "SyncBN", "GN")),
+             f"MODEL.BACKBONE.NORM must be 'BN', 'SyncBN' or 'GN', got "
+             f"'{cfg.MODEL.BACKBONE.NORM}'", p)
+    _require(cfg.MODEL.BACKBONE.GN_GROUPS >= 1, "MODEL.BACKBONE.GN_GROUPS must be >= 1", p)
     _require(cfg.MODEL.HEAD.COSINE_SCALE > 0, "MODEL.HEAD.COSINE_SCALE must be > 0", p)
     _check_ride(cfg, p)
     _check_distill(cfg, p)

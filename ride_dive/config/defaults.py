@@ -46,6 +46,11 @@ _C.MODEL.BACKBONE.WIDTH_MULT = 1.0
 _C.MODEL.BACKBONE.NORMALIZE_FEATURES = False
 # Freeze the backbone (weights and BN statistics); used by decoupled second stages.
 _C.MODEL.BACKBONE.FREEZE = False
+# Normalisation layers: "BN" (BatchNorm, per process), "SyncBN" (BatchNorm statistics over
+# all processes of a multi-GPU run; needs CUDA/NCCL, acts as BN in one process) or "GN"
+# (GroupNorm with gcd(GN_GROUPS, channels) groups: independent of the batch split).
+_C.MODEL.BACKBONE.NORM = "BN"
+_C.MODEL.BACKBONE.GN_GROUPS = 32
 
 _C.MODEL.RESNET = CfgNode()
 # Convolution groups and width per group of the bottleneck (ResNeXt-50 32x4d: 32 and 4;
@@ -144,8 +149,13 @@ _C.INPUT.PIXEL_STD = []
 # ---------------------------------------------------------------------------------------
 _C.SOLVER = CfgNode()
 _C.SOLVER.OPTIMIZER = "SGD"
-# Learning rate for SOLVER.BATCH_SIZE images per step.
+# Learning rate for a batch of SOLVER.REFERENCE_BATCH_SIZE images per step.
 _C.SOLVER.BASE_LR = 0.1
+# The batch BASE_LR was tuned for; the LR actually used is scaled linearly with the global
+# batch: BASE_LR * BATCH_SIZE / REFERENCE_BATCH_SIZE (logged at start). 0 = BATCH_SIZE, i.e.
+# no scaling. Dataset base configs set it to their published batch, so changing
+# SOLVER.BATCH_SIZE (e.g. for more GPUs) keeps the recipe.
+_C.SOLVER.REFERENCE_BATCH_SIZE = 0
 _C.SOLVER.MOMENTUM = 0.9
 _C.SOLVER.NESTEROV = False
 _C.SOLVER.WEIGHT_DECAY = 5e-4

@@ -15,11 +15,12 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from ..checkpoint import Checkpointer, restore_rng_state
-from ..config import CfgNode, assert_cfg, get_cfg
+from ..config import CfgNode, ConfigError, assert_cfg, get_cfg
 from ..data import build_datasets, build_train_loader
 from ..evaluation import format_results_table, save_results_json
 from ..modeling import build_model
-from ..solver import build_lr_scheduler, build_optimizer
+from ..modeling.norm import to_sync_batch_norm
+from ..solver import build_lr_scheduler, build_optimizer, describe_lr_scaling
 from ..utils import comm
 from ..utils.env import amp_dtype, resolve_device, seed_all
 from ..utils.events import default_writers
@@ -108,8 +109,16 @@ class DefaultTrainer:
         self.device = resolve_device(cfg.MODEL.DEVICE)
         self.splits = build_datasets(cfg)
         self.model = build_model(cfg, self.splits.class_counts)
-        self.optimizer = build_optimizer(cfg, self.model)
         world, rank = comm.get_world_size(), comm.get_rank()
+        if cfg.MODEL.BACKBONE.NORM == "SyncBN" and world > 1:
+            if self.device.type == "cpu":
+                raise ConfigError(
+                    "MODEL.BACKBONE.NORM 'SyncBN' needs GPUs (PyTorch synchronises BatchNorm "
+                    "over NCCL only); on CPU processes use 'BN' or 'GN'."
+                )
+            self.model = to_sync_batch_norm(self.model)
+        self.optimizer = build_optimizer(cfg, self.model)
+        logger.info(describe_lr_scaling(cfg, world))
         loader = build_train_loader(
             cfg, self.splits.train, seed=cfg.SEED, num_replicas=world, rank=rank,
             device=self.device,

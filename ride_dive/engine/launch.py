@@ -24,6 +24,9 @@ def _init_and_run(local_rank, main_func, world_size, num_per_machine, machine_ra
     rank = machine_rank * num_per_machine + local_rank
     if torch.cuda.is_available():
         torch.cuda.set_device(local_rank)
+    elif "OMP_NUM_THREADS" not in os.environ:
+        # CPU processes share the cores instead of each starting one thread per core.
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // num_per_machine))
     dist.init_process_group(_backend(), init_method=dist_url, world_size=world_size, rank=rank)
     try:
         main_func(*args)

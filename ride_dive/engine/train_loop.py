@@ -14,6 +14,7 @@ from typing import Dict, List, Optional
 import torch
 from torch import nn
 
+from ..utils import comm
 from ..utils.env import epoch_seed
 from ..utils.events import EventStorage, set_event_storage
 
@@ -160,7 +161,12 @@ class SimpleTrainer:
         with self._autocast():
             loss_dict = self.model(images, labels)
         total = sum(loss_dict.values())
-        values = {k: v.detach().float().item() for k, v in loss_dict.items()}
+        # Averaged over processes: the logged losses describe the global batch, and every
+        # rank sees the same non-finite total, so all ranks stop together (none hangs in
+        # DDP's gradient all-reduce waiting for a rank that has stopped).
+        values = comm.reduce_mean(
+            {k: v.detach().float().item() for k, v in loss_dict.items()}, self.device
+        )
         total_value = sum(values.values())
         if not math.isfinite(total_value):
             raise FloatingPointError(

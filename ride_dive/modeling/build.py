@@ -6,6 +6,7 @@ from torch import nn
 
 from ..utils.env import resolve_device
 from ..utils.registry import lookup
+from .norm import to_group_norm
 from .registry import BACKBONE_REGISTRY, HEAD_REGISTRY, LOSS_REGISTRY, META_ARCH_REGISTRY
 
 __all__ = ["build_backbone", "build_head", "build_loss", "build_model", "resolve_device"]
@@ -37,11 +38,15 @@ def build_model(cfg, class_counts: Optional[Sequence[int]] = None) -> nn.Module:
             ``MODEL.NUM_CLASSES`` is 0, for the number of classes.
 
     Returns:
-        The model, in train mode, with its weights randomly initialised (loading
+        The model, in train mode, with its weights randomly initialised, BatchNorm
+        replaced by GroupNorm when ``MODEL.BACKBONE.NORM`` is "GN" (SyncBN is applied by the
+        trainer of a multi-process run) (loading
         ``MODEL.WEIGHTS`` is the checkpointer's job).
     """
     arch = lookup(META_ARCH_REGISTRY, cfg.MODEL.META_ARCHITECTURE, "MODEL.META_ARCHITECTURE")
     model = arch(cfg, class_counts=class_counts)
+    if cfg.MODEL.BACKBONE.NORM == "GN":
+        to_group_norm(model, cfg.MODEL.BACKBONE.GN_GROUPS)
     model.to(resolve_device(cfg.MODEL.DEVICE))
     if cfg.MODEL.CHANNELS_LAST:
         model.to(memory_format=torch.channels_last)

@@ -29,11 +29,35 @@ def _param_groups(model: nn.Module, weight_decay: float, decay_norm: bool) -> Li
     return groups
 
 
+def scaled_base_lr(cfg) -> float:
+    """The learning rate used for the global batch: linear scaling from the reference batch.
+
+    ``SOLVER.BASE_LR`` is the LR for ``SOLVER.REFERENCE_BATCH_SIZE`` images per step (0 =
+    ``SOLVER.BATCH_SIZE``, no scaling); the LR of a global batch ``SOLVER.BATCH_SIZE`` is
+    ``BASE_LR * BATCH_SIZE / REFERENCE_BATCH_SIZE`` (Goyal et al.'s linear scaling rule).
+    """
+    s = cfg.SOLVER
+    reference = s.REFERENCE_BATCH_SIZE or s.BATCH_SIZE
+    return s.BASE_LR * s.BATCH_SIZE / reference
+
+
+def describe_lr_scaling(cfg, world_size: int) -> str:
+    """One log line saying which LR is used and why (reference batch, global batch)."""
+    s = cfg.SOLVER
+    reference = s.REFERENCE_BATCH_SIZE or s.BATCH_SIZE
+    per_rank = s.BATCH_SIZE // max(world_size, 1)
+    return (
+        f"Learning rate {scaled_base_lr(cfg):g}: SOLVER.BASE_LR {s.BASE_LR:g} is for a batch of "
+        f"{reference} (SOLVER.REFERENCE_BATCH_SIZE), scaled linearly to the global batch "
+        f"{s.BATCH_SIZE} (SOLVER.BATCH_SIZE = {world_size} process(es) x {per_rank} images)"
+    )
+
+
 def _optimizer_from_config(cfg, model):
     s = cfg.SOLVER
     return {
         "model": model,
-        "lr": s.BASE_LR,
+        "lr": scaled_base_lr(cfg),
         "momentum": s.MOMENTUM,
         "nesterov": s.NESTEROV,
         "weight_decay": s.WEIGHT_DECAY,

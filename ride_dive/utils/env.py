@@ -19,17 +19,24 @@ def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
 
 
 def resolve_device(name: str) -> torch.device:
-    """Turn ``MODEL.DEVICE`` into a device: "auto" is cuda when available, else cpu."""
+    """Turn ``MODEL.DEVICE`` into a device: "auto" is cuda when available, else cpu.
+
+    "cuda" / "auto" resolve to this process's current GPU (``cuda:<local rank>`` in a
+    multi-GPU run), so every process uses its own device.
+    """
     from ..config import ConfigError
 
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         device = torch.device(name)
     except (RuntimeError, ValueError):
         raise ConfigError(f"MODEL.DEVICE='{name}' is not a device (use auto, cpu, cuda, cuda:N)")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"MODEL.DEVICE='{name}' but CUDA is not available; use 'auto' or 'cpu'")
+    if device.type == "cuda" and device.index is None:
+        # The launcher set each process's GPU (its local rank); DDP needs the index.
+        device = torch.device("cuda", torch.cuda.current_device())
     return device
 
 

@@ -15,6 +15,7 @@ from ride_dive.modeling import (
     count_parameters,
 )
 from ride_dive.modeling.backbones import RIDEResNet32, RIDEResNeXt50
+from ride_dive.modeling.norm import to_group_norm
 
 
 def _cpu_cfg():
@@ -145,7 +146,9 @@ def _relative_error(a, b):
     lambda: RIDEResNet32(num_experts=3, width_mult=0.25),
     # Grouped 3x3 convolutions and projection shortcuts, at a tiny width.
     lambda: RIDEResNeXt50(num_experts=3, width_mult=0.125, groups=4, width_per_group=16),
-], ids=["RIDEResNet32", "RIDEResNeXt50"])
+    # MODEL.BACKBONE.NORM "GN": each expert's groups must stay its own in the batched path.
+    lambda: to_group_norm(RIDEResNet32(num_experts=3, width_mult=0.25), max_groups=2),
+], ids=["RIDEResNet32", "RIDEResNeXt50", "RIDEResNet32-GN"])
 def test_batched_experts_equal_the_python_loop(make):
     """Same outputs, gradients and BN running statistics, in train and eval mode.
 

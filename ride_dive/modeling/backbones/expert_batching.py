@@ -10,7 +10,9 @@ channel axis, ``(N, E * C, H, W)``, and every layer runs once for all experts:
   channels, which avoids copying the input E times);
 - a BatchNorm concatenates the experts' affine parameters and running statistics (batch
   statistics are per channel, hence per expert) and writes the updated running statistics
-  back to each expert.
+  back to each expert;
+- a GroupNorm (``MODEL.BACKBONE.NORM: GN``) uses E times the groups: groups are contiguous
+  channel ranges, so each expert's groups stay its own.
 
 Gradients reach each expert's own parameters through the concatenations. The results equal
 running the experts one after the other, up to floating-point summation order.
@@ -44,8 +46,15 @@ def _cat_or_none(tensors: List) -> torch.Tensor:
     return None if tensors[0] is None else torch.cat(tensors)
 
 
-def _batch_norm(bns: Sequence[nn.BatchNorm2d], x: torch.Tensor) -> torch.Tensor:
+def _norm(bns: Sequence[nn.Module], x: torch.Tensor) -> torch.Tensor:
     first = bns[0]
+    if type(first) is nn.GroupNorm:
+        weight = _cat_or_none([b.weight for b in bns])
+        bias = _cat_or_none([b.bias for b in bns])
+        return F.group_norm(x, first.num_groups * len(bns), weight, bias, first.eps)
+    if type(first) is not nn.BatchNorm2d:  # SyncBatchNorm: statistics must cross processes
+        raise TypeError(f"Cannot batch expert normalisation layers of type "
+                        f"{type(first).__name__}")
     if any(b.training != first.training for b in bns):
         raise RuntimeError("Batched experts need every expert's BatchNorm in the same mode")
     update = first.training and first.track_running_stats
@@ -93,25 +102,25 @@ def _shortcut(blocks: Sequence[nn.Module], name: str, x: torch.Tensor, shared: b
         return first(x).repeat(1, num, 1, 1) if shared else _per_expert(first, x, num)
     if isinstance(first, nn.Sequential) and len(first) == 2:  # conv1x1 + BN projection
         out = _conv([getattr(b, name)[0] for b in blocks], x, shared)
-        return _batch_norm([getattr(b, name)[1] for b in blocks], out)
+        return _norm([getattr(b, name)[1] for b in blocks], out)
     raise TypeError(f"Cannot batch the shortcut {type(first).__name__}")
 
 
 def _basic_block(blocks: Sequence[BasicBlock], x: torch.Tensor, shared: bool) -> torch.Tensor:
     out = _conv([b.conv1 for b in blocks], x, shared)
-    out = F.relu(_batch_norm([b.bn1 for b in blocks], out), inplace=True)
-    out = _batch_norm([b.bn2 for b in blocks], _conv([b.conv2 for b in blocks], out, False))
+    out = F.relu(_norm([b.bn1 for b in blocks], out), inplace=True)
+    out = _norm([b.bn2 for b in blocks], _conv([b.conv2 for b in blocks], out, False))
     return F.relu(out + _shortcut(blocks, "shortcut", x, shared), inplace=True)
 
 
 def _bottleneck(blocks: Sequence[Bottleneck], x: torch.Tensor, shared: bool) -> torch.Tensor:
     out = _conv([b.conv1 for b in blocks], x, shared)
-    out = F.relu(_batch_norm([b.bn1 for b in blocks], out), inplace=True)
+    out = F.relu(_norm([b.bn1 for b in blocks], out), inplace=True)
     out = F.relu(
-        _batch_norm([b.bn2 for b in blocks], _conv([b.conv2 for b in blocks], out, False)),
+        _norm([b.bn2 for b in blocks], _conv([b.conv2 for b in blocks], out, False)),
         inplace=True,
     )
-    out = _batch_norm([b.bn3 for b in blocks], _conv([b.conv3 for b in blocks], out, False))
+    out = _norm([b.bn3 for b in blocks], _conv([b.conv3 for b in blocks], out, False))
     return F.relu(out + _shortcut(blocks, "downsample", x, shared), inplace=True)
 
 
