@@ -7,12 +7,16 @@
         --eval-only MODEL.WEIGHTS output/fmnist_lt/bsce_r32/model_final.pth
     # a pipeline file runs its stages in order (teacher -> student -> router)
     python tools/train_net.py --config-file configs/FashionMNIST-LT/ride_dive_pipeline.yaml
+    # several processes: --num-gpus N (or torchrun --nproc_per_node N tools/train_net.py ...)
+    python tools/train_net.py --num-gpus 8 --config-file configs/ImageNet-LT/ride_4e_x50.yaml
 """
 import logging
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import torch.multiprocessing as mp  # noqa: E402
 
 from ride_dive.checkpoint import CheckpointError, CheckpointMismatchError  # noqa: E402
 from ride_dive.config import ConfigError  # noqa: E402
@@ -22,10 +26,17 @@ from ride_dive.engine import (  # noqa: E402
     default_argument_parser,
     default_setup,
     launch,
+    save_config,
     setup_cfg,
 )
+from ride_dive.utils import comm  # noqa: E402
 
 logger = logging.getLogger("ride_dive")
+
+# Expected user-facing failures: printed as one clear paragraph, no traceback wall.
+USER_ERRORS = (ConfigError, CheckpointError, CheckpointMismatchError, FileNotFoundError,
+               FloatingPointError)
+EXIT_USER_ERROR = 2
 
 
 def main(args):
@@ -46,25 +57,50 @@ def main(args):
         trainer.checkpointer.load(cfg.MODEL.WEIGHTS, checkpointables=[])
         return trainer.test()
     trainer.resume_or_load(resume=args.resume)
+    if args.resume:  # only now: a resume that failed leaves the run's config.yaml alone
+        save_config(cfg)
     return trainer.train()
+
+
+def _print_error(error: BaseException) -> None:
+    where = f" (process {comm.get_rank()})" if comm.get_world_size() > 1 else ""
+    print(f"ERROR{where}: {error}", file=sys.stderr, flush=True)
+
+
+def main_in_process(args):
+    """``main`` in one process of the job: a user-facing error is printed there as one
+    paragraph and ends that process with exit status 2 (the launcher then stops the rest)."""
+    try:
+        return main(args)
+    except USER_ERRORS as e:
+        _print_error(e)
+        sys.exit(EXIT_USER_ERROR)
 
 
 def cli(argv=None) -> int:
     args = default_argument_parser().parse_args(argv)
     try:
+        if not is_pipeline_file(args.config_file):
+            # Check the config once, before any process starts or any file is written.
+            setup_cfg(args.config_file, args.opts)
         launch(
-            main,
+            main_in_process,
             args.num_gpus,
             num_machines=args.num_machines,
             machine_rank=args.machine_rank,
             dist_url=args.dist_url,
             args=(args,),
         )
-    except (ConfigError, CheckpointError, CheckpointMismatchError, FileNotFoundError,
-            FloatingPointError) as e:
-        # Expected user-facing failures: one clear paragraph, no traceback wall.
-        print(f"ERROR: {e}", file=sys.stderr)
-        return 2
+    except USER_ERRORS as e:
+        _print_error(e)
+        return EXIT_USER_ERROR
+    except SystemExit as e:  # main_in_process in this process: the message is printed
+        return e.code if isinstance(e.code, int) else 1
+    except mp.ProcessExitedException as e:  # a spawned process printed its own message
+        print(f"ERROR: process {e.error_index} of the job stopped with exit status "
+              f"{e.exit_code}; its message is above, and the other processes were stopped.",
+              file=sys.stderr)
+        return EXIT_USER_ERROR if e.exit_code == EXIT_USER_ERROR else 1
     return 0
 
 

@@ -20,8 +20,9 @@ from torch import nn
 
 logger = logging.getLogger(__name__)
 
-# Long key lists are cut in messages; the count of the rest is still given.
-_MAX_LISTED = 20
+# Long key lists are cut in messages (the count of the rest is still given): six keys show
+# the pattern (a width, a class count) without a wall of keys.
+_MAX_LISTED = 6
 
 
 class CheckpointMismatchError(ValueError):

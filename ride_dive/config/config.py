@@ -54,6 +54,52 @@ def _auto_or_number(full_key: str, value: Any, source: str):
     )
 
 
+def _kind(value: Any) -> str:
+    """How a value's type is named in messages."""
+    if isinstance(value, bool):
+        return "a boolean (True/False)"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, dict):
+        return "a section of keys"
+    return "null" if value is None else f"a {type(value).__name__}"
+
+
+def _checked_value(full_key: str, default: Any, value: Any, source: str) -> Any:
+    """``value`` converted to the type of ``default`` where that is lossless, else an error.
+
+    Strings are first read as Python literals, as yacs does ("(160, 180)" in a YAML file
+    is a tuple; "1e-3", which PyYAML leaves a string, is a float). Ints become floats
+    where the default is a float; lists and tuples are interchangeable. Anything else of
+    another type is a ``ConfigError`` naming the key, the expected type and the value.
+    """
+    if isinstance(default, _FvCfgNode):
+        raise ConfigError(
+            f"{full_key} (from {source}) is a section (keys: {', '.join(default)}), not a "
+            f"single value; got {value!r}"
+        )
+    if isinstance(value, str):
+        value = _FvCfgNode._decode_cfg_value(value)
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    same = type(value) is type(default) or (
+        isinstance(value, (list, tuple)) and isinstance(default, (list, tuple))
+    )
+    if same or default is None:
+        return value
+    hint = " (quote it to pass a string)" if isinstance(default, str) else ""
+    raise ConfigError(
+        f"{full_key} (from {source}) must be {_kind(default)} like its default "
+        f"{default!r}, got {value!r}, which is {_kind(value)}{hint}."
+    )
+
+
 class CfgNode(_FvCfgNode):
     """fvcore ``CfgNode`` with clear errors for unknown keys and wrong value types."""
 
@@ -75,10 +121,8 @@ class CfgNode(_FvCfgNode):
                 del new[key]
             elif isinstance(value, dict) and isinstance(default, _FvCfgNode):
                 self._check_keys(value, default, full + ".", source, deferred)
-            elif isinstance(default, float) and isinstance(value, int) and not isinstance(
-                value, bool
-            ):
-                new[key] = float(value)
+            else:
+                new[key] = _checked_value(full, default, value, source)
 
     def merge_from_file(self, cfg_filename: str, allow_unsafe: bool = False) -> None:
         """Merge a YAML file (and its ``_BASE_`` chain) into this config."""
@@ -268,6 +312,7 @@ def assert_cfg(cfg: CfgNode) -> None:
     _require(cfg.MODEL.HEAD.COSINE_SCALE > 0, "MODEL.HEAD.COSINE_SCALE must be > 0", p)
     _check_ride(cfg, p)
     _check_distill(cfg, p)
+    _check_ranges(cfg, p)
     if p:
         raise ConfigError("Inconsistent config:\n  - " + "\n  - ".join(p))
 
@@ -343,3 +388,59 @@ def _check_ride(cfg: CfgNode, p: List[str]) -> None:
         f"TEST.ROUTER_THRESHOLDS must be >= 0, got {list(cfg.TEST.ROUTER_THRESHOLDS)}",
         p,
     )
+
+
+# Metrics that TEST.BEST_METRIC may name: the higher the better (EvalHook keeps the maximum).
+BEST_METRICS = ("top1", "top5", "many", "medium", "few")
+ON_BAD_IMAGE_CHOICES = ("fail", "skip")
+
+
+def _check_ranges(cfg: CfgNode, p: List[str]) -> None:
+    """Values that would otherwise fail deep inside a run, or silently train nonsense.
+
+    Without these checks, most surfaced as a traceback from torch or NumPy after the data
+    was loaded (TEST.BEST_METRIC only after the first evaluation epoch); a negative
+    SOLVER.GAMMA or INPUT.PADDING trained without complaint.
+    """
+    s, t, d, i, m = cfg.SOLVER, cfg.TEST, cfg.DATASETS, cfg.INPUT, cfg.MODEL
+    _require(0 <= s.MOMENTUM < 1, f"SOLVER.MOMENTUM must be in [0, 1), got {s.MOMENTUM}", p)
+    _require(s.GAMMA > 0, f"SOLVER.GAMMA (the LR step factor) must be > 0, got {s.GAMMA}", p)
+    _require(0 <= s.WARMUP_FACTOR <= 1,
+             f"SOLVER.WARMUP_FACTOR must be in [0, 1], got {s.WARMUP_FACTOR}", p)
+    _require(s.CLIP_GRAD_NORM >= 0,
+             f"SOLVER.CLIP_GRAD_NORM must be >= 0 (0 = off), got {s.CLIP_GRAD_NORM}", p)
+    _require(t.BATCH_SIZE > 0, f"TEST.BATCH_SIZE must be > 0, got {t.BATCH_SIZE}", p)
+    _require(_one_of(t.BEST_METRIC, BEST_METRICS),
+             f"TEST.BEST_METRIC must be one of {', '.join(BEST_METRICS)}, got "
+             f"'{t.BEST_METRIC}'", p)
+    _require(t.MANY_THRESHOLD >= t.FEW_THRESHOLD >= 0,
+             f"TEST.MANY_THRESHOLD ({t.MANY_THRESHOLD}) must be >= TEST.FEW_THRESHOLD "
+             f"({t.FEW_THRESHOLD}) >= 0", p)
+    _require(cfg.LOG_PERIOD > 0, f"LOG_PERIOD must be > 0 iterations, got {cfg.LOG_PERIOD}", p)
+    _require(cfg.SEED >= 0, f"SEED must be >= 0, got {cfg.SEED}", p)
+    _require(_one_of(d.ON_BAD_IMAGE, ON_BAD_IMAGE_CHOICES),
+             f"DATASETS.ON_BAD_IMAGE must be 'fail' or 'skip', got '{d.ON_BAD_IMAGE}'", p)
+    _require(d.IMBALANCE_SEED >= 0, f"DATASETS.IMBALANCE_SEED must be >= 0, got "
+             f"{d.IMBALANCE_SEED}", p)
+    syn = d.SYNTHETIC
+    _require(syn.NUM_CLASSES >= 2 and syn.IMAGE_SIZE >= 1 and syn.TEST_PER_CLASS >= 1,
+             "DATASETS.SYNTHETIC needs NUM_CLASSES >= 2, IMAGE_SIZE >= 1 and TEST_PER_CLASS "
+             f">= 1, got {syn.NUM_CLASSES}, {syn.IMAGE_SIZE}, {syn.TEST_PER_CLASS}", p)
+    _require(i.PADDING >= 0, f"INPUT.PADDING must be >= 0, got {i.PADDING}", p)
+    _require(i.TEST_RESIZE > 0, f"INPUT.TEST_RESIZE must be > 0, got {i.TEST_RESIZE}", p)
+    _require(i.COLOR_JITTER >= 0, f"INPUT.COLOR_JITTER must be >= 0, got {i.COLOR_JITTER}", p)
+    _require(all(x > 0 for x in i.PIXEL_STD),
+             f"INPUT.PIXEL_STD must be positive, got {list(i.PIXEL_STD)}", p)
+    _require(m.NUM_CLASSES >= 0,
+             f"MODEL.NUM_CLASSES must be >= 0 (0 = from the dataset), got {m.NUM_CLASSES}", p)
+    _require(m.BACKBONE.IN_CHANNELS >= 1,
+             f"MODEL.BACKBONE.IN_CHANNELS must be >= 1, got {m.BACKBONE.IN_CHANNELS}", p)
+    _require(m.LOSS.DRW_EPOCH >= -1,
+             f"MODEL.LOSS.DRW_EPOCH must be >= 0, or -1 for never, got {m.LOSS.DRW_EPOCH}", p)
+    _require(0 <= m.LOSS.DRW_BETA < 1,
+             f"MODEL.LOSS.DRW_BETA must be in [0, 1), got {m.LOSS.DRW_BETA}", p)
+    _require(m.LOSS.FOCAL_GAMMA >= 0,
+             f"MODEL.LOSS.FOCAL_GAMMA must be >= 0, got {m.LOSS.FOCAL_GAMMA}", p)
+    _require(m.LOSS.LDAM_MAX_MARGIN > 0 and m.LOSS.LDAM_SCALE > 0,
+             "MODEL.LOSS.LDAM_MAX_MARGIN and MODEL.LOSS.LDAM_SCALE must be > 0, got "
+             f"{m.LOSS.LDAM_MAX_MARGIN} and {m.LOSS.LDAM_SCALE}", p)

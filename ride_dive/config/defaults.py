@@ -111,6 +111,13 @@ _C.DATASETS.VAL_PER_CLASS = 0
 _C.DATASETS.TRAIN_LIST = ""
 _C.DATASETS.VAL_LIST = ""
 _C.DATASETS.TEST_LIST = ""
+# List-file datasets: what to do with an image that is missing or cannot be decoded.
+# "fail": stop with an error naming the file and its list line. "skip": leave it out and
+# count it. Missing files are then dropped when the dataset is built (a warning names them);
+# an undecodable training image is replaced by the next readable image of the same class in
+# the list (batch size, class balance and determinism are kept), an undecodable evaluation
+# image is left out of the metrics; the loaders log how many were skipped.
+_C.DATASETS.ON_BAD_IMAGE = "fail"
 # Synthetic LT set (tests and demos): classes, image size, images of the largest class.
 _C.DATASETS.SYNTHETIC = CfgNode()
 _C.DATASETS.SYNTHETIC.NUM_CLASSES = 10

@@ -5,6 +5,7 @@ Importing this package registers every dataset and sampler.
 from . import datasets, samplers  # noqa: F401  (registration)
 from .build import build_datasets, build_test_loader, build_train_loader, unaugmented_view
 from .datasets import DatasetSplits, InMemoryImageDataset, ListFileDataset
+from .errors import BadImageError, DatasetError
 from .loaders import shard_range
 from .registry import DATASET_REGISTRY, SAMPLER_REGISTRY
 from .samplers import build_sampler
@@ -14,5 +15,5 @@ __all__ = [
     "DATASET_REGISTRY", "SAMPLER_REGISTRY", "DatasetSplits", "InMemoryImageDataset",
     "ListFileDataset", "BatchAugment", "build_datasets", "build_train_loader",
     "build_test_loader", "build_sampler", "build_file_transforms", "shard_range",
-    "unaugmented_view",
+    "unaugmented_view", "DatasetError", "BadImageError",
 ]

@@ -4,6 +4,7 @@ from typing import Optional
 
 from torch.utils.data import Dataset
 
+from ..config import ConfigError
 from ..utils.registry import lookup
 from .datasets.base import DatasetSplits, InMemoryImageDataset
 from .loaders import FileTestLoader, FileTrainLoader, InMemoryTestLoader, InMemoryTrainLoader
@@ -27,16 +28,41 @@ def build_datasets(cfg) -> DatasetSplits:
 def _per_rank(total: int, num_replicas: int, key: str) -> int:
     per_rank = total // num_replicas
     if per_rank < 1:
-        raise ValueError(f"{key}={total} is smaller than the number of processes "
-                         f"({num_replicas}); every process needs at least one image per batch.")
+        raise ConfigError(f"{key}={total} is smaller than the number of processes "
+                          f"({num_replicas}); every process needs at least one image per "
+                          "batch.")
     return per_rank
+
+
+def check_channels(cfg, dataset: Dataset) -> None:
+    """The dataset's image channels against MODEL.BACKBONE.IN_CHANNELS and INPUT.PIXEL_MEAN.
+
+    Without this a mismatch (e.g. a CIFAR config pointed at Fashion-MNIST) fails with a
+    traceback at the first training batch, after the data and the model were built.
+    """
+    if isinstance(dataset, InMemoryImageDataset):
+        channels, kind = dataset.images.shape[1], f"{cfg.DATASETS.NAME} images"
+    elif hasattr(dataset, "mean"):
+        channels, kind = len(dataset.mean), f"{cfg.DATASETS.NAME} images (decoded as RGB)"
+    else:
+        return
+    problems = []
+    if cfg.MODEL.BACKBONE.IN_CHANNELS != channels:
+        problems.append(f"MODEL.BACKBONE.IN_CHANNELS is {cfg.MODEL.BACKBONE.IN_CHANNELS}")
+    if len(cfg.INPUT.PIXEL_MEAN) not in (0, channels):
+        problems.append(f"INPUT.PIXEL_MEAN / PIXEL_STD have {len(cfg.INPUT.PIXEL_MEAN)} values")
+    if problems:
+        raise ConfigError(f"{kind} have {channels} channel(s), but {' and '.join(problems)}; "
+                          f"set them to match (or leave INPUT.PIXEL_MEAN empty for the "
+                          f"dataset's own statistics).")
 
 
 def build_train_loader(cfg, dataset: Dataset, seed: int, num_replicas: int = 1, rank: int = 0,
                        device: Optional[str] = None):
     """Training batches of one rank: ``(float32 NCHW normalised images, int64 labels)``.
 
-    The loader has ``set_epoch(epoch)`` and ``len()`` = iterations per epoch: the per-rank
+    The dataset's channels must match the config (``check_channels``). The loader has
+    ``set_epoch(epoch)`` and ``len()`` = iterations per epoch: the per-rank
     sampler length over the per-rank batch (SOLVER.BATCH_SIZE // num_replicas), rounded
     down with DATALOADER.DROP_LAST, up otherwise.
 
@@ -50,6 +76,7 @@ def build_train_loader(cfg, dataset: Dataset, seed: int, num_replicas: int = 1, 
         device: in-memory sets only: keep the uint8 images on this device and augment
             there (None = CPU).
     """
+    check_channels(cfg, dataset)
     batch = _per_rank(cfg.SOLVER.BATCH_SIZE, num_replicas, "SOLVER.BATCH_SIZE")
     sampler = build_sampler(cfg, dataset.labels, seed, num_replicas, rank)
     drop_last = cfg.DATALOADER.DROP_LAST

@@ -4,15 +4,19 @@ Both train loaders make an epoch a pure function of (seed, epoch, rank): the sam
 the crops and the flips. Resuming at an epoch boundary therefore replays exactly.
 """
 import math
+import os
 import random
+import weakref
 from functools import partial
 from typing import Optional, Tuple
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler, Subset, get_worker_info
+from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
+from .bad_images import BadImageLog, CheckedItems, collate_checked, read_training_item
 from .datasets.base import InMemoryImageDataset
+from .errors import DatasetError
 from .samplers import TrainingSampler, derive_seed
 from .transforms import BatchAugment
 
@@ -139,7 +143,11 @@ class _SeededSampler(Sampler):
 
 
 class _SeededDataset(Dataset):
-    """Seeds the RNGs before each sample's transform, so crops do not depend on workers."""
+    """Seeds the RNGs before each sample's transform, so crops do not depend on workers.
+
+    Items are ``(image, label, problem)``: an unreadable image is reported or replaced
+    according to the dataset's ``on_bad_image`` (see ``bad_images.py``).
+    """
 
     def __init__(self, dataset: Dataset):
         self.dataset = dataset
@@ -147,8 +155,7 @@ class _SeededDataset(Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, item):
-        index, seed = item
+    def _load(self, index: int, seed: int):
         if get_worker_info() is not None:  # a worker process owns its global RNGs
             torch.manual_seed(seed)
             random.seed(seed)
@@ -157,6 +164,11 @@ class _SeededDataset(Dataset):
         with torch.random.fork_rng(devices=[]):  # main process: leave its RNG untouched
             torch.manual_seed(seed)
             return self.dataset[index]
+
+    def __getitem__(self, item):
+        index, seed = item
+        # A replacement image gets the same seed: the result depends on the index alone.
+        return read_training_item(self.dataset, index, lambda i: self._load(i, seed))
 
 
 def _init_worker(seed: int, rank: int, worker_id: int) -> None:
@@ -173,7 +185,20 @@ def _loader_kwargs(num_workers: int, seed: int = 0) -> dict:
     generator = torch.Generator()
     generator.manual_seed(seed)
     return dict(num_workers=num_workers, pin_memory=torch.cuda.is_available(),
-                persistent_workers=num_workers > 0, generator=generator)
+                persistent_workers=num_workers > 0, generator=generator,
+                collate_fn=collate_checked)
+
+
+def _release_workers(loader: DataLoader) -> None:
+    # Drops the persistent-workers iterator while it is intact, so its workers stop at once.
+    # Left to the garbage collector (the trainer sits in a reference cycle with its hooks),
+    # the iterator is torn down after its queues and waits 5 s for each worker to time out.
+    loader._iterator = None
+
+
+def _source(dataset: Dataset) -> str:
+    list_file = getattr(dataset, "list_file", None)
+    return os.path.basename(list_file) if list_file else type(dataset).__name__
 
 
 class FileTrainLoader:
@@ -199,6 +224,9 @@ class FileTrainLoader:
             sampler=_SeededSampler(sampler, seed), drop_last=drop_last,
             worker_init_fn=partial(_init_worker, seed, sampler.rank),
             **_loader_kwargs(num_workers, derive_seed(seed, sampler.rank)))
+        weakref.finalize(self, _release_workers, self._loader)
+        self.bad_images = BadImageLog("replaced by the next readable image of its class",
+                                      _source(dataset))
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the epoch (sampler order and per-sample seeds) of the next iteration."""
@@ -209,7 +237,10 @@ class FileTrainLoader:
         return len(self._loader)
 
     def __iter__(self):
-        return iter(self._loader)
+        for batch, problems in self._loader:
+            self.bad_images.check(problems)
+            yield batch
+        self.bad_images.end_pass(f"Training epoch {self.epoch + 1}")
 
 
 class FileTestLoader:
@@ -228,11 +259,24 @@ class FileTestLoader:
         self.dataset = dataset
         self.start, self.end = shard_range(len(dataset), num_replicas, rank)
         self.indices = range(self.start, self.end)
-        self._loader = DataLoader(Subset(dataset, self.indices), batch_size=batch_size,
+        self._loader = DataLoader(CheckedItems(dataset, self.indices), batch_size=batch_size,
                                   shuffle=False, **_loader_kwargs(num_workers))
+        weakref.finalize(self, _release_workers, self._loader)
+        self.bad_images = BadImageLog("left out of the evaluation", _source(dataset))
 
     def __len__(self) -> int:
         return len(self._loader)
 
     def __iter__(self):
-        return iter(self._loader)
+        yielded = 0
+        for batch, problems in self._loader:
+            self.bad_images.check(problems)
+            if batch is not None:  # None: every image of the batch was skipped
+                yielded += len(batch[1])
+                yield batch
+        self.bad_images.end_pass("Evaluation")
+        if yielded == 0 and len(self.indices) > 0:
+            raise DatasetError(
+                f"DATASETS.ON_BAD_IMAGE=skip skipped all {len(self.indices)} images of "
+                f"{_source(self.dataset)} in this evaluation: none could be read."
+            )

@@ -14,7 +14,7 @@ from typing import Dict, Optional
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from ..checkpoint import Checkpointer, restore_rng_state
+from ..checkpoint import Checkpointer, atomic_write_text, restore_rng_state
 from ..config import CfgNode, ConfigError, assert_cfg, get_cfg
 from ..data import build_datasets, build_train_loader
 from ..evaluation import format_results_table, save_results_json
@@ -73,17 +73,27 @@ def setup_cfg(config_file: str = "", opts=()) -> CfgNode:
     return cfg
 
 
+def save_config(cfg: CfgNode) -> None:
+    """Write the merged config to ``OUTPUT_DIR/config.yaml`` (main process, atomically)."""
+    if comm.is_main_process():
+        atomic_write_text(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), cfg.dump())
+
+
 def default_setup(cfg: CfgNode, args: Optional[argparse.Namespace] = None) -> None:
-    """Create OUTPUT_DIR, set up logging, save the merged config and seed everything."""
+    """Create OUTPUT_DIR, set up logging, save the merged config and seed everything.
+
+    With ``args.resume`` the config is not saved here: the caller saves it (``save_config``)
+    once the run's checkpoint has loaded, so a resume that fails (another architecture,
+    missing data) leaves the run's ``config.yaml`` as it was.
+    """
     rank = comm.get_rank()
     if comm.is_main_process():
         os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
     setup_logger(cfg.OUTPUT_DIR, rank)
     logger.info(f"Command line: {' '.join(sys.argv)}")
     logger.info(f"Processes: {comm.get_world_size()}  torch {torch.__version__}")
-    if comm.is_main_process():
-        with open(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), "w") as f:
-            f.write(cfg.dump())
+    if not getattr(args, "resume", False):
+        save_config(cfg)
     seed_all(cfg.SEED + rank)
     if cfg.DETERMINISTIC:
         torch.use_deterministic_algorithms(True, warn_only=True)

@@ -65,6 +65,19 @@ def test_missing_file():
         ("SOLVER.LR_SCHEDULER", "'poly'", "LR_SCHEDULER"),
         ("SOLVER.STEPS", "(100, 50)", "STEPS"),
         ("DATASETS.VAL_SOURCE", "'train_remainder'", "VAL_PER_CLASS"),
+        ("SOLVER.MAX_EPOCHS", "0", r"SOLVER.MAX_EPOCHS must be > 0, got 0"),
+        ("SOLVER.MOMENTUM", "-0.9", r"SOLVER.MOMENTUM must be in \[0, 1\)"),
+        ("SOLVER.GAMMA", "0.0", "SOLVER.GAMMA"),
+        ("TEST.BATCH_SIZE", "0", "TEST.BATCH_SIZE must be > 0"),
+        ("LOG_PERIOD", "0", "LOG_PERIOD must be > 0"),
+        ("SEED", "-1", "SEED must be >= 0"),
+        ("TEST.BEST_METRIC", "'acc'", "TEST.BEST_METRIC must be one of top1, top5"),
+        ("DATASETS.ON_BAD_IMAGE", "'ignore'", "DATASETS.ON_BAD_IMAGE must be 'fail' or 'skip'"),
+        ("INPUT.PADDING", "-1", "INPUT.PADDING must be >= 0"),
+        ("MODEL.NUM_CLASSES", "-5", "MODEL.NUM_CLASSES must be >= 0"),
+        ("DATASETS.SYNTHETIC.NUM_CLASSES", "1", "NUM_CLASSES >= 2"),
+        ("TEST.FEW_THRESHOLD", "500", "TEST.MANY_THRESHOLD"),
+        ("MODEL.LOSS.DRW_BETA", "1.0", "DRW_BETA"),
     ],
 )
 def test_assert_cfg_rejects_inconsistent_settings(key, value, fragment):
@@ -76,6 +89,41 @@ def test_assert_cfg_rejects_inconsistent_settings(key, value, fragment):
 
 def test_defaults_are_consistent():
     assert_cfg(get_cfg())
+
+
+def test_every_problem_is_listed_at_once():
+    cfg = get_cfg()
+    cfg.merge_from_list(["SOLVER.MAX_EPOCHS", "-1", "DATASETS.IMBALANCE_FACTOR", "0.5"])
+    with pytest.raises(ConfigError) as e:
+        assert_cfg(cfg)
+    assert "MAX_EPOCHS must be > 0, got -1" in str(e.value)
+    assert "IMBALANCE_FACTOR must be >= 1 (n_max / n_min), got 0.5" in str(e.value)
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("SOLVER.MAX_EPOCHS", "ten", "SOLVER.MAX_EPOCHS (from command line) must be an integer like "
+                                 "its default 200, got 'ten', which is a string."),
+    ("SOLVER.BATCH_SIZE", "2.5", "must be an integer like its default 128, got 2.5"),
+    ("SOLVER.BATCH_SIZE", "True", "got True, which is a boolean"),
+    ("INPUT.HFLIP", "1", "INPUT.HFLIP (from command line) must be a boolean"),
+    ("MODEL.LOSS.NAME", "5", "got 5, which is an integer (quote it to pass a string)"),
+    ("SOLVER", "3", "SOLVER (from command line) is a section (keys: OPTIMIZER, BASE_LR"),
+    ("SEED", "{'a': 1}", "SEED (from command line) must be an integer"),
+])
+def test_wrong_type_names_key_expected_type_and_value(key, value, message):
+    with pytest.raises(ConfigError) as e:
+        get_cfg().merge_from_list([key, value])
+    assert message in str(e.value)
+
+
+def test_yaml_values_read_as_literals(tmp_path):
+    good = _write(tmp_path / "good.yaml", "SOLVER:\n  BASE_LR: 1e-3\n  STEPS: (10, 20)\n")
+    cfg = get_cfg()
+    cfg.merge_from_file(good)  # PyYAML leaves both strings; they are read as literals
+    assert cfg.SOLVER.BASE_LR == 0.001 and tuple(cfg.SOLVER.STEPS) == (10, 20)
+    bad = _write(tmp_path / "bad.yaml", "SOLVER:\n  MAX_EPOCHS: many\n")
+    with pytest.raises(ConfigError, match=r"SOLVER.MAX_EPOCHS \(from .*bad.yaml\) must be an"):
+        get_cfg().merge_from_file(bad)
 
 
 class _Widget:

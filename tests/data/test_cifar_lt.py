@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ride_dive.config import get_cfg
-from ride_dive.data import build_datasets
+from ride_dive.data import DatasetError, build_datasets
 from ride_dive.data.datasets.cifar_lt import CIFAR10LT, CIFAR100LT
 from ride_dive.data.datasets.lt_generator import lt_counts
 
@@ -97,7 +97,7 @@ def test_malicious_pickle_is_refused_without_running_code(tmp_path):
     marker = tmp_path / "pwned"
     payload = pickle.dumps({b"data": _Payload(str(marker)), b"labels": []}, protocol=4)
     path = _cifar10_folder_with(tmp_path, payload)
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(DatasetError) as info:
         CIFAR10LT(root=str(tmp_path))
     message = str(info.value)
     assert path in message and "cifar.html" in message
@@ -116,7 +116,7 @@ def test_wrong_format_is_reported(tmp_path, content, problem):
     path = os.path.join(write_cifar10(str(tmp_path), np.arange(10), np.arange(10)),
                         "data_batch_1")
     dump_py2(content, path)
-    with pytest.raises(ValueError, match=problem) as info:
+    with pytest.raises(DatasetError, match=problem) as info:  # a ConfigError: printed cleanly
         CIFAR10LT(root=str(tmp_path))
     assert path in str(info.value)
 

@@ -5,7 +5,7 @@ import torch
 from PIL import Image
 
 from ride_dive.config import get_cfg
-from ride_dive.data import build_datasets
+from ride_dive.data import DatasetError, build_datasets
 from ride_dive.data.datasets.list_file import INaturalist2018, ListFileDataset
 
 
@@ -38,14 +38,14 @@ def test_parses_lines_and_loads_rgb(tmp_path):
 def test_bad_lines_name_file_and_line(tmp_path, line, problem):
     listing = tmp_path / "list.txt"
     listing.write_text(f"x.png 0\n\n{line}\n")
-    with pytest.raises(ValueError, match=f"{listing}:3: {problem}"):
+    with pytest.raises(DatasetError, match=f"{listing}:3: {problem}"):
         ListFileDataset(str(tmp_path), str(listing), num_classes=5)
 
 
 def test_missing_image_is_reported_when_loaded(tmp_path):
     listing = tmp_path / "list.txt"
     listing.write_text("gone/x.png 0\n")
-    ds = ListFileDataset(str(tmp_path), str(listing), num_classes=2)  # parsing succeeds
+    ds = ListFileDataset(str(tmp_path), str(listing), num_classes=2, check_files=False)
     with pytest.raises(FileNotFoundError, match=f"{tmp_path}/gone/x.png.*{listing}:1"):
         ds[0]
     with pytest.raises(FileNotFoundError, match="List file not found"):
@@ -77,8 +77,56 @@ def test_imagenet_lt_from_config_with_override_lists(tmp_path):
 
 
 def test_inaturalist_uses_official_val_as_test(tmp_path):
+    for name in ("a", "b", "c"):
+        _image(tmp_path / f"{name}.jpg", 0)
     (tmp_path / "iNaturalist18_train.txt").write_text("a.jpg 8141\nb.jpg 0\n")
     (tmp_path / "iNaturalist18_val.txt").write_text("c.jpg 5\n")
     splits = INaturalist2018(root=str(tmp_path))
     assert splits.val is None and len(splits.test) == 1 and splits.num_classes == 8142
     assert splits.class_counts[8141] == 1 and sum(splits.class_counts) == 2
+
+
+def _listed(tmp_path, present, absent):
+    for name in present:
+        _image(tmp_path / name, 0)
+    listing = tmp_path / "list.txt"
+    listing.write_text("".join(f"{n} {i % 2}\n" for i, n in enumerate(present + absent)))
+    return listing
+
+
+def test_missing_images_are_found_when_the_dataset_is_built(tmp_path):
+    gone = [f"gone/{i}.png" for i in range(7)]
+    listing = _listed(tmp_path, ["a/0.png", "a/1.png"], gone)
+    with pytest.raises(FileNotFoundError) as info:
+        ListFileDataset(str(tmp_path), str(listing), num_classes=2)
+    message = str(info.value)
+    assert message.startswith(f"7 of the 9 images listed in {listing} do not exist: ")
+    assert f"{tmp_path}/gone/0.png (line 3)" in message and "and 2 more" in message
+    assert "gone/5.png" not in message  # the first five are named, the rest counted
+    assert "DATASETS.ON_BAD_IMAGE 'skip'" in message
+
+
+def test_skip_leaves_missing_images_out(tmp_path):
+    listing = _listed(tmp_path, ["a/0.png", "b/1.png", "a/2.png"], ["a/gone.png"])
+    ds = ListFileDataset(str(tmp_path), str(listing), num_classes=2, on_bad_image="skip")
+    assert len(ds) == 3 and ds.skipped_missing == 1
+    assert ds.labels.tolist() == [0, 1, 0] and ds.line(2) == f"{listing}:3"
+    assert ds.path(1).endswith("b/1.png")
+
+
+def test_skip_still_fails_when_no_image_exists(tmp_path):
+    listing = _listed(tmp_path, [], ["x.png", "y.png"])
+    with pytest.raises(FileNotFoundError, match="None of the 2 images listed in .* exists"):
+        ListFileDataset(str(tmp_path), str(listing), num_classes=2, on_bad_image="skip")
+
+
+@pytest.mark.parametrize("content,problem", [
+    (b"\n  \n", "lists no images"),
+    (b"a.png 0\ncaf\xe9.png 1\n", r":2: not UTF-8 text"),
+    (b"x" * 500 + b"\n", r":1: expected 'relative/path label', got 'x{77}\.\.\.'"),
+])
+def test_unusable_list_files(tmp_path, content, problem):
+    listing = tmp_path / "list.txt"
+    listing.write_bytes(content)
+    with pytest.raises(DatasetError, match=problem):
+        ListFileDataset(str(tmp_path), str(listing), num_classes=2)

@@ -7,6 +7,7 @@ sequence, DDP averages the two half-batch gradients, and every loss is a batch m
 """
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -137,3 +138,29 @@ def test_dive_student_two_processes_match_one_process(single, tmp_path):
     one, two = _weights(tmp_path / "one"), _weights(tmp_path / "two")
     assert not any(k.startswith("teacher") for k in two)
     _assert_same_weights(one, two)
+
+
+def test_an_error_in_the_processes_is_one_paragraph_per_process(tmp_path):
+    """A missing dataset is met inside the spawned processes (the config itself is valid):
+    each prints its own ERROR line, the launcher stops the job, no traceback wall."""
+    r = subprocess.run(
+        [sys.executable, TRAIN_NET, "--num-gpus", "2", "--dist-url",
+         f"tcp://127.0.0.1:{_free_port()}"]
+        + tiny_overrides(tmp_path / "out", **{"DATASETS.NAME": "CIFAR10LT",
+                                              "DATASETS.ROOT": str(tmp_path / "nowhere")}),
+        capture_output=True, text=True, timeout=120, cwd=ROOT, env=_env())
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    # Whichever process fails first is reported; the other may be stopped before it prints.
+    assert re.search(r"ERROR \(process [01]\): CIFAR10LT: directory not found", r.stderr)
+    assert "stopped with exit status 2" in r.stderr
+
+
+def test_an_invalid_config_stops_before_any_process_starts(tmp_path):
+    r = subprocess.run(
+        [sys.executable, TRAIN_NET, "--num-gpus", "2"]
+        + tiny_overrides(tmp_path / "out", **{"SOLVER.MAX_EPOCHS": -1}),
+        capture_output=True, text=True, timeout=120, cwd=ROOT, env=_env())
+    assert r.returncode == 2
+    assert r.stderr.startswith("ERROR: Inconsistent config")
+    assert "process" not in r.stderr and not (tmp_path / "out").exists()

@@ -7,7 +7,7 @@ from ride_dive.config import ConfigError
 from ride_dive.engine import DefaultTrainer
 from ride_dive.modeling import build_model
 from ride_dive.modeling.backbones import RIDEResNet32
-from ride_dive.modeling.norm import to_group_norm, to_sync_batch_norm
+from ride_dive.modeling.norm import to_sync_batch_norm
 
 
 @pytest.fixture

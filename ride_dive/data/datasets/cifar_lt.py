@@ -7,6 +7,7 @@ import torch
 
 from ...config import configurable
 from ..registry import DATASET_REGISTRY
+from ..errors import DatasetError
 from .base import DatasetSplits, InMemoryImageDataset, assemble_lt_splits
 from .lt_generator import make_lt_split
 from .safe_pickle import safe_pickle_load
@@ -26,8 +27,8 @@ def _how_to_get(archive: str, folder: str) -> str:
 
 def _check_batch(batch, path: str, label_key: bytes, how: str) -> Tuple[np.ndarray, np.ndarray]:
     """Validate one unpickled batch and return its (data, labels) arrays."""
-    def fail(problem: str) -> ValueError:
-        return ValueError(f"{path} is not an official CIFAR python batch: {problem}. {how}")
+    def fail(problem: str) -> DatasetError:
+        return DatasetError(f"{path} is not an official CIFAR python batch: {problem}. {how}")
 
     if not isinstance(batch, dict):
         raise fail(f"expected a dict, found {type(batch).__name__}")
@@ -73,7 +74,7 @@ def read_cifar_batches(
         batch = safe_pickle_load(path, "an official CIFAR python batch", how)
         data, lab = _check_batch(batch, path, label_key, how)
         if lab.size and (lab.min() < 0 or lab.max() >= num_classes):
-            raise ValueError(
+            raise DatasetError(
                 f"{path}: labels must lie in [0, {num_classes}) but range from {lab.min()} "
                 f"to {lab.max()}; is this the right CIFAR variant? {how}"
             )
@@ -187,5 +188,5 @@ class CIFAR100LT(_CIFARLT):
         meta = safe_pickle_load(path, "the CIFAR-100 meta file", how)
         names = meta.get(b"fine_label_names") if isinstance(meta, dict) else None
         if not isinstance(names, list) or len(names) != self.classes:
-            raise ValueError(f"{path} has no list of {self.classes} b'fine_label_names'. {how}")
+            raise DatasetError(f"{path} has no list of {self.classes} b'fine_label_names'. {how}")
         return [n.decode() if isinstance(n, bytes) else str(n) for n in names]

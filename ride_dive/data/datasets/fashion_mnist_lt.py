@@ -9,6 +9,7 @@ import torch
 
 from ...config import configurable
 from ..registry import DATASET_REGISTRY
+from ..errors import DatasetError
 from .base import DatasetSplits, InMemoryImageDataset, assemble_lt_splits
 from .lt_generator import make_lt_split
 
@@ -40,7 +41,7 @@ def read_idx(path: str, expected_magic: int) -> np.ndarray:
         A writable uint8 array with the dimensions the header declares.
 
     Raises:
-        ValueError: wrong magic number, truncated header or a byte count that does not
+        DatasetError: wrong magic number, truncated header or a byte count that does not
             match the declared dimensions; the message names the file.
     """
     try:
@@ -48,24 +49,24 @@ def read_idx(path: str, expected_magic: int) -> np.ndarray:
         with opener(path, "rb") as f:
             raw = bytearray(f.read())
     except (OSError, EOFError) as e:  # gzip.BadGzipFile is an OSError
-        raise ValueError(f"Cannot read IDX file {path}: {e}. {HOW_TO_GET}") from None
+        raise DatasetError(f"Cannot read IDX file {path}: {e}. {HOW_TO_GET}") from None
     if len(raw) < 4:
-        raise ValueError(f"IDX file {path} is too short ({len(raw)} bytes) to hold a header.")
+        raise DatasetError(f"IDX file {path} is too short ({len(raw)} bytes) to hold a header.")
     magic = struct.unpack(">I", raw[:4])[0]
     if magic != expected_magic:
         kind = "images" if expected_magic == IDX_IMAGES_MAGIC else "labels"
-        raise ValueError(
+        raise DatasetError(
             f"IDX file {path} has magic number {magic}, expected {expected_magic} (unsigned-"
             f"byte {kind}); the file is damaged or is not a Fashion-MNIST {kind} file."
         )
     ndim = magic & 0xFF
     header = 4 + 4 * ndim
     if len(raw) < header:
-        raise ValueError(f"IDX file {path} is truncated inside its {ndim}-dimension header.")
+        raise DatasetError(f"IDX file {path} is truncated inside its {ndim}-dimension header.")
     dims = struct.unpack(f">{ndim}I", raw[4:header])
     expected = int(np.prod(dims, dtype=np.int64))
     if len(raw) - header != expected:
-        raise ValueError(
+        raise DatasetError(
             f"IDX file {path} declares dimensions {dims} ({expected} bytes of data) but holds "
             f"{len(raw) - header} bytes; the file is truncated or damaged."
         )
@@ -107,10 +108,10 @@ def _load(images_path: str, labels_path: str):
     images = read_idx(images_path, IDX_IMAGES_MAGIC)
     labels = read_idx(labels_path, IDX_LABELS_MAGIC).astype(np.int64)
     if images.shape[0] != labels.shape[0]:
-        raise ValueError(f"{images_path} holds {images.shape[0]} images but {labels_path} "
+        raise DatasetError(f"{images_path} holds {images.shape[0]} images but {labels_path} "
                          f"holds {labels.shape[0]} labels; the files do not belong together.")
     if labels.size and labels.max() >= len(CLASS_NAMES):
-        raise ValueError(f"{labels_path}: labels must lie in [0, 10); found {labels.max()}.")
+        raise DatasetError(f"{labels_path}: labels must lie in [0, 10); found {labels.max()}.")
     tensor = torch.from_numpy(images).unsqueeze(1)  # (N, 1, H, W)
     return InMemoryImageDataset(tensor, torch.from_numpy(labels), len(CLASS_NAMES),
                                 CLASS_NAMES, FashionMNISTLT.mean, FashionMNISTLT.std)

@@ -1,20 +1,27 @@
 """Image-file datasets described by list files: ImageNet-LT, Places-LT, iNaturalist 2018."""
+import logging
 import os
 from typing import Callable, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from ...config import configurable
+from ..errors import BadImageError
 from ..registry import DATASET_REGISTRY
 from .base import DatasetSplits, class_counts_of
+from .list_parsing import find_missing, parse_list
 
 __all__ = ["ListFileDataset", "ImageNetLT", "PlacesLT", "INaturalist2018"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+ON_BAD_IMAGE_CHOICES = ("fail", "skip")
+_SHOWN = 5  # missing files named in a message; the rest are counted
+
+logger = logging.getLogger(__name__)
 
 
 class ListFileDataset(Dataset):
@@ -27,6 +34,8 @@ class ListFileDataset(Dataset):
         labels: int64 tensor of the labels in file order.
         num_classes: labels lie in ``[0, num_classes)``.
         mean, std: per-channel statistics used by the transforms (0..1 scale).
+        on_bad_image: "fail" or "skip" (``DATASETS.ON_BAD_IMAGE``), read by the loaders.
+        skipped_missing: listed images left out because they do not exist ("skip").
     """
 
     def __init__(
@@ -37,8 +46,10 @@ class ListFileDataset(Dataset):
         num_classes: int = 1000,
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
+        on_bad_image: str = "fail",
+        check_files: bool = True,
     ):
-        """Parse ``list_file``; images are opened lazily.
+        """Parse ``list_file`` and check that the images exist; images are decoded lazily.
 
         Args:
             root: directory the paths in the list file are relative to.
@@ -46,47 +57,62 @@ class ListFileDataset(Dataset):
             transform: applied to the RGB PIL image; None returns the PIL image.
             num_classes: number of classes; a label outside ``[0, num_classes)`` is an error.
             mean, std: dataset statistics, kept for building transforms.
+            on_bad_image: ``DATASETS.ON_BAD_IMAGE``. "fail": a missing image is an error
+                here. "skip": missing images are left out (with a warning naming them);
+                the loaders read this attribute to skip images that fail to decode.
+            check_files: look for missing images now (False defers it to loading).
 
         Raises:
-            FileNotFoundError: the list file does not exist.
-            ValueError: a malformed line, non-integer label or label out of range, with
-                ``file:line``.
+            FileNotFoundError: the list file does not exist; or images are missing (with
+                "fail", or all of them): the message gives their number and the first few
+                with their ``file:line``.
+            DatasetError: an empty list, a malformed line, non-integer label or label out of
+                range, with ``file:line``.
         """
+        if on_bad_image not in ON_BAD_IMAGE_CHOICES:
+            raise ValueError(f"on_bad_image must be 'fail' or 'skip', got '{on_bad_image}'")
         if not os.path.isfile(list_file):
             raise FileNotFoundError(f"List file not found: {list_file}")
-        paths, labels, lines = [], [], []
-        with open(list_file, "r", encoding="utf-8") as f:
-            for number, line in enumerate(f, start=1):
-                text = line.strip()
-                if not text:
-                    continue
-                parts = text.rsplit(None, 1)
-                if len(parts) != 2:
-                    raise ValueError(
-                        f"{list_file}:{number}: expected 'relative/path label', got '{text}'."
-                    )
-                try:
-                    label = int(parts[1])
-                except ValueError:
-                    raise ValueError(
-                        f"{list_file}:{number}: label '{parts[1]}' is not an integer."
-                    ) from None
-                if not 0 <= label < num_classes:
-                    raise ValueError(
-                        f"{list_file}:{number}: label {label} is out of range [0, {num_classes})."
-                    )
-                paths.append(parts[0].encode("utf-8"))
-                labels.append(label)
-                lines.append(number)
+        paths, labels, lines = parse_list(list_file, num_classes)
         self.root = root
         self.list_file = list_file
         self.transform = transform
         self.num_classes = int(num_classes)
         self.mean = [float(m) for m in mean]
         self.std = [float(s) for s in std]
+        self.on_bad_image = on_bad_image
         self.labels = torch.tensor(labels, dtype=torch.int64)
         self._paths = np.array(paths, dtype=np.bytes_)
         self._lines = np.array(lines, dtype=np.int64)
+        self.skipped_missing = 0
+        if check_files:
+            self._handle_missing(find_missing(root, paths))
+
+    def _handle_missing(self, missing: np.ndarray) -> None:
+        """Raise about missing images, or (with "skip") drop them with a warning."""
+        count = int(missing.sum())
+        if count == 0:
+            return
+        where = np.flatnonzero(missing)
+        shown = "; ".join(f"{self.path(i)} (line {self._lines[i]})" for i in where[:_SHOWN])
+        more = f"; and {count - _SHOWN} more" if count > _SHOWN else ""
+        total = len(missing)
+        what = (f"{count} of the {total} images listed in {self.list_file} do not exist: "
+                f"{shown}{more}")
+        check = f"Check DATASETS.ROOT ({self.root}) and that the images were extracted there"
+        if count == total:
+            raise FileNotFoundError(f"None of the {total} images listed in {self.list_file} "
+                                    f"exists, e.g. {shown}{more}. {check}.")
+        if self.on_bad_image == "fail":
+            raise FileNotFoundError(f"{what}. {check}, or set DATASETS.ON_BAD_IMAGE 'skip' to "
+                                    "leave missing images out.")
+        logger.warning("DATASETS.ON_BAD_IMAGE=skip: leaving out the %d of the %d images listed "
+                       "in %s that do not exist: %s%s.", count, total, self.list_file, shown, more)
+        keep = ~missing
+        self.labels = self.labels[torch.from_numpy(keep)]
+        self._paths = self._paths[keep]
+        self._lines = self._lines[keep]
+        self.skipped_missing = count
 
     def __len__(self) -> int:
         return len(self._paths)
@@ -95,16 +121,40 @@ class ListFileDataset(Dataset):
         """Full path of image ``index``."""
         return os.path.join(self.root, self._paths[index].decode("utf-8"))
 
+    def line(self, index: int) -> str:
+        """``list_file:line`` of image ``index``, for messages."""
+        return f"{self.list_file}:{self._lines[index]}"
+
     def __getitem__(self, index: int) -> Tuple[object, int]:
+        """The transformed image and its label.
+
+        Raises:
+            FileNotFoundError: the image has gone since the dataset was built.
+            BadImageError: the file cannot be decoded (whatever ``on_bad_image`` says:
+                skipping is the loaders' job, see ``data/bad_images.py``).
+        """
         path = self.path(index)
         try:
             with open(path, "rb") as f:
                 image = Image.open(f).convert("RGB")
         except FileNotFoundError:
             raise FileNotFoundError(
-                f"Image not found: {path} (listed at {self.list_file}:{self._lines[index]}); "
+                f"Image not found: {path} (listed at {self.line(index)}); "
                 f"check DATASETS.ROOT ({self.root}) and that the images were extracted there."
             ) from None
+        except Exception as e:  # noqa: BLE001 - PIL raises OSError, SyntaxError, ValueError,
+            # struct.error, DecompressionBombError... for damaged or foreign files
+            # PIL's own text for an unknown format repeats the file object; say it plainly.
+            unknown = isinstance(e, UnidentifiedImageError)
+            reason = "not an image format PIL can identify" if unknown else str(e)
+            problem = f"cannot decode image {path} (listed at {self.line(index)}): " \
+                      f"{type(e).__name__}: {reason}"
+            error = BadImageError(
+                f"C{problem[1:]}. Replace or delete the file, or set DATASETS.ON_BAD_IMAGE "
+                "'skip' to skip images that fail to decode (they are counted and logged)."
+            )
+            error.problem = problem  # without the advice, for the log of skipped images
+            raise error from None
         if self.transform is not None:
             image = self.transform(image)
         return image, int(self.labels[index])
@@ -128,6 +178,7 @@ class _ListFileLT(DatasetSplits):
         test_list: str = "",
         train_transform: Optional[Callable] = None,
         test_transform: Optional[Callable] = None,
+        on_bad_image: str = "fail",
     ):
         """Parse the list files under ``root``.
 
@@ -135,6 +186,7 @@ class _ListFileLT(DatasetSplits):
             root: DATASETS.ROOT; list files and image paths are relative to it.
             train_list, val_list, test_list: list file names; "" = the standard names.
             train_transform, test_transform: PIL-image transforms (see ``transforms.py``).
+            on_bad_image: DATASETS.ON_BAD_IMAGE, see ``ListFileDataset``.
         """
         names = [given or default for given, default in zip(
             (train_list, val_list, test_list), self.lists)]
@@ -151,7 +203,7 @@ class _ListFileLT(DatasetSplits):
             if not name:
                 return None
             return ListFileDataset(root, os.path.join(root, name), transform, self.classes,
-                                   self.mean, self.std)
+                                   self.mean, self.std, on_bad_image)
 
         train = make(names[0], train_transform)
         super().__init__(
@@ -171,6 +223,7 @@ class _ListFileLT(DatasetSplits):
             root=d.ROOT, train_list=d.TRAIN_LIST, val_list=d.VAL_LIST, test_list=d.TEST_LIST,
             train_transform=build_file_transforms(cfg, True, cls.mean, cls.std),
             test_transform=build_file_transforms(cfg, False, cls.mean, cls.std),
+            on_bad_image=d.ON_BAD_IMAGE,
         )
 
 

@@ -8,6 +8,8 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ...config import ConfigError
+
 __all__ = [
     "LTSplitIndices",
     "lt_counts",
@@ -32,9 +34,9 @@ def lt_counts(n_max: int, num_classes: int, imbalance_factor: float) -> List[int
         A list of C ints, non-increasing.
     """
     if imbalance_factor < 1:
-        raise ValueError(f"imbalance_factor must be >= 1 (n_max / n_min); got {imbalance_factor}")
+        raise ConfigError(f"imbalance_factor must be >= 1 (n_max / n_min); got {imbalance_factor}")
     if n_max < 1 or num_classes < 1:
-        raise ValueError(f"n_max and num_classes must be >= 1; got {n_max} and {num_classes}")
+        raise ConfigError(f"n_max and num_classes must be >= 1; got {n_max} and {num_classes}")
     if num_classes == 1:
         return [int(n_max)]
     ratio = 1.0 / imbalance_factor
@@ -63,7 +65,7 @@ def select_lt_indices(labels: Sequence[int], counts: Sequence[int], seed: int = 
     for cls, count in enumerate(counts):
         idx = np.where(labels == cls)[0]
         if count > len(idx):
-            raise ValueError(
+            raise ConfigError(
                 f"The LT generator needs {count} images of class {cls} but the training set "
                 f"has only {len(idx)}; lower DATASETS.MAX_PER_CLASS."
             )
@@ -88,7 +90,7 @@ def val_from_train_remainder(
     for cls in range(num_classes):
         idx = np.where(unused & (labels == cls))[0]
         if len(idx) < per_class:
-            raise ValueError(
+            raise ConfigError(
                 f"DATASETS.VAL_SOURCE='train_remainder' needs {per_class} unused training "
                 f"images of class {cls} but only {len(idx)} are left after the LT subset; "
                 f"lower DATASETS.VAL_PER_CLASS or DATASETS.MAX_PER_CLASS, or use "
@@ -114,7 +116,7 @@ def val_from_test(
     for cls in range(num_classes):
         idx = np.where(test_labels == cls)[0]
         if len(idx) <= per_class:
-            raise ValueError(
+            raise ConfigError(
                 f"DATASETS.VAL_SOURCE='test' needs more than {per_class} test images of "
                 f"class {cls} (some must stay in the test split) but there are {len(idx)}; "
                 f"lower DATASETS.VAL_PER_CLASS."
@@ -166,11 +168,11 @@ def make_lt_split(
         val_per_class: validation images per class (DATASETS.VAL_PER_CLASS).
     """
     if val_source not in VAL_SOURCES:
-        raise ValueError(
+        raise ConfigError(
             f"DATASETS.VAL_SOURCE must be one of {VAL_SOURCES}; got '{val_source}'."
         )
     if val_source != "none" and val_per_class <= 0:
-        raise ValueError(
+        raise ConfigError(
             f"DATASETS.VAL_SOURCE='{val_source}' needs DATASETS.VAL_PER_CLASS > 0; got "
             f"{val_per_class}."
         )

@@ -10,6 +10,8 @@ from typing import Any, Callable, Dict, Tuple
 
 import numpy as np
 
+from ..errors import DatasetError
+
 __all__ = ["UnsafePickleError", "RestrictedUnpickler", "safe_pickle_load"]
 
 
@@ -64,19 +66,19 @@ def safe_pickle_load(path: str, what: str = "a pickle", how_to_get: str = "") ->
         how_to_get: a sentence on where to obtain the proper file, appended to errors.
 
     Raises:
-        ValueError: the file is not a pickle, is truncated, or names a forbidden global
+        DatasetError: the file is not a pickle, is truncated, or names a forbidden global
             (nothing it names is ever called).
     """
     with open(path, "rb") as f:
         try:
             return RestrictedUnpickler(f, encoding="bytes").load()
         except UnsafePickleError as e:
-            raise ValueError(
+            raise DatasetError(
                 f"Refusing to load {path}: it is not {what}, because it asks to call '{e}', "
                 f"which is outside the allowed set (plain containers and NumPy arrays), and "
                 f"pickles can run arbitrary code. {how_to_get}"
             ) from None
         except Exception as e:  # any other failure means a damaged or foreign file
-            raise ValueError(
+            raise DatasetError(
                 f"Cannot read {path} as {what} ({type(e).__name__}: {e}). {how_to_get}"
             ) from None

@@ -1,0 +1,81 @@
+"""Every hostile input of tools/hostile_inputs.py, i.e. every row of docs/HOSTILE_INPUTS.md.
+
+Each case runs train_net's ``cli()`` in this process (cheap); a representative few also run
+``python tools/train_net.py`` as a real process, where a traceback, a payload that ran, or
+an exception that escaped a DataLoader worker shows up exactly as a user would see it.
+"""
+import contextlib
+import importlib.util
+import io
+import os
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+def _load(name):
+    # By file: a "tools" package elsewhere on sys.path must not shadow the repository's.
+    spec = importlib.util.spec_from_file_location(f"_{name}", os.path.join(ROOT, "tools",
+                                                                            f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+hostile = _load("hostile_inputs")
+train_net = _load("train_net")
+
+
+@pytest.fixture(scope="module")
+def hostile_root(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("hostile"))
+    hostile.build_fixtures(root)
+    return root
+
+
+def _run_in_process(args):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = train_net.cli(args)
+    return hostile.Outcome(code, out.getvalue(), err.getvalue())
+
+
+def test_fixtures_are_live(hostile_root):
+    """The malicious inputs do run code when loaded naively, so refusing them means something."""
+    import pickle
+
+    import torch
+
+    marker = os.path.join(hostile_root, hostile.MARKER)
+    with open(os.path.join(hostile_root, "cifar_evil", "cifar-10-batches-py", "data_batch_1"),
+              "rb") as f:
+        pickle.load(f)
+    assert os.path.exists(marker)
+    os.remove(marker)
+    torch.load(os.path.join(hostile_root, "evil.pth"), weights_only=False)
+    assert os.path.exists(marker)
+    os.remove(marker)
+
+
+@pytest.mark.parametrize("case", hostile.CASES, ids=[c.id for c in hostile.CASES])
+def test_hostile_input(case, hostile_root):
+    before = hostile.snapshot(case, hostile_root)
+    outcome = _run_in_process(case.args(hostile_root))
+    problems = hostile.check(case, hostile_root, outcome, before)
+    assert problems == [], f"{problems}\n{outcome.stderr[-3000:]}"
+
+
+@pytest.mark.parametrize("case_id", hostile.REAL_PROCESS_CASES)
+def test_hostile_input_in_a_real_process(case_id, hostile_root):
+    case = hostile.CASES_BY_ID[case_id]
+    outcome = hostile.run_subprocess(case.args(hostile_root))
+    problems = hostile.check(case, hostile_root, outcome, {})
+    assert problems == [], f"{problems}\n{outcome.stderr[-3000:]}"
+    assert outcome.stderr.startswith("ERROR: ")  # one paragraph, nothing before it
+
+
+def test_every_case_is_documented():
+    doc = open(os.path.join(ROOT, "docs", "HOSTILE_INPUTS.md")).read()
+    missing = [c.id for c in hostile.CASES if f"`[{c.id}]`" not in doc]
+    assert missing == [], "regenerate the table: python tools/hostile_inputs.py"
