@@ -147,11 +147,12 @@ class ListFileDataset(Dataset):
             # PIL's own text for an unknown format repeats the file object; say it plainly.
             unknown = isinstance(e, UnidentifiedImageError)
             reason = "not an image format PIL can identify" if unknown else str(e)
-            problem = f"cannot decode image {path} (listed at {self.line(index)}): " \
-                      f"{type(e).__name__}: {reason}"
+            detail = f"image {path} (listed at {self.line(index)}): {type(e).__name__}: {reason}"
+            problem = f"cannot decode {detail}"
             error = BadImageError(
-                f"C{problem[1:]}. Replace or delete the file, or set DATASETS.ON_BAD_IMAGE "
-                "'skip' to skip images that fail to decode (they are counted and logged)."
+                f"Cannot decode {detail}. Replace or delete the file, or set "
+                "DATASETS.ON_BAD_IMAGE 'skip' to skip images that fail to decode (they are "
+                "counted and logged)."
             )
             error.problem = problem  # without the advice, for the log of skipped images
             raise error from None
