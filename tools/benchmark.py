@@ -1,11 +1,21 @@
 #!/usr/bin/env python
-"""Training-speed benchmark, measured side by side in one run.
+"""Benchmarks: the accuracy suite, and training speed measured side by side in one run.
 
+    python tools/benchmark.py accuracy --suite fashion-mnist-lt [--seeds 0 1 2] \
+        [--imbalance 100 10] [--output-root DIR] [--report-only] [KEY VALUE ...]
     python tools/benchmark.py speed [--iters 30] [--rounds 3] [--batch-size 128]
     python tools/benchmark.py experts [--experts 4] [--iters 15] [--batch-size 128]
     python tools/benchmark.py distill [--iters 15] [--batch-size 128]
 
-Prints training images/s of ResNet-32 at 32x32 for a bare forward/backward/step loop on
+``accuracy`` runs every method of a suite (``configs/<dataset>/benchmark_suite.yaml``: CE,
+BSCE, LDAM-DRW, DiVE, RIDE 3E/4E, the 6E BSCE teacher, RIDE-DiVE with and without router,
+cRT, LWS, tau-norm, NCM) for each imbalance factor and seed; finished runs are skipped and
+interrupted ones resumed. It then writes the suite's section of ``BENCHMARKS.md``: mean ±
+std over seeds of top-1 / many / medium / few, GMACs per image and training time, beside the
+published numbers (METHODS.md 9). Suites: fashion-mnist-lt, cifar100-lt, cifar10-lt,
+imagenet-lt, inat18 (the last four need their data, and GPUs to finish in reasonable time).
+
+``speed`` prints training images/s of ResNet-32 at 32x32 for a bare forward/backward/step loop on
 preloaded tensors in fp32, bf16 autocast and bf16 + channels_last, and the full trainer
 (in-memory loader with batched augmentation, hooks, logging) as a ratio to the bare loop
 with the same precision settings. Variants are interleaved over several rounds and the
@@ -33,6 +43,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch  # noqa: E402
 
 from ride_dive.engine import DefaultTrainer, HookBase, setup_cfg  # noqa: E402
+from ride_dive.engine.accuracy_suite import (  # noqa: E402
+    SUITES,
+    replace_section,
+    run_suite,
+    suite_table,
+)
 from ride_dive.modeling import build_model  # noqa: E402
 from ride_dive.modeling.teacher import FrozenTeacher  # noqa: E402
 from ride_dive.solver import build_optimizer  # noqa: E402
@@ -292,6 +308,39 @@ def distill(args) -> None:
                   flush=True)
 
 
+def accuracy(args) -> None:
+    suite = SUITES[args.suite]
+    root = args.output_root or os.path.join("output", "benchmarks", args.suite)
+    factors = args.imbalance or list(suite.imbalance_factors)
+    unknown = [f for f in factors if f not in suite.imbalance_factors]
+    if unknown:
+        sys.exit(f"ERROR: --imbalance {unknown}: the {args.suite} suite has "
+                 f"{list(suite.imbalance_factors)}")
+    if not args.report_only:
+        setup_logger(root)
+        run_suite(suite, root, args.seeds, factors, args.opts)
+    command = f"python tools/benchmark.py accuracy --suite {args.suite}"
+    if args.output_root:
+        command += f" --output-root {args.output_root}"
+    parts = [f"## Accuracy: {suite.title}", "",
+             f"`{command}` (runs in `{root}`; re-running skips finished runs; "
+             f"`--report-only` rebuilds these tables from them). Test split, mean ± std "
+             "over the seeds; training time is wall time on the machine that ran it.", ""]
+    for imbalance in factors:
+        title = suite.title + (f", IF {imbalance:g}" if imbalance is not None else "")
+        parts += [f"### {title}", "", suite_table(suite, root, imbalance), ""]
+    section = "\n".join(parts)
+    print(section)
+    if args.benchmarks_md:
+        text = ""
+        if os.path.isfile(args.benchmarks_md):
+            with open(args.benchmarks_md, encoding="utf-8") as f:
+                text = f.read()
+        with open(args.benchmarks_md, "w", encoding="utf-8") as f:
+            f.write(replace_section(text or "# Benchmarks\n", f"accuracy:{args.suite}", section))
+        print(f"Updated {args.benchmarks_md}")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -304,11 +353,24 @@ def main(argv=None) -> None:
     e.add_argument("--experts", type=int, default=4)
     e.add_argument("--iters", type=int, default=15)
     e.add_argument("--batch-size", type=int, default=128)
+    a = sub.add_parser("accuracy", help="every method of a suite, several seeds, one table")
+    a.add_argument("--suite", required=True, choices=sorted(SUITES))
+    a.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    a.add_argument("--imbalance", type=float, nargs="+", default=None,
+                   help="imbalance factors to run (default: the suite's)")
+    a.add_argument("--output-root", default="", help="default output/benchmarks/<suite>")
+    a.add_argument("--benchmarks-md", default="BENCHMARKS.md",
+                   help="file whose suite section is rewritten ('' = print only)")
+    a.add_argument("--report-only", action="store_true", help="tables from finished runs")
+    a.add_argument("opts", nargs=argparse.REMAINDER, default=[],
+                   help="KEY VALUE overrides for every run (e.g. MODEL.DEVICE cpu)")
     d = sub.add_parser("distill", help="distillation step vs plain step, side by side")
     d.add_argument("--iters", type=int, default=15)
     d.add_argument("--batch-size", type=int, default=128)
     args = parser.parse_args(argv)
-    if args.command == "distill":
+    if args.command == "accuracy":
+        accuracy(args)
+    elif args.command == "distill":
         setup_logger("", rank=1)
         distill(args)
     elif args.command == "experts":

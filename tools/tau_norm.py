@@ -16,23 +16,11 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ride_dive.checkpoint import (  # noqa: E402
-    CheckpointError,
-    CheckpointMismatchError,
-    Checkpointer,
-)
+from ride_dive.checkpoint import CheckpointError, CheckpointMismatchError  # noqa: E402
 from ride_dive.config import ConfigError  # noqa: E402
-from ride_dive.data import build_datasets, build_test_loader  # noqa: E402
 from ride_dive.engine import setup_cfg  # noqa: E402
-from ride_dive.evaluation import (  # noqa: E402
-    DEFAULT_TAUS,
-    collect_features,
-    save_results_json,
-    select_tau,
-    tau_norm_sweep,
-)
-from ride_dive.modeling import build_model  # noqa: E402
-from ride_dive.utils.env import amp_dtype, resolve_device, seed_all  # noqa: E402
+from ride_dive.engine.tau_norm import run_tau_norm  # noqa: E402
+from ride_dive.evaluation import DEFAULT_TAUS  # noqa: E402
 from ride_dive.utils.logger import setup_logger  # noqa: E402
 
 
@@ -46,56 +34,10 @@ def _taus(text: str):
     return taus
 
 
-def _table(rows, title: str) -> str:
-    lines = [title, f"{'tau':>5} {'top1':>7} {'many':>7} {'medium':>7} {'few':>7}"]
-    for r in rows:
-        cells = [f"{r[k]:7.2f}" if k in r else f"{'-':>7}" for k in ("top1", "many", "medium",
-                                                                    "few")]
-        lines.append(f"{r['tau']:5.1f} " + " ".join(cells))
-    return "\n".join(lines)
-
-
 def main(args) -> dict:
     cfg = setup_cfg(args.config_file, args.opts)
-    if not cfg.MODEL.WEIGHTS:
-        raise ConfigError("tau_norm.py needs the stage-1 weights: MODEL.WEIGHTS <model_final.pth>")
-    if not os.path.isfile(cfg.MODEL.WEIGHTS):
-        raise FileNotFoundError(f"MODEL.WEIGHTS not found: {cfg.MODEL.WEIGHTS}")
     setup_logger()
-    seed_all(cfg.SEED)
-    device = resolve_device(cfg.MODEL.DEVICE)
-    splits = build_datasets(cfg)
-    model = build_model(cfg, splits.class_counts)
-    Checkpointer(model, "").load(cfg.MODEL.WEIGHTS, checkpointables=[])
-
-    def features(dataset):
-        return collect_features(model, build_test_loader(cfg, dataset, device=device), device,
-                                amp_dtype(cfg))
-
-    groups = (cfg.TEST.MANY_THRESHOLD, cfg.TEST.FEW_THRESHOLD)
-    counts = splits.class_counts
-    test_features = features(splits.test)
-    if splits.val is not None:
-        selected_on, select_features = "val", features(splits.val)
-    else:
-        selected_on, select_features = "test", test_features
-        print("!" * 78 + "\nWARNING: NO VALIDATION SPLIT: tau is chosen on the TEST split, so "
-              "the test numbers\nbelow are optimistic. Set DATASETS.VAL_SOURCE (or a val list) "
-              "to choose it on validation.\n" + "!" * 78, file=sys.stderr, flush=True)
-    sweep = tau_norm_sweep(model.head, *select_features, counts, args.taus, *groups)
-    best = select_tau(sweep)
-    test = tau_norm_sweep(model.head, *test_features, counts, [best["tau"], 0.0], *groups)
-    print(_table(sweep, f"tau-norm sweep on the {selected_on} split "
-                        f"({len(select_features[1])} images)"))
-    print(f"\nbest tau on {selected_on}: {best['tau']:g} (top-1 {best['top1']:.2f})")
-    print(_table(test, "test split: chosen tau, and tau = 0 (raw W, no bias) for reference"))
-    report = {"selected_on": selected_on, "tau": best["tau"], "sweep": sweep,
-              "test": test[0], "test_tau0": test[1], "weights": cfg.MODEL.WEIGHTS}
-    out_dir = args.output or cfg.OUTPUT_DIR
-    path = os.path.join(out_dir, "tau_norm.json")
-    save_results_json(report, path)
-    print(f"Wrote {path}")
-    return report
+    return run_tau_norm(cfg, args.taus, args.output or None)
 
 
 def cli(argv=None) -> int:

@@ -17,9 +17,16 @@ A pipeline file is YAML with a single top-level ``PIPELINE`` section::
           CONFIG: "ride_dive_4e_r32_router.yaml"
           WEIGHTS: "student"                  # MODEL.WEIGHTS <- that stage's model_final.pth
           OPTS: []                            # overrides for this stage only
+        - NAME: "ncm"
+          CONFIG: "ncm_r32.yaml"
+          WEIGHTS: "teacher"
+          KIND: "eval"                        # evaluate WEIGHTS only (NCM); "tau_norm":
+                                              # tau-norm of WEIGHTS, tau chosen on val
 
-Each stage is an ordinary training run (``DefaultTrainer``) in ``OUTPUT_DIR/<NAME>``. A
-stage whose ``results.json`` exists is finished and skipped; one with a checkpoint resumes
+Each stage is an ordinary training run (``DefaultTrainer``) in ``OUTPUT_DIR/<NAME>``, or
+with ``KIND: eval`` an evaluation of ``WEIGHTS`` (e.g. NCM), or with ``KIND: tau_norm`` the
+tau-norm sweep of ``WEIGHTS`` (``tau_norm.json``, tau chosen on validation). A
+stage whose ``results.json`` (``tau_norm.json``) exists is finished and skipped; one with a checkpoint resumes
 exactly; the others start fresh. Command-line overrides apply to every stage (after the
 file's ``OPTS``), except ``OUTPUT_DIR``, which moves the whole pipeline. At the end a table
 compares the stages on top-1 / many / medium / few, experts per image and GMACs per image
@@ -42,7 +49,8 @@ __all__ = ["PipelineStage", "Pipeline", "is_pipeline_file", "load_pipeline", "ru
 logger = logging.getLogger("ride_dive")
 
 _PIPELINE_KEYS = {"NAME", "OUTPUT_DIR", "OPTS", "STAGES"}
-_STAGE_KEYS = {"NAME", "CONFIG", "LABEL", "TEACHER", "WEIGHTS", "OPTS"}
+_STAGE_KEYS = {"NAME", "CONFIG", "LABEL", "TEACHER", "WEIGHTS", "OPTS", "KIND"}
+STAGE_KINDS = ("train", "eval", "tau_norm")
 
 
 @dataclass
@@ -55,6 +63,12 @@ class PipelineStage:
     teacher: Optional[str] = None
     weights: Optional[str] = None
     opts: List[str] = field(default_factory=list)
+    kind: str = "train"
+
+    @property
+    def result_file(self) -> str:
+        """The file whose presence marks the stage as finished."""
+        return "tau_norm.json" if self.kind == "tau_norm" else "results.json"
 
 
 @dataclass
@@ -139,10 +153,16 @@ def load_pipeline(path: str) -> Pipeline:
                     f"{where}: {ref_key} '{ref}' must name an earlier stage; earlier stages: "
                     f"{[st.name for st in stages]}"
                 )
+        kind = str(s.get("KIND") or "train")
+        if kind not in STAGE_KINDS:
+            raise ConfigError(f"{where}: KIND '{kind}' must be one of {list(STAGE_KINDS)}")
+        if kind != "train" and not s.get("WEIGHTS"):
+            raise ConfigError(f"{where}: a '{kind}' stage needs WEIGHTS (the stage whose model "
+                              "it evaluates)")
         stages.append(PipelineStage(
             name=str(name), config=config_path, label=str(s.get("LABEL") or name),
             teacher=s.get("TEACHER"), weights=s.get("WEIGHTS"),
-            opts=_opts(s.get("OPTS"), f"{where}.OPTS"),
+            opts=_opts(s.get("OPTS"), f"{where}.OPTS"), kind=kind,
         ))
     return Pipeline(name=str(spec.get("NAME") or os.path.basename(path)),
                     output_dir=str(spec["OUTPUT_DIR"]), stages=stages,
@@ -187,7 +207,7 @@ def run_pipeline(path: str, opts: Sequence[str] = ()) -> Dict:
         path: the pipeline file.
         opts: command-line ``KEY VALUE`` overrides (``OUTPUT_DIR`` moves the pipeline).
     """
-    from .defaults import DefaultTrainer, default_setup, setup_cfg
+    from .defaults import default_setup, setup_cfg
 
     pipeline = load_pipeline(path)
     output_dir, cli_opts = _split_output_dir(list(opts))
@@ -195,21 +215,17 @@ def run_pipeline(path: str, opts: Sequence[str] = ()) -> Dict:
     root = output_dir or pipeline.output_dir
     stage_results: Dict[str, Dict] = {}
     for i, stage in enumerate(pipeline.stages):
-        results_path = os.path.join(dirs[stage.name], "results.json")
+        results_path = os.path.join(dirs[stage.name], stage.result_file)
         banner = f"[{pipeline.name}] stage {i + 1}/{len(pipeline.stages)} '{stage.name}'"
         if os.path.isfile(results_path):
             logger.info(f"{banner}: finished before ({results_path}); skipped")
             with open(results_path) as f:
-                stage_results[stage.name] = json.load(f)
+                stage_results[stage.name] = stage_metrics(stage, json.load(f))
             continue
         cfg = setup_cfg(stage.config, _stage_opts(pipeline, stage, dirs, cli_opts))
         default_setup(cfg)
         logger.info(f"{banner}: {stage.config} -> {cfg.OUTPUT_DIR}")
-        trainer = DefaultTrainer(cfg)
-        # resume=True: an interrupted stage continues from its last checkpoint; a new one
-        # starts from MODEL.WEIGHTS (the previous stage's model, where wired).
-        trainer.resume_or_load(resume=True)
-        stage_results[stage.name] = trainer.train()
+        stage_results[stage.name] = stage_metrics(stage, _run_stage(stage, cfg))
     summary = {"pipeline": pipeline.name, "output_dir": root,
                "rows": summary_rows(pipeline, stage_results)}
     if comm.is_main_process():
@@ -220,6 +236,30 @@ def run_pipeline(path: str, opts: Sequence[str] = ()) -> Dict:
             json.dump(summary, f, indent=2)
         print(table, flush=True)
     return summary
+
+
+def _run_stage(stage: PipelineStage, cfg) -> Dict:
+    """Train (resuming an interrupted run), evaluate, or tau-normalise, by ``stage.kind``."""
+    from .defaults import DefaultTrainer
+    from .tau_norm import run_tau_norm
+
+    if stage.kind == "tau_norm":
+        return run_tau_norm(cfg)
+    trainer = DefaultTrainer(cfg)
+    if stage.kind == "eval":
+        trainer.checkpointer.load(cfg.MODEL.WEIGHTS, checkpointables=[])
+        return trainer.test()
+    # resume=True: an interrupted stage continues from its last checkpoint; a new one
+    # starts from MODEL.WEIGHTS (the previous stage's model, where wired).
+    trainer.resume_or_load(resume=True)
+    return trainer.train()
+
+
+def stage_metrics(stage: PipelineStage, report: Dict) -> Dict:
+    """A stage's test metrics: its ``results.json``, or a tau-norm report's chosen tau."""
+    if stage.kind == "tau_norm":
+        return dict(report["test"], selected_on=report["selected_on"])
+    return report
 
 
 def summary_rows(pipeline: Pipeline, stage_results: Dict[str, Dict]) -> List[Dict]:

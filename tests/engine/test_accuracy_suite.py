@@ -1,0 +1,148 @@
+"""The accuracy suite: pipelines per (IF, seed), eval / tau-norm stages, the mean ± std table."""
+import json
+import os
+import statistics
+import sys
+
+import pytest
+
+from ride_dive.engine import setup_cfg
+from ride_dive.engine.accuracy_suite import (
+    SUITES,
+    Suite,
+    replace_section,
+    run_suite,
+    suite_table,
+    training_seconds,
+)
+from ride_dive.engine.pipeline import load_pipeline
+from ride_dive.utils.logger import setup_logger
+from tests.conftest import ROOT, tiny_overrides
+
+setup_logger("", rank=1)  # quiet
+
+
+def _write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def tiny_suite(tmp_path_factory):
+    """A four-method suite on the tiny synthetic set: CE, cRT and tau-norm on it, NCM."""
+    d = tmp_path_factory.mktemp("suite")
+    base = setup_cfg("", tiny_overrides(d / "unused", **{
+        "SOLVER.MAX_EPOCHS": 2, "DATASETS.VAL_SOURCE": "test", "DATASETS.VAL_PER_CLASS": 2}))
+    _write(d / "base.yaml", base.dump())
+    _write(d / "ce.yaml", '_BASE_: "base.yaml"\n')
+    _write(d / "crt.yaml", '_BASE_: "base.yaml"\nMODEL: {BACKBONE: {FREEZE: True}, HEAD: '
+                           '{REINIT: True}}\nDATALOADER: {SAMPLER: "ClassAwareSampler"}\n')
+    _write(d / "ncm.yaml", '_BASE_: "base.yaml"\nMODEL: {HEAD: {NAME: "NCMHead"}}\n')
+    pipeline = _write(d / "suite.yaml", """PIPELINE:
+  NAME: "tiny suite"
+  OUTPUT_DIR: "unused"
+  STAGES:
+    - {NAME: "ce", CONFIG: "ce.yaml", LABEL: "CE"}
+    - {NAME: "crt", CONFIG: "crt.yaml", WEIGHTS: "ce", LABEL: "cRT"}
+    - {NAME: "tau_norm", CONFIG: "ce.yaml", WEIGHTS: "ce", KIND: "tau_norm", LABEL: "tau-norm"}
+    - {NAME: "ncm", CONFIG: "ncm.yaml", WEIGHTS: "ce", KIND: "eval", LABEL: "NCM"}
+""")
+    suite = Suite("Tiny", pipeline, (10.0, 5.0), {"ce": {10.0: "12.3"}})
+    root = str(d / "runs")
+    run_suite(suite, root, seeds=[0, 1], imbalance_factors=[10.0])
+    return suite, root
+
+
+def _row(table, label):
+    return next(line for line in table.splitlines() if line.startswith(f"| {label} |"))
+
+
+def test_every_stage_of_every_seed_runs_with_the_suite_settings(tiny_suite):
+    suite, root = tiny_suite
+    for seed in (0, 1):
+        run = os.path.join(root, "if10", f"s{seed}")
+        for stage in ("ce", "crt", "ncm"):
+            assert os.path.isfile(os.path.join(run, stage, "results.json")), (seed, stage)
+        assert os.path.isfile(os.path.join(run, "tau_norm", "tau_norm.json"))
+        cfg = setup_cfg(os.path.join(run, "crt", "config.yaml"))
+        assert cfg.SEED == seed and cfg.DATASETS.IMBALANCE_FACTOR == 10.0
+        assert cfg.MODEL.WEIGHTS == os.path.join(run, "ce", "model_final.pth")
+    assert not os.path.exists(os.path.join(root, "if5"))  # only the factors asked for
+
+
+def test_table_is_the_mean_and_std_of_the_seeds(tiny_suite):
+    suite, root = tiny_suite
+    table = suite_table(suite, root, 10.0)
+    header = table.splitlines()[0]
+    assert header.endswith("published top-1 |")
+    for stage, label, file, pick in (
+        ("ce", "CE", "results.json", lambda r: r),
+        ("tau_norm", "tau-norm", "tau_norm.json", lambda r: r["test"]),
+        ("ncm", "NCM", "results.json", lambda r: r),
+    ):
+        runs = [pick(json.load(open(os.path.join(root, "if10", f"s{s}", stage, file))))
+                for s in (0, 1)]
+        top1 = [r["top1"] for r in runs]
+        cells = [c.strip() for c in _row(table, label).split("|")[1:-1]]
+        assert cells[1] == "2"
+        assert cells[2] == f"{statistics.mean(top1):.2f} ± {statistics.stdev(top1):.2f}"
+    ce_cells = [c.strip() for c in _row(table, "CE").split("|")[1:-1]]
+    assert ce_cells[-1] == "12.3"  # the published number, where there is one
+    assert ce_cells[-2] != "–"  # training time, from log.txt
+    assert float(ce_cells[-3].split(" ")[0]) > 0  # GMACs per image
+    # Only finished runs count: a missing seed just lowers the count.
+    assert _row(suite_table(suite, root, 10.0, seeds=[0, 7]), "CE").split("|")[2].strip() == "1"
+
+
+def test_rerunning_skips_finished_runs(tiny_suite, caplog):
+    suite, root = tiny_suite
+    result = os.path.join(root, "if10", "s0", "crt", "results.json")
+    before = os.path.getmtime(result)
+    setup_logger("", rank=0)
+    try:
+        run_suite(suite, root, seeds=[0], imbalance_factors=[10.0])
+    finally:
+        setup_logger("", rank=1)
+    assert os.path.getmtime(result) == before
+
+
+def test_training_seconds_sums_resumed_runs(tmp_path):
+    _write(tmp_path / "log.txt", "[x] Training time: 12.5 s\n[y] Resuming\n[z] Training time: "
+                                 "7.5 s\n")
+    assert training_seconds(str(tmp_path)) == 20.0
+    assert training_seconds(str(tmp_path / "missing")) is None
+
+
+def test_replace_section_inserts_then_replaces_only_its_block():
+    text = replace_section("# Benchmarks\n\nintro\n", "accuracy:x", "table 1")
+    assert text == "# Benchmarks\n\nintro\n\n<!-- accuracy:x:begin -->\ntable 1\n" \
+                   "<!-- accuracy:x:end -->\n"
+    text = replace_section(text + "\nafter\n", "accuracy:x", "table 2")
+    assert "table 1" not in text and "table 2" in text
+    assert text.startswith("# Benchmarks\n\nintro\n") and text.endswith("\nafter\n")
+
+
+def test_every_shipped_suite_parses_and_names_published_stages():
+    for name, suite in SUITES.items():
+        stages = {s.name for s in load_pipeline(suite.pipeline).stages}
+        assert {"ce", "bsce", "ldam_drw", "dive", "ride_3e", "ride_4e", "ride_6e_bsce",
+                "ride_dive", "ride_dive_router", "crt", "lws", "tau_norm", "ncm"} <= stages
+        for stage, by_factor in suite.published.items():
+            assert stage in stages, (name, stage)
+            assert set(by_factor) <= set(suite.imbalance_factors), (name, stage)
+
+
+def test_benchmark_tool_writes_the_suite_section(tiny_suite, tmp_path, monkeypatch):
+    suite, root = tiny_suite
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import benchmark
+
+    monkeypatch.setitem(SUITES, "tiny", suite)
+    md = tmp_path / "BENCHMARKS.md"
+    _write(md, "# Benchmarks\n\nkept\n")
+    benchmark.main(["accuracy", "--suite", "tiny", "--imbalance", "10", "--output-root", root,
+                    "--report-only", "--benchmarks-md", str(md)])
+    text = md.read_text()
+    assert "kept" in text and "## Accuracy: Tiny" in text and "### Tiny, IF 10" in text
+    assert suite_table(suite, root, 10.0) in text
