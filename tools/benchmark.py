@@ -25,6 +25,12 @@ median is reported, so a background hiccup does not favour one of them.
 an eval forward at 32x32 (images/s), with the experts run in a Python loop against the
 batched (grouped-convolution) execution that ``MODEL.RIDE.BATCHED_EXPERTS`` selects.
 
+``router RUN_DIR`` times, on the test split of a trained router run (e.g. the router stage of
+the Fashion-MNIST-LT RIDE-DiVE pipeline), router-driven early exit at the run's chosen
+threshold against the full ensemble: wall-clock images/s, experts per image and GMACs,
+alternating the two over rounds. Early exit saves MACs; whether it saves wall time depends
+on how well the smaller per-expert batches use the machine.
+
 ``distill`` times a distillation training step (student + frozen teacher forward + DiVE loss)
 against the same student's plain step (Balanced Softmax), side by side: single-head
 ResNet-32 with a ResNet-32 teacher (DiVE), and 4-expert RIDE ResNet-32 with a 6-expert
@@ -308,6 +314,65 @@ def distill(args) -> None:
                   flush=True)
 
 
+def router(args) -> None:
+    import json
+
+    from ride_dive.checkpoint import Checkpointer
+    from ride_dive.data import build_datasets, build_test_loader
+    from ride_dive.utils.env import amp_dtype
+
+    setup_logger("", rank=1)
+    cfg = setup_cfg(os.path.join(args.run_dir, "config.yaml"),
+                    ["MODEL.WEIGHTS", os.path.join(args.run_dir, "model_final.pth")])
+    with open(os.path.join(args.run_dir, "results.json")) as f:
+        report = json.load(f)["router"]
+    threshold = report["threshold"]
+    device = torch.device(cfg.MODEL.DEVICE if cfg.MODEL.DEVICE != "auto" else
+                          ("cuda" if torch.cuda.is_available() else "cpu"))
+    splits = build_datasets(cfg)
+    model = build_model(cfg, splits.class_counts).eval()
+    Checkpointer(model, "").load(cfg.MODEL.WEIGHTS, checkpointables=[])
+    batches = [images.to(device) for images, _ in build_test_loader(cfg, splits.test,
+                                                                     device=device)]
+    if cfg.MODEL.CHANNELS_LAST:
+        batches = [b.contiguous(memory_format=torch.channels_last) for b in batches]
+    dtype = amp_dtype(cfg)
+    used = []
+
+    def run(early_exit: bool):
+        with torch.inference_mode(), torch.autocast(device.type, dtype=dtype or torch.float32,
+                                                    enabled=dtype is not None):
+            for images in batches:
+                if early_exit:
+                    used.append(model.early_exit(images, threshold)["experts_used"])
+                else:
+                    model.forward_all(images)
+
+    times = {False: [], True: []}
+    run(False), run(True)  # warm-up
+    for i in range(args.rounds):
+        for mode in ((False, True) if i % 2 == 0 else (True, False)):
+            start = time.perf_counter()
+            run(mode)
+            _sync(device)
+            times[mode].append(time.perf_counter() - start)
+    n = sum(len(b) for b in batches)
+    full, early = statistics.median(times[False]), statistics.median(times[True])
+    experts_used = torch.cat(used).float().mean().item()
+    print(f"\n{args.run_dir}: {n} test images, batch {cfg.TEST.BATCH_SIZE}, "
+          f"{'bf16' if dtype is not None else 'fp32'}, {torch.get_num_threads()} threads, "
+          f"device {device.type}; median of {args.rounds} alternating rounds\n")
+    print("| inference | images/s | experts/image | GMACs/image |")
+    print("|---|---|---|---|")
+    num_experts = len(report["gmacs_per_expert_count"])
+    print(f"| full ensemble ({num_experts} experts) | {n / full:.0f} | {num_experts:.2f} | "
+          f"{report['full_ensemble_gmacs']:.4f} |")
+    print(f"| router, threshold {threshold:g} | {n / early:.0f} | {experts_used:.2f} | "
+          f"{report['gmacs']:.4f} |")
+    print(f"\nwall-time speed-up {full / early:.2f}x; MAC reduction "
+          f"{report['full_ensemble_gmacs'] / report['gmacs']:.2f}x")
+
+
 def accuracy(args) -> None:
     suite = SUITES[args.suite]
     root = args.output_root or os.path.join("output", "benchmarks", args.suite)
@@ -364,12 +429,18 @@ def main(argv=None) -> None:
     a.add_argument("--report-only", action="store_true", help="tables from finished runs")
     a.add_argument("opts", nargs=argparse.REMAINDER, default=[],
                    help="KEY VALUE overrides for every run (e.g. MODEL.DEVICE cpu)")
+    r = sub.add_parser("router", help="early exit vs full ensemble, wall time on a test set")
+    r.add_argument("run_dir", help="a trained router run (config.yaml, model_final.pth, "
+                                   "results.json)")
+    r.add_argument("--rounds", type=int, default=5)
     d = sub.add_parser("distill", help="distillation step vs plain step, side by side")
     d.add_argument("--iters", type=int, default=15)
     d.add_argument("--batch-size", type=int, default=128)
     args = parser.parse_args(argv)
     if args.command == "accuracy":
         accuracy(args)
+    elif args.command == "router":
+        router(args)
     elif args.command == "distill":
         setup_logger("", rank=1)
         distill(args)
