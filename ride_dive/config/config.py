@@ -304,6 +304,8 @@ def assert_cfg(cfg: CfgNode) -> None:
     )
     _require(cfg.TEST.EVAL_PERIOD >= 0, "TEST.EVAL_PERIOD must be >= 0", p)
     _require(cfg.TEST.ECE_BINS > 0, "TEST.ECE_BINS must be > 0", p)
+    _require(isinstance(cfg.TEST.LABEL_SHIFT, bool),
+             f"TEST.LABEL_SHIFT must be True or False, got {cfg.TEST.LABEL_SHIFT!r}", p)
     _require(cfg.MODEL.BACKBONE.WIDTH_MULT > 0, "MODEL.BACKBONE.WIDTH_MULT must be > 0", p)
     _require(_one_of(cfg.MODEL.BACKBONE.NORM, ("BN", "SyncBN", "GN")),
              f"MODEL.BACKBONE.NORM must be 'BN', 'SyncBN' or 'GN', got "

@@ -210,6 +210,10 @@ _C.TEST.ECE_BINS = 15
 # Shot groups from training counts: many > MANY_THRESHOLD >= medium >= FEW_THRESHOLD > few.
 _C.TEST.MANY_THRESHOLD = 100
 _C.TEST.FEW_THRESHOLD = 20
+# Also evaluate the test logits under label shift (METHODS.md 7, the LADE protocol:
+# Forward/Backward rho = 50, 25, 10, 5, 2 and Uniform, without and with post-compensation),
+# stored as results["label_shift"]. The model runs once; the shifted sets are subsets.
+_C.TEST.LABEL_SHIFT = False
 
 # ---------------------------------------------------------------------------------------
 # RIDE: multi-expert models, the diversity loss and the expert router (METHODS.md 2-4)

@@ -17,7 +17,7 @@ from torch.nn.parallel import DistributedDataParallel
 from ..checkpoint import Checkpointer, atomic_write_text, restore_rng_state
 from ..config import CfgNode, ConfigError, assert_cfg, get_cfg
 from ..data import build_datasets, build_train_loader
-from ..evaluation import format_results_table, save_results_json
+from ..evaluation import format_label_shift_table, format_results_table, save_results_json
 from ..modeling import build_model
 from ..modeling.norm import to_sync_batch_norm
 from ..solver import build_lr_scheduler, build_optimizer, describe_lr_scaling
@@ -232,7 +232,8 @@ class DefaultTrainer:
         selection = select_router_threshold_on_val(
             cfg, self.model, self.splits.val, counts, self.device
         )
-        results = evaluate(cfg, self.model, self.splits.test, counts, self.device)
+        results = evaluate(cfg, self.model, self.splits.test, counts, self.device,
+                           label_shift=cfg.TEST.LABEL_SHIFT)
         results["weights"] = weights
         tau = distill_temperature(self.model)
         if tau is not None:
@@ -250,6 +251,8 @@ class DefaultTrainer:
         if comm.is_main_process():
             save_results_json(results, os.path.join(cfg.OUTPUT_DIR, "results.json"))
             print(format_results_table(results, f"test ({weights} weights)"), flush=True)
+            if "label_shift" in results:
+                print(format_label_shift_table(results["label_shift"]), flush=True)
         return results
 
 

@@ -17,6 +17,7 @@ from ..evaluation import (
     plot_router_tradeoff,
     router_tradeoff,
     select_router_threshold,
+    trained_with_prior_logits,
 )
 from ..modeling import count_macs
 from ..utils import comm
@@ -32,8 +33,11 @@ __all__ = [
 logger = logging.getLogger("ride_dive")
 
 
-def evaluate(cfg: CfgNode, model: torch.nn.Module, dataset, class_counts, device) -> Dict:
-    """Top-1/top-5, many/medium/few, per-class accuracy and ECE of ``model`` on ``dataset``."""
+def evaluate(cfg: CfgNode, model: torch.nn.Module, dataset, class_counts, device,
+             label_shift: bool = False) -> Dict:
+    """Top-1/top-5, many/medium/few, per-class accuracy and ECE of ``model`` on ``dataset``;
+    with ``label_shift`` also the LADE label-shift table (``"label_shift"``), computed from
+    the same logits."""
     loader = build_test_loader(
         cfg, dataset, num_replicas=comm.get_world_size(), rank=comm.get_rank(), device=device
     )
@@ -46,6 +50,8 @@ def evaluate(cfg: CfgNode, model: torch.nn.Module, dataset, class_counts, device
         many_threshold=cfg.TEST.MANY_THRESHOLD,
         few_threshold=cfg.TEST.FEW_THRESHOLD,
         ece_bins=cfg.TEST.ECE_BINS,
+        label_shift=label_shift,
+        trained_with_prior=trained_with_prior_logits(cfg),
     )
 
 

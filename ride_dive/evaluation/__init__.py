@@ -1,16 +1,29 @@
-"""Evaluation: top-k, per-class and many/medium/few accuracy, calibration, reporting, and
-for multi-expert models each expert's accuracy and the router's accuracy/compute sweep."""
+"""Evaluation: top-k, per-class and many/medium/few accuracy, calibration, label shift,
+reporting, and for multi-expert models each expert's accuracy and the router's
+accuracy/compute sweep."""
 from .evaluator import (
     ClassificationEvaluator,
     compute_classification_metrics,
     gather_predictions,
     inference_on_dataset,
+    predict_on_dataset,
+)
+from .label_shift import (
+    DEFAULT_RHOS,
+    format_label_shift_table,
+    label_shift_report,
+    label_shift_rows,
+    post_compensate,
+    shifted_class_counts,
+    shifted_indices,
+    trained_with_prior_logits,
 )
 from .metrics import (
     brier,
     expected_calibration_error,
     nll,
     per_class_accuracy,
+    reliability_bins,
     shot_group_accuracy,
     topk_accuracy,
     topk_correct,
@@ -32,6 +45,7 @@ from .reporting import (
 from .tau_norm import DEFAULT_TAUS, collect_features, select_tau, tau_norm_sweep
 
 __all__ = [
+    "DEFAULT_RHOS",
     "DEFAULT_TAUS",
     "collect_features",
     "select_tau",
@@ -41,10 +55,19 @@ __all__ = [
     "compute_classification_metrics",
     "gather_predictions",
     "inference_on_dataset",
+    "predict_on_dataset",
+    "format_label_shift_table",
+    "label_shift_report",
+    "label_shift_rows",
+    "post_compensate",
+    "shifted_class_counts",
+    "shifted_indices",
+    "trained_with_prior_logits",
     "brier",
     "expected_calibration_error",
     "nll",
     "per_class_accuracy",
+    "reliability_bins",
     "shot_group_accuracy",
     "topk_accuracy",
     "topk_correct",

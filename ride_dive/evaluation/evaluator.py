@@ -13,6 +13,7 @@ import torch
 import torch.distributed as dist
 
 from ..config import configurable
+from .label_shift import label_shift_report, trained_with_prior_logits
 from .metrics import (
     brier,
     expected_calibration_error,
@@ -115,6 +116,8 @@ class ClassificationEvaluator:
         many_threshold: int = 100,
         few_threshold: int = 20,
         ece_bins: int = 15,
+        label_shift: bool = False,
+        trained_with_prior: bool = False,
     ):
         """
         Args:
@@ -122,11 +125,19 @@ class ClassificationEvaluator:
             many_threshold: classes with more training images are many-shot.
             few_threshold: classes with fewer training images are few-shot.
             ece_bins: equal-width confidence bins of the ECE.
+            label_shift: add ``"label_shift"``, the LADE label-shift table of
+                :func:`label_shift_report` (needs ``train_counts``).
+            trained_with_prior: for the label shift's PC: the logits already estimate the
+                balanced posterior (see :func:`trained_with_prior_logits`).
         """
+        if label_shift and train_counts is None:
+            raise ValueError("label-shift evaluation needs the training class counts")
         self.train_counts = None if train_counts is None else [int(n) for n in train_counts]
         self.many_threshold = many_threshold
         self.few_threshold = few_threshold
         self.ece_bins = ece_bins
+        self.label_shift = label_shift
+        self.trained_with_prior = trained_with_prior
         self.reset()
 
     @classmethod
@@ -136,6 +147,8 @@ class ClassificationEvaluator:
             "many_threshold": cfg.TEST.MANY_THRESHOLD,
             "few_threshold": cfg.TEST.FEW_THRESHOLD,
             "ece_bins": cfg.TEST.ECE_BINS,
+            "label_shift": cfg.TEST.LABEL_SHIFT,
+            "trained_with_prior": trained_with_prior_logits(cfg),
         }
 
     def reset(self) -> None:
@@ -153,10 +166,16 @@ class ClassificationEvaluator:
         if not self._logits:
             raise ValueError("cannot evaluate: no batch was processed")
         logits, labels = gather_predictions(torch.cat(self._logits), torch.cat(self._labels))
-        return compute_classification_metrics(
+        results = compute_classification_metrics(
             logits, labels, self.train_counts, self.many_threshold, self.few_threshold,
             self.ece_bins,
         )
+        if self.label_shift:
+            results["label_shift"] = label_shift_report(
+                logits, labels, self.train_counts, self.trained_with_prior,
+                many_threshold=self.many_threshold, few_threshold=self.few_threshold,
+            )
+        return results
 
 
 def _logits_of(output: Union[torch.Tensor, Mapping]) -> torch.Tensor:
@@ -170,6 +189,41 @@ def _logits_of(output: Union[torch.Tensor, Mapping]) -> torch.Tensor:
     )
 
 
+def predict_on_dataset(
+    model: torch.nn.Module,
+    loader,
+    device: Union[str, torch.device],
+    autocast_dtype: Optional[torch.dtype] = None,
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Float32 logits ``[N, C]`` and labels ``[N]`` of a whole split, in loader order.
+
+    Runs as :func:`inference_on_dataset` does (eval mode, inference mode, every module's
+    ``training`` flag restored afterwards, shards gathered across ranks), for callers that
+    compute several things from one pass (calibration bins, label-shift subsets).
+    """
+    device = torch.device(device)
+    all_logits: List[torch.Tensor] = []
+    all_labels: List[torch.Tensor] = []
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        with torch.inference_mode(), torch.autocast(
+            device_type=device.type,
+            dtype=autocast_dtype or torch.bfloat16,
+            enabled=autocast_dtype is not None,
+        ):
+            for images, labels in loader:
+                output = model(images.to(device, non_blocking=True))
+                all_logits.append(_logits_of(output).detach().float().cpu())
+                all_labels.append(labels.detach().long().cpu())
+    finally:
+        for module, training in modes:
+            module.training = training
+    if not all_logits:
+        raise ValueError("cannot evaluate: the loader yielded no batch")
+    return gather_predictions(torch.cat(all_logits), torch.cat(all_labels))
+
+
 def inference_on_dataset(
     model: torch.nn.Module,
     loader,
@@ -179,6 +233,8 @@ def inference_on_dataset(
     many_threshold: int = 100,
     few_threshold: int = 20,
     ece_bins: int = 15,
+    label_shift: bool = False,
+    trained_with_prior: bool = False,
 ) -> Dict[str, object]:
     """Evaluate ``model`` on every ``(images, labels)`` batch of ``loader``.
 
@@ -197,6 +253,8 @@ def inference_on_dataset(
         autocast_dtype: e.g. ``torch.bfloat16`` to run under autocast; None = full precision.
         many_threshold, few_threshold: shot-group thresholds (METHODS.md: 100 and 20).
         ece_bins: bins of the expected calibration error.
+        label_shift, trained_with_prior: the label-shift table (``TEST.LABEL_SHIFT``;
+            see :class:`ClassificationEvaluator`), from the same logits.
 
     Returns:
         ``{"top1", "top5", "many", "medium", "few", "per_class", "ece", "nll", "brier",
@@ -205,10 +263,11 @@ def inference_on_dataset(
         missing from the evaluation set; ``nll`` in nats; ``brier`` summed over classes.
         Multi-expert outputs add ``"expert_top1"`` (each expert's own top-1),
         ``"experts_used"`` (percent of samples per number of experts run) and
-        ``"experts_used_mean"``.
+        ``"experts_used_mean"``. ``label_shift`` adds ``"label_shift"``.
     """
     device = torch.device(device)
-    evaluator = ClassificationEvaluator(train_counts, many_threshold, few_threshold, ece_bins)
+    evaluator = ClassificationEvaluator(train_counts, many_threshold, few_threshold, ece_bins,
+                                        label_shift, trained_with_prior)
     # Imported here: multi_expert.py builds on this module's gather_predictions.
     from .multi_expert import ExpertOutputsEvaluator
 

@@ -147,14 +147,59 @@ def expected_calibration_error(
     n = len(labels)
     if n == 0:
         return math.nan
+    conf, correct, bins = _confidence_bins(probs, labels, n_bins)
+    # |B|/N * |acc_b - conf_b| equals |sum over B of (correct - conf)| / N.
+    gap = torch.zeros(n_bins, dtype=torch.float64).index_add_(0, bins, correct - conf)
+    return float(100.0 * gap.abs().sum() / n)
+
+
+def _confidence_bins(probs: torch.Tensor, labels: torch.Tensor, n_bins: int):
+    """``(confidence, correct, bin index)`` per sample, float64 on the CPU.
+
+    Bins are the ECE's: ``n_bins`` equal-width intervals ``(lo, hi]`` of [0, 1], with a
+    confidence of exactly 0 in the first.
+    """
     conf, pred = probs.detach().double().cpu().max(dim=1)
     correct = pred.eq(labels.cpu().long()).double()
     edges = torch.linspace(0.0, 1.0, n_bins + 1, dtype=torch.float64)
     # Inner edges with right=False give bucket i for conf in (edge_i, edge_{i+1}].
-    bins = torch.bucketize(conf, edges[1:-1], right=False)
-    # |B|/N * |acc_b - conf_b| equals |sum over B of (correct - conf)| / N.
-    gap = torch.zeros(n_bins, dtype=torch.float64).index_add_(0, bins, correct - conf)
-    return float(100.0 * gap.abs().sum() / n)
+    return conf, correct, torch.bucketize(conf, edges[1:-1], right=False)
+
+
+def reliability_bins(
+    probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 15
+) -> Dict[str, list]:
+    """The per-bin numbers behind a reliability diagram (the bins of the ECE).
+
+    ``sum_b count_b / N * |accuracy_b - confidence_b|`` is
+    :func:`expected_calibration_error` (in percent there, in [0, 1] here).
+
+    Args:
+        probs: ``[N, C]`` class probabilities.
+        labels: ``[N]`` true class indices.
+        n_bins: number of equal-width bins ``(lo, hi]`` of [0, 1].
+
+    Returns:
+        ``{"edges": n_bins + 1 bin edges, "count": samples per bin, "confidence": mean top
+        probability per bin, "accuracy": fraction correct per bin}``; confidence and
+        accuracy are in [0, 1], and None for an empty bin.
+    """
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be >= 1, got {n_bins}")
+    conf, correct, bins = _confidence_bins(probs, labels, n_bins)
+    zeros = torch.zeros(n_bins, dtype=torch.float64)
+    count = zeros.clone().index_add_(0, bins, torch.ones_like(conf))
+    conf_sum = zeros.clone().index_add_(0, bins, conf)
+    correct_sum = zeros.clone().index_add_(0, bins, correct)
+    def per_bin_mean(total: torch.Tensor) -> list:
+        return [float(t / c) if c > 0 else None for t, c in zip(total, count)]
+
+    return {
+        "edges": torch.linspace(0.0, 1.0, n_bins + 1, dtype=torch.float64).tolist(),
+        "count": [int(c) for c in count],
+        "confidence": per_bin_mean(conf_sum),
+        "accuracy": per_bin_mean(correct_sum),
+    }
 
 
 def nll(logits: torch.Tensor, labels: torch.Tensor) -> float:

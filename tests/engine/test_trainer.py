@@ -149,3 +149,20 @@ def test_periodic_writer_writes_each_epoch_end_once():
             hook.after_epoch()
     # Iterations 2 and 6 by period; 4 and 8 (epoch ends, after evaluation) once each.
     assert written == [1, 3, 5, 7]
+
+
+def test_label_shift_table_in_results_when_asked(tiny_cfg):
+    """TEST.LABEL_SHIFT: 11 protocols x with/without PC from the final test logits; the
+    Uniform row without PC is the balanced test set, so it equals the headline top-1."""
+    cfg = tiny_cfg(**{"SOLVER.MAX_EPOCHS": 2, "TEST.LABEL_SHIFT": True,
+                      "MODEL.LOSS.NAME": "BalancedSoftmaxLoss"})
+    results = DefaultTrainer(cfg).train()
+    table = results["label_shift"]
+    assert table["trained_with_prior_logits"] is True  # Balanced Softmax: + log p_target only
+    rows = table["rows"]
+    assert len(rows) == 22
+    uniform = next(r for r in rows if r["protocol"] == "uniform" and not r["pc"])
+    assert uniform["top1"] == pytest.approx(results["top1"])
+    saved = json.load(open(os.path.join(cfg.OUTPUT_DIR, "results.json")))
+    assert len(saved["label_shift"]["rows"]) == 22
+    assert "label_shift" not in DefaultTrainer(tiny_cfg(**{"SOLVER.MAX_EPOCHS": 2})).train()

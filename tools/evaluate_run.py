@@ -1,0 +1,324 @@
+#!/usr/bin/env python
+"""Evaluate a finished run again: calibration, label shift (METHODS.md 7) and figures.
+
+    python tools/evaluate_run.py output/fmnist_lt/bsce_r32_s0 --label-shift --plots
+    python tools/evaluate_run.py output/fmnist_lt/bsce_r32_s0 --from-results   # no model
+    python tools/evaluate_run.py --aggregate output/fmnist_lt/{ce,bsce}_r32_s{0,1,2}
+
+Loads RUN_DIR/config.yaml and RUN_DIR/model_final.pth (weights only; ``--weights`` for
+another file), runs the model once over the test split and writes to DIR (``--output``,
+default RUN_DIR):
+
+- ``evaluation.json``: top-1/top-5/many/medium/few/per-class, ECE (TEST.ECE_BINS bins),
+  NLL, Brier, the reliability bins (count, mean confidence, accuracy) and the training
+  counts; always.
+- ``label_shift.json`` and ``label_shift.md`` (``--label-shift``): top-1 and shot groups
+  on Forward/Backward rho = 50, 25, 10, 5, 2 and Uniform, without and with
+  post-compensation, all subsets of the same logits.
+- ``reliability.png`` and ``per_class_vs_train_count.png`` (``--plots``; needs matplotlib).
+
+A model with an expert router is evaluated as its full ensemble (router off), and the
+JSON says so. NCM heads are fitted on the training split first, as in training; a run
+without its own weights (NCM) needs ``--weights`` (the stage-1 model_final.pth).
+``--from-results`` draws only the per-class figure, from RUN_DIR/results.json and the
+training counts of the config's dataset (no model). ``--aggregate`` reads the JSON files of
+several runs and prints mean ± std over seeds (run directories that differ only in a
+``_s<N>`` suffix are seeds of one method) as Markdown tables.
+"""
+import argparse
+import json
+import os
+import re
+import statistics
+import sys
+from collections import OrderedDict
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from ride_dive.checkpoint import (  # noqa: E402
+    CheckpointError,
+    CheckpointMismatchError,
+    Checkpointer,
+)
+from ride_dive.checkpoint.serialization import atomic_write_text  # noqa: E402
+from ride_dive.config import ConfigError  # noqa: E402
+from ride_dive.data import build_datasets, build_test_loader  # noqa: E402
+from ride_dive.engine import setup_cfg  # noqa: E402
+from ride_dive.engine.decoupling import fit_evaluation_heads  # noqa: E402
+from ride_dive.evaluation import (  # noqa: E402
+    compute_classification_metrics,
+    format_label_shift_table,
+    label_shift_report,
+    predict_on_dataset,
+    reliability_bins,
+    save_results_json,
+    trained_with_prior_logits,
+)
+from ride_dive.evaluation.figures import (  # noqa: E402
+    plot_per_class_vs_train_count,
+    plot_reliability_diagram,
+)
+from ride_dive.evaluation.label_shift import protocol_name  # noqa: E402
+from ride_dive.modeling import build_model  # noqa: E402
+from ride_dive.utils.env import amp_dtype, resolve_device, seed_all  # noqa: E402
+from ride_dive.utils.logger import setup_logger  # noqa: E402
+from ride_dive.utils.plotting import pyplot  # noqa: E402
+
+_NO_ROUTER = ["MODEL.ROUTER.ENABLED", "False", "MODEL.ROUTER.TRAIN", "False"]
+_PRIOR_CHOICES = {"auto": None, "yes": True, "no": False}
+_NCM_CAVEAT = ("NCM scores -||g(x) - mu_c||^2 lie in [-4, 0] and are not log-probabilities "
+               "(no temperature): ECE, NLL, Brier and the PC rows are not meaningful; the "
+               "accuracies without PC are")
+
+
+def _load_cfg(args):
+    config = os.path.join(args.run_dirs[0], "config.yaml")
+    if not os.path.isfile(config):
+        raise FileNotFoundError(f"{config} not found: RUN_DIR must be a run's output directory")
+    cfg = setup_cfg(config, args.opts)
+    router = cfg.MODEL.ROUTER.ENABLED
+    if router:
+        cfg = setup_cfg(config, list(args.opts) + _NO_ROUTER)
+    return cfg, router
+
+
+def _plot_per_class(cfg, per_class, counts, out_dir, title) -> str:
+    path = os.path.join(out_dir, "per_class_vs_train_count.png")
+    plot_per_class_vs_train_count(per_class, counts, path, cfg.TEST.MANY_THRESHOLD,
+                                  cfg.TEST.FEW_THRESHOLD, title)
+    return path
+
+
+def _run_name(run_dir: str) -> str:
+    """``bsce_r32_s0``; a pipeline stage keeps its pipeline: ``ride_dive_pipeline_s0/student``."""
+    run_dir = os.path.normpath(run_dir)
+    parent = os.path.dirname(run_dir)
+    if os.path.isfile(os.path.join(parent, "summary.json")):
+        return f"{os.path.basename(parent)}/{os.path.basename(run_dir)}"
+    return os.path.basename(run_dir)
+
+
+def from_results(args) -> dict:
+    """The per-class figure from results.json and the dataset's training counts only."""
+    run_dir, out_dir = args.run_dirs[0], args.output or args.run_dirs[0]
+    path = os.path.join(run_dir, "results.json")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} not found: did the run finish?")
+    with open(path) as f:
+        results = json.load(f)
+    cfg, _ = _load_cfg(args)
+    counts = build_datasets(cfg).class_counts
+    png = _plot_per_class(cfg, results["per_class"], counts, out_dir,
+                          f"{_run_name(run_dir)}: per-class test accuracy (results.json)")
+    print(f"Wrote {png}")
+    return {"per_class": results["per_class"], "train_counts": list(counts)}
+
+
+def evaluate(args) -> dict:
+    """Test logits once; the metrics, reliability bins, label shift and figures from them."""
+    run_dir = args.run_dirs[0]
+    out_dir = args.output or run_dir
+    cfg, router = _load_cfg(args)
+    weights = args.weights or os.path.join(run_dir, "model_final.pth")
+    if not os.path.isfile(weights):
+        raise FileNotFoundError(
+            f"{weights} not found. Give the weights with --weights (an NCM run has none of "
+            "its own: use its stage-1 model_final.pth), or use --from-results for the "
+            "per-class figure alone")
+    setup_logger()  # console only: the run's own log stays untouched
+    seed_all(cfg.SEED)
+    device = resolve_device(cfg.MODEL.DEVICE)
+    splits = build_datasets(cfg)
+    counts = [int(n) for n in splits.class_counts]
+    model = build_model(cfg, counts)
+    Checkpointer(model, out_dir).load(weights, checkpointables=[])
+    fit_evaluation_heads(cfg, model, splits.train, device)  # NCM; nothing for other heads
+    loader = build_test_loader(cfg, splits.test, device=device)
+    logits, labels = predict_on_dataset(model, loader, device, amp_dtype(cfg))
+
+    prior = _PRIOR_CHOICES[args.trained_with_prior]
+    prior = trained_with_prior_logits(cfg) if prior is None else prior
+    groups = dict(many_threshold=cfg.TEST.MANY_THRESHOLD, few_threshold=cfg.TEST.FEW_THRESHOLD)
+    report = {"run": run_dir, "weights": weights,
+              "model": f"{cfg.MODEL.META_ARCHITECTURE}/{cfg.MODEL.BACKBONE.NAME}",
+              "loss": cfg.MODEL.LOSS.NAME, "trained_with_prior_logits": prior}
+    if args.opts:
+        report["opts"] = list(args.opts)
+    if cfg.MODEL.HEAD.NAME == "NCMHead":
+        report["caveat"] = _NCM_CAVEAT
+        print("Note: " + _NCM_CAVEAT)
+    if router:
+        report["router"] = ("the run's model has an expert router; it is off here: the "
+                            "numbers are the full ensemble's")
+        print("Note: " + report["router"])
+    report.update(compute_classification_metrics(logits, labels, counts,
+                                                 ece_bins=cfg.TEST.ECE_BINS, **groups))
+    report["reliability"] = reliability_bins(logits.softmax(dim=1), labels, cfg.TEST.ECE_BINS)
+    report["train_counts"] = counts
+    path = os.path.join(out_dir, "evaluation.json")
+    save_results_json(report, path)
+    print(f"top-1 {report['top1']:.2f}  ECE {report['ece']:.2f}%  NLL {report['nll']:.4f}  "
+          f"Brier {report['brier']:.4f}\nWrote {path}")
+    name = _run_name(run_dir)
+    if args.label_shift:
+        shift = label_shift_report(logits, labels, counts, prior, **groups)
+        shift.update(run=run_dir, weights=weights)
+        save_results_json(shift, os.path.join(out_dir, "label_shift.json"))
+        table = f"# Label shift: {name}\n\n" + format_label_shift_table(shift)
+        atomic_write_text(os.path.join(out_dir, "label_shift.md"), table)
+        print(table + f"Wrote {os.path.join(out_dir, 'label_shift.json')} and label_shift.md")
+    if args.plots:
+        png = os.path.join(out_dir, "reliability.png")
+        plot_reliability_diagram(report["reliability"], png, report["ece"], name)
+        print(f"Wrote {png}")
+        print("Wrote " + _plot_per_class(cfg, report["per_class"], counts, out_dir,
+                                         f"{name}: per-class test accuracy"))
+    return report
+
+
+# ------------------------------------------------------------------ --aggregate
+
+def _method(run_dir: str) -> str:
+    """The run directory without its seed: ``.../ce_r32_s1`` -> ``.../ce_r32``."""
+    return re.sub(r"_s\d+(?=/|$)", "", os.path.normpath(run_dir))
+
+
+def _cell(values, digits=2) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
+def _confidence(evaluation: dict):
+    """Mean top probability (%) over the test set, from the reliability bins."""
+    bins = evaluation.get("reliability")
+    if not bins or not sum(bins["count"]):
+        return None
+    total = sum(n * c for n, c in zip(bins["count"], bins["confidence"]) if n)
+    return 100.0 * total / sum(bins["count"])
+
+
+def _read(run_dir: str, name: str):
+    path = os.path.join(run_dir, name)
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def aggregate(run_dirs) -> str:
+    """Markdown tables (label shift, calibration) of mean ± std over each method's seeds."""
+    missing = [r for r in run_dirs if not os.path.isfile(os.path.join(r, "evaluation.json"))]
+    if missing:
+        raise FileNotFoundError("no evaluation.json in " + ", ".join(missing) +
+                                ": run tools/evaluate_run.py on them first")
+    methods = OrderedDict()
+    for run in run_dirs:
+        methods.setdefault(_method(run), []).append(run)
+    prefix = os.path.commonpath(list(methods)) if len(methods) > 1 else ""
+    names = {m: os.path.relpath(m, prefix) if prefix else os.path.basename(m) for m in methods}
+    lines = []
+    shifted = {m: [_read(r, "label_shift.json") for r in runs] for m, runs in methods.items()}
+    if any(s for reports in shifted.values() for s in reports):
+        cols = None
+        body = []
+        for m, reports in shifted.items():
+            reports = [r for r in reports if r]
+            if not reports:
+                continue
+            keys = [(r["protocol"], r["rho"]) for r in reports[0]["rows"] if not r["pc"]]
+            cols = cols or keys
+            prior = "+ log p_t" if reports[0]["trained_with_prior_logits"] else \
+                "+ log p_t − log p_s"
+            for pc in (False, True):
+                cells = []
+                for protocol, rho in cols:
+                    cells.append(_cell([row["top1"] for r in reports for row in r["rows"]
+                                        if (row["protocol"], row["rho"], row["pc"]) ==
+                                        (protocol, rho, pc)]))
+                label = f"PC ({prior})" if pc else "no PC"
+                body.append(f"| {names[m]} | {label} | {len(reports)} | " +
+                            " | ".join(cells) + " |")
+        header = [protocol_name(p, r) for p, r in cols]
+        lines += ["Top-1 (%) on the label-shifted test sets, mean ± std over seeds.", "",
+                  "| method | | seeds | " + " | ".join(header) + " |",
+                  "|---|---|---|" + "---|" * len(header)] + body + [""]
+    lines += ["Calibration on the (balanced) test set, mean ± std over seeds: ECE (equal-width "
+              "bins, TEST.ECE_BINS) and mean confidence (top softmax probability) in %, NLL "
+              "in nats, Brier summed over classes. Confidence below top-1 = underconfident.",
+              "", "| method | seeds | top-1 (%) | confidence (%) | ECE (%) | NLL | Brier |",
+              "|---|---|---|---|---|---|---|"]
+    for m, runs in methods.items():
+        evals = [e for e in (_read(r, "evaluation.json") for r in runs) if e]
+        if not evals:
+            continue
+        lines.append(f"| {names[m]} | {len(evals)} | " + " | ".join(
+            [_cell([e["top1"] for e in evals]), _cell([_confidence(e) for e in evals]),
+             _cell([e["ece"] for e in evals]),
+             _cell([e["nll"] for e in evals], 3), _cell([e["brier"] for e in evals], 3)])
+            + " |")
+    return "\n".join(lines) + "\n"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                        help="a run's output directory (several with --aggregate)")
+    parser.add_argument("--label-shift", action="store_true",
+                        help="write label_shift.json / .md (METHODS.md 7)")
+    parser.add_argument("--plots", action="store_true",
+                        help="write reliability.png and per_class_vs_train_count.png")
+    parser.add_argument("--output", default="", metavar="DIR",
+                        help="where the files go (default: RUN_DIR); with --aggregate, a "
+                        "Markdown file for the tables (default: stdout only)")
+    parser.add_argument("--weights", default="", metavar="FILE",
+                        help="weights to load instead of RUN_DIR/model_final.pth")
+    parser.add_argument("--trained-with-prior", choices=sorted(_PRIOR_CHOICES), default="auto",
+                        help="PC form: yes = logits are balanced (PC adds log p_target), no = "
+                        "they carry the training prior (PC adds log p_target - log p_train); "
+                        "auto decides from the loss and sampler")
+    parser.add_argument("--from-results", action="store_true",
+                        help="no model: the per-class figure from RUN_DIR/results.json")
+    parser.add_argument("--aggregate", action="store_true",
+                        help="mean ± std tables over the runs' evaluation/label_shift JSON")
+    parser.add_argument("--opts", nargs=argparse.REMAINDER, default=[],
+                        help="config overrides as KEY VALUE pairs (last on the line)")
+    args = parser.parse_args(argv)
+    if len(args.run_dirs) > 1 and not args.aggregate:
+        parser.error("several RUN_DIRs only with --aggregate")
+    if args.from_results and args.label_shift:
+        parser.error("--label-shift needs the model's logits; drop --from-results")
+    return args
+
+
+def main(args: argparse.Namespace):
+    if args.aggregate:
+        text = aggregate(args.run_dirs)
+        print(text, end="")
+        if args.output:
+            with open(args.output, "w") as f:
+                f.write(text)
+        return text
+    if (args.plots or args.from_results) and pyplot() is None:
+        raise ConfigError("--plots and --from-results draw PNGs with matplotlib, which is not "
+                          "installed: pip install 'matplotlib>=3.5' (the [plots] extra)")
+    return from_results(args) if args.from_results else evaluate(args)
+
+
+def cli(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        main(args)
+    except (ConfigError, CheckpointError, CheckpointMismatchError, FileNotFoundError,
+            ValueError) as e:
+        print(f"ERROR: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())
