@@ -189,6 +189,25 @@ def _logits_of(output: Union[torch.Tensor, Mapping]) -> torch.Tensor:
     )
 
 
+def _model_outputs(model: torch.nn.Module, loader, device: torch.device,
+                   autocast_dtype: Optional[torch.dtype]):
+    """Yield ``(model output, labels)`` per batch in eval and inference mode (autocast if
+    asked); every module's ``training`` flag is restored afterwards."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        with torch.inference_mode(), torch.autocast(
+            device_type=device.type,
+            dtype=autocast_dtype or torch.bfloat16,
+            enabled=autocast_dtype is not None,
+        ):
+            for images, labels in loader:
+                yield model(images.to(device, non_blocking=True)), labels
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
 def predict_on_dataset(
     model: torch.nn.Module,
     loader,
@@ -201,24 +220,11 @@ def predict_on_dataset(
     ``training`` flag restored afterwards, shards gathered across ranks), for callers that
     compute several things from one pass (calibration bins, label-shift subsets).
     """
-    device = torch.device(device)
     all_logits: List[torch.Tensor] = []
     all_labels: List[torch.Tensor] = []
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        with torch.inference_mode(), torch.autocast(
-            device_type=device.type,
-            dtype=autocast_dtype or torch.bfloat16,
-            enabled=autocast_dtype is not None,
-        ):
-            for images, labels in loader:
-                output = model(images.to(device, non_blocking=True))
-                all_logits.append(_logits_of(output).detach().float().cpu())
-                all_labels.append(labels.detach().long().cpu())
-    finally:
-        for module, training in modes:
-            module.training = training
+    for output, labels in _model_outputs(model, loader, torch.device(device), autocast_dtype):
+        all_logits.append(_logits_of(output).detach().float().cpu())
+        all_labels.append(labels.detach().long().cpu())
     if not all_logits:
         raise ValueError("cannot evaluate: the loader yielded no batch")
     return gather_predictions(torch.cat(all_logits), torch.cat(all_labels))
@@ -272,23 +278,11 @@ def inference_on_dataset(
     from .multi_expert import ExpertOutputsEvaluator
 
     experts = ExpertOutputsEvaluator()
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
     start = time.perf_counter()
-    try:
-        with torch.inference_mode(), torch.autocast(
-            device_type=device.type,
-            dtype=autocast_dtype or torch.bfloat16,
-            enabled=autocast_dtype is not None,
-        ):
-            for images, labels in loader:
-                output = model(images.to(device, non_blocking=True))
-                evaluator.process(_logits_of(output), labels)
-                if isinstance(output, Mapping):
-                    experts.process(output, labels)
-    finally:
-        for module, training in modes:
-            module.training = training
+    for output, labels in _model_outputs(model, loader, device, autocast_dtype):
+        evaluator.process(_logits_of(output), labels)
+        if isinstance(output, Mapping):
+            experts.process(output, labels)
     results = evaluator.evaluate()
     results.update(experts.evaluate())
     logger.info(
