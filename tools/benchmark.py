@@ -37,6 +37,7 @@ ResNet-32 with a ResNet-32 teacher (DiVE), and 4-expert RIDE ResNet-32 with a 6-
 teacher (RIDE-DiVE), at 32x32, 10 classes.
 """
 import argparse
+import gc
 import os
 import statistics
 import sys
@@ -63,17 +64,30 @@ from ride_dive.utils.logger import setup_logger  # noqa: E402
 NUM_CLASSES = 10
 
 
-def _cfg(out_dir: str, batch: int, amp: bool, channels_last: bool, iters: int):
+# The speed suite's models: single-head ResNet-32, and 4-expert RIDE ResNet-32 (cosine
+# heads, RIDE loss) as trained by the RIDE configs.
+SPEED_MODELS = {
+    "ResNet-32": ["MODEL.BACKBONE.NAME", "ResNet32"],
+    "RIDE ResNet-32 4E": ["MODEL.META_ARCHITECTURE", "RIDE", "MODEL.BACKBONE.NAME",
+                          "RIDEResNet32", "MODEL.RIDE.NUM_EXPERTS", "4", "MODEL.HEAD.NAME",
+                          "CosineHead", "MODEL.LOSS.NAME", "RIDELoss",
+                          "MODEL.LOSS.RIDE.BASE_LOSS", "BalancedSoftmaxLoss"],
+}
+
+
+def _cfg(out_dir: str, batch: int, amp: bool, channels_last: bool, iters: int,
+         model: str = "ResNet-32"):
     """A synthetic 32x32 RGB long-tailed set large enough for ``iters`` steps per epoch."""
     per_class = max(batch * iters // 4, 64)
     return setup_cfg(
         "",
         [
             "MODEL.DEVICE", "cpu" if not torch.cuda.is_available() else "cuda",
-            "MODEL.BACKBONE.NAME", "ResNet32",
+            "MODEL.LOSS.NAME", "BalancedSoftmaxLoss",
+        ] + SPEED_MODELS[model] + [
+            "MODEL.BACKBONE.IN_CHANNELS", "3",
             "MODEL.BACKBONE.IN_CHANNELS", "3",
             "MODEL.CHANNELS_LAST", str(channels_last),
-            "MODEL.LOSS.NAME", "BalancedSoftmaxLoss",
             "DATASETS.NAME", "SyntheticLT",
             "DATASETS.SYNTHETIC.NUM_CLASSES", str(NUM_CLASSES),
             "DATASETS.SYNTHETIC.IMAGE_SIZE", "32",
@@ -91,8 +105,9 @@ def _cfg(out_dir: str, batch: int, amp: bool, channels_last: bool, iters: int):
     )
 
 
-def bare_loop(cfg, iters: int) -> float:
-    """Images/s of forward/backward/step on one preloaded batch, nothing else."""
+def bare_loop(cfg, iters: int) -> tuple:
+    """Images/s of forward/backward/step on one preloaded batch, nothing else, and of an
+    evaluation forward (inference mode) on the same batch."""
     device = torch.device(cfg.MODEL.DEVICE)
     model = build_model(cfg, [100] * NUM_CLASSES)
     model.train()
@@ -112,13 +127,22 @@ def bare_loop(cfg, iters: int) -> float:
         loss.backward()
         optimizer.step()
 
-    for _ in range(3):  # warm-up: allocator, oneDNN primitive caches
-        step()
-    start = time.perf_counter()
-    for _ in range(iters):
-        step()
-    _sync(device)
-    return batch * iters / (time.perf_counter() - start)
+    def evaluate():
+        with torch.inference_mode(), ctx():
+            model(images)
+
+    def images_per_second(fn) -> float:
+        for _ in range(3):  # warm-up: allocator, oneDNN primitive caches
+            fn()
+        start = time.perf_counter()
+        for _ in range(iters):
+            fn()
+        _sync(device)
+        return batch * iters / (time.perf_counter() - start)
+
+    train = images_per_second(step)
+    model.eval()
+    return train, images_per_second(evaluate)
 
 
 class _StopAfter(HookBase):
@@ -158,27 +182,85 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
+class PeakMemory:
+    """Peak memory while a block runs, in MB.
+
+    CUDA: the allocator's peak (``torch.cuda.max_memory_allocated``). CPU (Linux): the
+    process's peak resident set (``VmHWM``), reset on entry through ``/proc/self/clear_refs``,
+    so it includes the interpreter and torch (a few hundred MB) besides the variant itself.
+    ``mb`` stays None where neither is available.
+    """
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.mb = None
+
+    def __enter__(self):
+        gc.collect()  # earlier variants' models and data must not count
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        else:
+            try:
+                with open("/proc/self/clear_refs", "w") as f:
+                    f.write("5")
+            except OSError:
+                pass
+        return self
+
+    def __exit__(self, *exc):
+        if self.device.type == "cuda":
+            self.mb = torch.cuda.max_memory_allocated(self.device) / 2**20
+            return
+        try:
+            with open("/proc/self/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        self.mb = int(line.split()[1]) / 1024
+        except OSError:
+            pass
+
+
 def speed(args) -> None:
     setup_logger("", rank=1)  # keep the trainer quiet (warnings only)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     variants = [("fp32", False, False), ("bf16", True, False), ("bf16 + channels_last", True, True)]
-    bare = {name: [] for name, _, _ in variants}
-    full = {name: [] for name, _, _ in variants}
+    keys = [(m, p) for m in args.models for p, _, _ in variants]
+    bare = {k: [] for k in keys}
+    evals = {k: [] for k in keys}
+    full = {k: [] for k in keys}
+    peak = {k: [] for k in keys}
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.rounds):
-            for name, amp, cl in variants:
-                cfg = _cfg(os.path.join(tmp, name.replace(" ", "")), args.batch_size, amp, cl,
-                           args.iters + 3)
-                bare[name].append(bare_loop(cfg, args.iters))
-                full[name].append(trainer_loop(cfg, args.iters))
-    fp32 = statistics.median(bare["fp32"])
-    print(f"\nResNet-32, 32x32, batch {args.batch_size}, {torch.get_num_threads()} threads, "
-          f"device {'cuda' if torch.cuda.is_available() else 'cpu'}; median of {args.rounds} "
-          f"rounds x {args.iters} iterations\n")
-    print("| precision | bare loop img/s | vs fp32 | trainer img/s | trainer / bare |")
-    print("|---|---|---|---|---|")
-    for name, _, _ in variants:
-        b, t = statistics.median(bare[name]), statistics.median(full[name])
-        print(f"| {name} | {b:.0f} | {b / fp32:.2f}x | {t:.0f} | {t / b:.2f} |")
+            for model in args.models:
+                for name, amp, cl in variants:
+                    cfg = _cfg(os.path.join(tmp, name.replace(" ", "")), args.batch_size, amp,
+                               cl, args.iters + 3, model)
+                    b, e = bare_loop(cfg, args.iters)
+                    bare[model, name].append(b)
+                    evals[model, name].append(e)
+                    with PeakMemory(device) as memory:
+                        full[model, name].append(trainer_loop(cfg, args.iters))
+                    if memory.mb is not None:
+                        peak[model, name].append(memory.mb)
+    memory_kind = "CUDA allocator peak" if device.type == "cuda" else "process peak RSS"
+    print(f"\n32x32, batch {args.batch_size}, {torch.get_num_threads()} threads, device "
+          f"{device.type}; median of {args.rounds} rounds x {args.iters} iterations; memory: "
+          f"{memory_kind} during the trainer run\n")
+    print("| model | precision | bare train img/s | vs fp32 | trainer img/s | trainer / bare "
+          "| eval img/s | peak memory (MB) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for model in args.models:
+        fp32 = statistics.median(bare[model, "fp32"])
+        for name, _, _ in variants:
+            b, t = statistics.median(bare[model, name]), statistics.median(full[model, name])
+            e = statistics.median(evals[model, name])
+            m = f"{max(peak[model, name]):.0f}" if peak[model, name] else "–"
+            print(f"| {model} | {name} | {b:.0f} | {b / fp32:.2f}x | {t:.0f} | {t / b:.2f} | "
+                  f"{e:.0f} | {m} |", flush=True)
+    if args.with_distill:
+        distill(args)
+    if args.router_run and os.path.isfile(os.path.join(args.router_run, "results.json")):
+        time_router(args.router_run, args.rounds)
 
 
 def _ride_model(batched: bool, channels_last: bool, args):
@@ -315,6 +397,11 @@ def distill(args) -> None:
 
 
 def router(args) -> None:
+    time_router(args.run_dir, args.rounds)
+
+
+def time_router(run_dir: str, rounds: int) -> None:
+    """Early exit against the full ensemble, images/s on ``run_dir``'s test split."""
     import json
 
     from ride_dive.checkpoint import Checkpointer
@@ -322,9 +409,9 @@ def router(args) -> None:
     from ride_dive.utils.env import amp_dtype
 
     setup_logger("", rank=1)
-    cfg = setup_cfg(os.path.join(args.run_dir, "config.yaml"),
-                    ["MODEL.WEIGHTS", os.path.join(args.run_dir, "model_final.pth")])
-    with open(os.path.join(args.run_dir, "results.json")) as f:
+    cfg = setup_cfg(os.path.join(run_dir, "config.yaml"),
+                    ["MODEL.WEIGHTS", os.path.join(run_dir, "model_final.pth")])
+    with open(os.path.join(run_dir, "results.json")) as f:
         report = json.load(f)["router"]
     threshold = report["threshold"]
     device = torch.device(cfg.MODEL.DEVICE if cfg.MODEL.DEVICE != "auto" else
@@ -350,7 +437,7 @@ def router(args) -> None:
 
     times = {False: [], True: []}
     run(False), run(True)  # warm-up
-    for i in range(args.rounds):
+    for i in range(rounds):
         for mode in ((False, True) if i % 2 == 0 else (True, False)):
             start = time.perf_counter()
             run(mode)
@@ -359,9 +446,9 @@ def router(args) -> None:
     n = sum(len(b) for b in batches)
     full, early = statistics.median(times[False]), statistics.median(times[True])
     experts_used = torch.cat(used).float().mean().item()
-    print(f"\n{args.run_dir}: {n} test images, batch {cfg.TEST.BATCH_SIZE}, "
+    print(f"\n{run_dir}: {n} test images, batch {cfg.TEST.BATCH_SIZE}, "
           f"{'bf16' if dtype is not None else 'fp32'}, {torch.get_num_threads()} threads, "
-          f"device {device.type}; median of {args.rounds} alternating rounds\n")
+          f"device {device.type}; median of {rounds} alternating rounds\n")
     print("| inference | images/s | experts/image | GMACs/image |")
     print("|---|---|---|---|")
     num_experts = len(report["gmacs_per_expert_count"])
@@ -410,10 +497,16 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command")
-    p = sub.add_parser("speed", help="training throughput, side by side")
+    p = sub.add_parser("speed", help="training/eval throughput and memory, side by side")
     p.add_argument("--iters", type=int, default=30)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--models", nargs="+", default=list(SPEED_MODELS),
+                   choices=list(SPEED_MODELS))
+    p.add_argument("--no-distill", dest="with_distill", action="store_false",
+                   help="skip the DiVE-step-against-plain-step table")
+    p.add_argument("--router-run", default="output/fmnist_lt/ride_dive_pipeline_s0/router",
+                   help="a trained router run to time early exit on ('' = skip)")
     e = sub.add_parser("experts", help="RIDE experts: Python loop vs batched, side by side")
     e.add_argument("--experts", type=int, default=4)
     e.add_argument("--iters", type=int, default=15)
