@@ -23,7 +23,6 @@ from ride_dive.analysis import (  # noqa: E402
     plot_virtual_examples,
     training_set_distributions,
 )
-from ride_dive.checkpoint import CheckpointError, CheckpointMismatchError  # noqa: E402
 from ride_dive.checkpoint import Checkpointer  # noqa: E402
 from ride_dive.config import ConfigError  # noqa: E402
 from ride_dive.data import build_datasets  # noqa: E402
@@ -31,6 +30,7 @@ from ride_dive.engine import setup_cfg  # noqa: E402
 from ride_dive.evaluation import save_results_json  # noqa: E402
 from ride_dive.modeling import build_model  # noqa: E402
 from ride_dive.utils.env import resolve_device, seed_all  # noqa: E402
+from ride_dive.utils.cli import run_tool  # noqa: E402
 from ride_dive.utils.logger import setup_logger  # noqa: E402
 
 # The teacher's output is its full ensemble's mean logits, as when it teaches.
@@ -88,13 +88,7 @@ def main(args: argparse.Namespace) -> dict:
 
 def cli(argv=None) -> int:
     args = parse_args(argv)
-    try:
-        main(args)
-    except (ConfigError, CheckpointError, CheckpointMismatchError, FileNotFoundError) as e:
-        # Expected user-facing failures: one clear paragraph, no traceback wall.
-        print(f"ERROR: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run_tool(main, args)
 
 
 if __name__ == "__main__":

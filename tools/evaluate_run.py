@@ -35,11 +35,7 @@ from collections import OrderedDict
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ride_dive.checkpoint import (  # noqa: E402
-    CheckpointError,
-    CheckpointMismatchError,
-    Checkpointer,
-)
+from ride_dive.checkpoint import Checkpointer  # noqa: E402
 from ride_dive.checkpoint.serialization import atomic_write_text  # noqa: E402
 from ride_dive.config import ConfigError  # noqa: E402
 from ride_dive.data import build_datasets, build_test_loader  # noqa: E402
@@ -61,6 +57,7 @@ from ride_dive.evaluation.figures import (  # noqa: E402
 from ride_dive.evaluation.label_shift import protocol_name  # noqa: E402
 from ride_dive.modeling import build_model  # noqa: E402
 from ride_dive.utils.env import amp_dtype, resolve_device, seed_all  # noqa: E402
+from ride_dive.utils.cli import run_tool  # noqa: E402
 from ride_dive.utils.logger import setup_logger  # noqa: E402
 from ride_dive.utils.plotting import pyplot  # noqa: E402
 
@@ -311,13 +308,7 @@ def main(args: argparse.Namespace):
 
 def cli(argv=None) -> int:
     args = parse_args(argv)
-    try:
-        main(args)
-    except (ConfigError, CheckpointError, CheckpointMismatchError, FileNotFoundError,
-            ValueError) as e:
-        print(f"ERROR: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run_tool(main, args, extra_errors=(ValueError,))
 
 
 if __name__ == "__main__":

@@ -16,11 +16,10 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ride_dive.checkpoint import CheckpointError, CheckpointMismatchError  # noqa: E402
-from ride_dive.config import ConfigError  # noqa: E402
 from ride_dive.engine import setup_cfg  # noqa: E402
 from ride_dive.engine.tau_norm import run_tau_norm  # noqa: E402
 from ride_dive.evaluation import DEFAULT_TAUS  # noqa: E402
+from ride_dive.utils.cli import run_tool  # noqa: E402
 from ride_dive.utils.logger import setup_logger  # noqa: E402
 
 
@@ -50,13 +49,7 @@ def cli(argv=None) -> int:
     parser.add_argument("opts", nargs=argparse.REMAINDER, default=[],
                         help="config overrides as KEY VALUE pairs; MODEL.WEIGHTS is required")
     args = parser.parse_args(argv)
-    try:
-        main(args)
-    except (ConfigError, CheckpointError, CheckpointMismatchError, FileNotFoundError,
-            ValueError) as e:
-        print(f"ERROR: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run_tool(main, args, extra_errors=(ValueError,))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch.multiprocessing as mp  # noqa: E402
 
-from ride_dive.checkpoint import CheckpointError, CheckpointMismatchError  # noqa: E402
 from ride_dive.config import ConfigError  # noqa: E402
 from ride_dive.engine.pipeline import is_pipeline_file, run_pipeline  # noqa: E402
 from ride_dive.engine import (  # noqa: E402
@@ -30,13 +29,10 @@ from ride_dive.engine import (  # noqa: E402
     setup_cfg,
 )
 from ride_dive.utils import comm  # noqa: E402
+from ride_dive.utils.cli import EXIT_USER_ERROR, USER_ERRORS  # noqa: E402
 
 logger = logging.getLogger("ride_dive")
 
-# Expected user-facing failures: printed as one clear paragraph, no traceback wall.
-USER_ERRORS = (ConfigError, CheckpointError, CheckpointMismatchError, FileNotFoundError,
-               FloatingPointError)
-EXIT_USER_ERROR = 2
 
 
 def main(args):
