@@ -3,7 +3,8 @@
 
     python tools/benchmark.py accuracy --suite fashion-mnist-lt [--seeds 0 1 2] \
         [--imbalance 100 10] [--output-root DIR] [--report-only] [KEY VALUE ...]
-    python tools/benchmark.py speed [--iters 30] [--rounds 3] [--batch-size 128]
+    python tools/benchmark.py speed [--iters 30] [--rounds 3] [--batch-size 128] [--models ...]
+    python tools/benchmark.py router RUN_DIR [--rounds 5]
     python tools/benchmark.py experts [--experts 4] [--iters 15] [--batch-size 128]
     python tools/benchmark.py distill [--iters 15] [--batch-size 128]
 
@@ -15,11 +16,14 @@ std over seeds of top-1 / many / medium / few, GMACs per image and training time
 published numbers (METHODS.md 9). Suites: fashion-mnist-lt, cifar100-lt, cifar10-lt,
 imagenet-lt, inat18 (the last four need their data, and GPUs to finish in reasonable time).
 
-``speed`` prints training images/s of ResNet-32 at 32x32 for a bare forward/backward/step loop on
-preloaded tensors in fp32, bf16 autocast and bf16 + channels_last, and the full trainer
-(in-memory loader with batched augmentation, hooks, logging) as a ratio to the bare loop
-with the same precision settings. Variants are interleaved over several rounds and the
-median is reported, so a background hiccup does not favour one of them.
+``speed`` prints, for ResNet-32 and 4-expert RIDE ResNet-32 at 32x32 in fp32, bf16 autocast
+and bf16 + channels_last: training images/s of a bare forward/backward/step loop on
+preloaded tensors and of the full trainer (in-memory loader with batched augmentation,
+hooks, logging) as a ratio to it, evaluation images/s and peak memory; then the ``distill``
+table and, when the Fashion-MNIST-LT RIDE-DiVE router run exists (``--router-run``), the
+``router`` table. Variants are interleaved over several rounds and the median is reported,
+so a background hiccup does not favour one of them. The measuring code is in
+``ride_dive/engine/speed.py``.
 
 ``experts`` times a RIDE ResNet-32 training step (100 classes, cosine heads, RIDE loss) and
 an eval forward at 32x32 (images/s), with the experts run in a Python loop against the
@@ -37,188 +41,38 @@ ResNet-32 with a ResNet-32 teacher (DiVE), and 4-expert RIDE ResNet-32 with a 6-
 teacher (RIDE-DiVE), at 32x32, 10 classes.
 """
 import argparse
-import gc
 import os
 import statistics
 import sys
 import tempfile
 import time
-from contextlib import nullcontext
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 
-from ride_dive.engine import DefaultTrainer, HookBase, setup_cfg  # noqa: E402
+from ride_dive.engine import setup_cfg  # noqa: E402
 from ride_dive.engine.accuracy_suite import (  # noqa: E402
     SUITES,
     replace_section,
     run_suite,
     suite_table,
 )
+from ride_dive.engine.speed import (  # noqa: E402
+    NUM_CLASSES,
+    SPEED_MODELS,
+    PeakMemory,
+    bare_loop,
+    paired_median_times,
+    speed_cfg,
+    step_closures,
+    sync_device,
+    trainer_loop,
+)
 from ride_dive.modeling import build_model  # noqa: E402
 from ride_dive.modeling.teacher import FrozenTeacher  # noqa: E402
 from ride_dive.solver import build_optimizer  # noqa: E402
 from ride_dive.utils.logger import setup_logger  # noqa: E402
-
-NUM_CLASSES = 10
-
-
-# The speed suite's models: single-head ResNet-32, and 4-expert RIDE ResNet-32 (cosine
-# heads, RIDE loss) as trained by the RIDE configs.
-SPEED_MODELS = {
-    "ResNet-32": ["MODEL.BACKBONE.NAME", "ResNet32"],
-    "RIDE ResNet-32 4E": ["MODEL.META_ARCHITECTURE", "RIDE", "MODEL.BACKBONE.NAME",
-                          "RIDEResNet32", "MODEL.RIDE.NUM_EXPERTS", "4", "MODEL.HEAD.NAME",
-                          "CosineHead", "MODEL.LOSS.NAME", "RIDELoss",
-                          "MODEL.LOSS.RIDE.BASE_LOSS", "BalancedSoftmaxLoss"],
-}
-
-
-def _cfg(out_dir: str, batch: int, amp: bool, channels_last: bool, iters: int,
-         model: str = "ResNet-32"):
-    """A synthetic 32x32 RGB long-tailed set large enough for ``iters`` steps per epoch."""
-    per_class = max(batch * iters // 4, 64)
-    return setup_cfg(
-        "",
-        [
-            "MODEL.DEVICE", "cpu" if not torch.cuda.is_available() else "cuda",
-            "MODEL.LOSS.NAME", "BalancedSoftmaxLoss",
-        ] + SPEED_MODELS[model] + [
-            "MODEL.BACKBONE.IN_CHANNELS", "3",
-            "MODEL.BACKBONE.IN_CHANNELS", "3",
-            "MODEL.CHANNELS_LAST", str(channels_last),
-            "DATASETS.NAME", "SyntheticLT",
-            "DATASETS.SYNTHETIC.NUM_CLASSES", str(NUM_CLASSES),
-            "DATASETS.SYNTHETIC.IMAGE_SIZE", "32",
-            "DATASETS.MAX_PER_CLASS", str(per_class),
-            "DATASETS.IMBALANCE_FACTOR", "2.0",
-            "INPUT.CROP_SIZE", "32",
-            "SOLVER.BATCH_SIZE", str(batch),
-            "SOLVER.MAX_EPOCHS", "1000",
-            "SOLVER.WARMUP_EPOCHS", "0",
-            "SOLVER.AMP.ENABLED", str(amp),
-            "TEST.EVAL_PERIOD", "0",
-            "LOG_PERIOD", "20",
-            "OUTPUT_DIR", out_dir,
-        ],
-    )
-
-
-def bare_loop(cfg, iters: int) -> tuple:
-    """Images/s of forward/backward/step on one preloaded batch, nothing else, and of an
-    evaluation forward (inference mode) on the same batch."""
-    device = torch.device(cfg.MODEL.DEVICE)
-    model = build_model(cfg, [100] * NUM_CLASSES)
-    model.train()
-    optimizer = build_optimizer(cfg, model)
-    batch = cfg.SOLVER.BATCH_SIZE
-    images = torch.randn(batch, 3, 32, 32, device=device)
-    if cfg.MODEL.CHANNELS_LAST:
-        images = images.contiguous(memory_format=torch.channels_last)
-    labels = torch.randint(0, NUM_CLASSES, (batch,), device=device)
-    amp = cfg.SOLVER.AMP.ENABLED
-    ctx = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if amp else nullcontext
-
-    def step():
-        with ctx():
-            loss = sum(model(images, labels).values())
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    def evaluate():
-        with torch.inference_mode(), ctx():
-            model(images)
-
-    def images_per_second(fn) -> float:
-        for _ in range(3):  # warm-up: allocator, oneDNN primitive caches
-            fn()
-        start = time.perf_counter()
-        for _ in range(iters):
-            fn()
-        _sync(device)
-        return batch * iters / (time.perf_counter() - start)
-
-    train = images_per_second(step)
-    model.eval()
-    return train, images_per_second(evaluate)
-
-
-class _StopAfter(HookBase):
-    """Records when each step ends and stops the run after ``n`` steps."""
-
-    class Stop(Exception):
-        pass
-
-    def __init__(self, n: int):
-        self.n = n
-        self.step_ends = []
-
-    def after_step(self):
-        self.step_ends.append(time.perf_counter())
-        if len(self.step_ends) >= self.n:
-            raise self.Stop
-
-
-def trainer_loop(cfg, iters: int) -> float:
-    """Images/s of the full trainer (data loader, augmentation, hooks, writers)."""
-    trainer = DefaultTrainer(cfg)
-    warmup = 3
-    probe = _StopAfter(iters + warmup)
-    trainer.trainer.register_hooks([probe])
-    try:
-        trainer.trainer.train(0)
-    except _StopAfter.Stop:
-        pass
-    _sync(trainer.device)
-    # Step ends are timed, so the interval includes loading and augmenting the next batch.
-    elapsed = probe.step_ends[-1] - probe.step_ends[warmup - 1]
-    return cfg.SOLVER.BATCH_SIZE * iters / elapsed
-
-
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-class PeakMemory:
-    """Peak memory while a block runs, in MB.
-
-    CUDA: the allocator's peak (``torch.cuda.max_memory_allocated``). CPU (Linux): the
-    process's peak resident set (``VmHWM``), reset on entry through ``/proc/self/clear_refs``,
-    so it includes the interpreter and torch (a few hundred MB) besides the variant itself.
-    ``mb`` stays None where neither is available.
-    """
-
-    def __init__(self, device: torch.device):
-        self.device = device
-        self.mb = None
-
-    def __enter__(self):
-        gc.collect()  # earlier variants' models and data must not count
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
-        else:
-            try:
-                with open("/proc/self/clear_refs", "w") as f:
-                    f.write("5")
-            except OSError:
-                pass
-        return self
-
-    def __exit__(self, *exc):
-        if self.device.type == "cuda":
-            self.mb = torch.cuda.max_memory_allocated(self.device) / 2**20
-            return
-        try:
-            with open("/proc/self/status") as f:
-                for line in f:
-                    if line.startswith("VmHWM:"):
-                        self.mb = int(line.split()[1]) / 1024
-        except OSError:
-            pass
-
 
 def speed(args) -> None:
     setup_logger("", rank=1)  # keep the trainer quiet (warnings only)
@@ -233,8 +87,8 @@ def speed(args) -> None:
         for _ in range(args.rounds):
             for model in args.models:
                 for name, amp, cl in variants:
-                    cfg = _cfg(os.path.join(tmp, name.replace(" ", "")), args.batch_size, amp,
-                               cl, args.iters + 3, model)
+                    cfg = speed_cfg(os.path.join(tmp, name.replace(" ", "")), args.batch_size,
+                                    amp, cl, args.iters + 3, model)
                     b, e = bare_loop(cfg, args.iters)
                     bare[model, name].append(b)
                     evals[model, name].append(e)
@@ -281,45 +135,6 @@ def _ride_model(batched: bool, channels_last: bool, args):
     return model, build_optimizer(cfg, model)
 
 
-def _steps(model, optimizer, images, labels, amp: bool):
-    """(train step, eval forward) closures of one model on one preloaded batch."""
-    def train_step():
-        model.train()
-        with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=amp):
-            loss = sum(model(images, labels).values())
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    def eval_step():
-        model.eval()
-        with torch.inference_mode(), torch.autocast(images.device.type,
-                                                    dtype=torch.bfloat16, enabled=amp):
-            model(images)
-
-    return train_step, eval_step
-
-
-def _paired_median_times(steps, iters: int, device) -> list:
-    """Median seconds per call of each step, calling them alternately.
-
-    Alternating (and swapping the order every iteration) exposes every variant to the same
-    background load, which matters on shared machines.
-    """
-    for step in steps:  # warm-up: allocator, oneDNN primitive caches
-        step()
-        step()
-    times = [[] for _ in steps]
-    for i in range(iters):
-        order = range(len(steps)) if i % 2 == 0 else reversed(range(len(steps)))
-        for j in order:
-            start = time.perf_counter()
-            steps[j]()
-            _sync(device)
-            times[j].append(time.perf_counter() - start)
-    return [statistics.median(t) for t in times]
-
-
 def experts(args) -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     precisions = [
@@ -336,11 +151,11 @@ def experts(args) -> None:
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         labels = torch.randint(0, 100, (args.batch_size,), device=device)
-        loop = _steps(*_ride_model(False, channels_last, args), images, labels, amp)
-        batched = _steps(*_ride_model(True, channels_last, args), images, labels, amp)
+        loop = step_closures(*_ride_model(False, channels_last, args), images, labels, amp)
+        batched = step_closures(*_ride_model(True, channels_last, args), images, labels, amp)
         cells = []
         for k in (0, 1):  # train, eval
-            t_loop, t_batched = _paired_median_times([loop[k], batched[k]], args.iters, device)
+            t_loop, t_batched = paired_median_times([loop[k], batched[k]], args.iters, device)
             cells += [f"{args.batch_size / t_loop:.1f}", f"{args.batch_size / t_batched:.1f}",
                       f"{t_loop / t_batched:.2f}x"]
         print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
@@ -384,13 +199,13 @@ def distill(args) -> None:
             if channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
             labels = torch.randint(0, NUM_CLASSES, (args.batch_size,), device=device)
-            plain = _steps(*_distill_model(plain_opts, channels_last, device), images, labels,
-                           amp)[0]
+            plain = step_closures(*_distill_model(plain_opts, channels_last, device), images,
+                                  labels, amp)[0]
             student, optimizer = _distill_model(student_opts, channels_last, device)
             teacher = _distill_model(teacher_opts, channels_last, device)[0]
             student.attach_teacher(FrozenTeacher(teacher))
-            distilled = _steps(student, optimizer, images, labels, amp)[0]
-            t_plain, t_distill = _paired_median_times([plain, distilled], args.iters, device)
+            distilled = step_closures(student, optimizer, images, labels, amp)[0]
+            t_plain, t_distill = paired_median_times([plain, distilled], args.iters, device)
             print(f"| {setup} | {name} | {args.batch_size / t_plain:.1f} | "
                   f"{args.batch_size / t_distill:.1f} | {t_distill / t_plain:.2f}x |",
                   flush=True)
@@ -441,7 +256,7 @@ def time_router(run_dir: str, rounds: int) -> None:
         for mode in ((False, True) if i % 2 == 0 else (True, False)):
             start = time.perf_counter()
             run(mode)
-            _sync(device)
+            sync_device(device)
             times[mode].append(time.perf_counter() - start)
     n = sum(len(b) for b in batches)
     full, early = statistics.median(times[False]), statistics.median(times[True])

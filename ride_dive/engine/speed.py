@@ -1,0 +1,216 @@
+"""Speed measurements behind ``tools/benchmark.py``: bare loops, the trainer, paired timing.
+
+Every function measures one variant; the tool interleaves variants over rounds and prints
+ratios measured side by side, so background load on a shared machine hits all of them.
+"""
+import gc
+import statistics
+import time
+from contextlib import nullcontext
+
+import torch
+
+from ..modeling import build_model
+from ..solver import build_optimizer
+from .defaults import DefaultTrainer, setup_cfg
+from .train_loop import HookBase
+
+__all__ = ["NUM_CLASSES", "SPEED_MODELS", "PeakMemory", "bare_loop", "paired_median_times",
+           "speed_cfg", "step_closures", "sync_device", "trainer_loop"]
+
+NUM_CLASSES = 10
+
+
+# The speed suite's models: single-head ResNet-32, and 4-expert RIDE ResNet-32 (cosine
+# heads, RIDE loss) as trained by the RIDE configs.
+SPEED_MODELS = {
+    "ResNet-32": ["MODEL.BACKBONE.NAME", "ResNet32"],
+    "RIDE ResNet-32 4E": ["MODEL.META_ARCHITECTURE", "RIDE", "MODEL.BACKBONE.NAME",
+                          "RIDEResNet32", "MODEL.RIDE.NUM_EXPERTS", "4", "MODEL.HEAD.NAME",
+                          "CosineHead", "MODEL.LOSS.NAME", "RIDELoss",
+                          "MODEL.LOSS.RIDE.BASE_LOSS", "BalancedSoftmaxLoss"],
+}
+
+
+def speed_cfg(out_dir: str, batch: int, amp: bool, channels_last: bool, iters: int,
+              model: str = "ResNet-32"):
+    """A synthetic 32x32 RGB long-tailed set large enough for ``iters`` steps per epoch."""
+    per_class = max(batch * iters // 4, 64)
+    return setup_cfg(
+        "",
+        [
+            "MODEL.DEVICE", "cpu" if not torch.cuda.is_available() else "cuda",
+            "MODEL.LOSS.NAME", "BalancedSoftmaxLoss",
+        ] + SPEED_MODELS[model] + [
+            "MODEL.BACKBONE.IN_CHANNELS", "3",
+            "MODEL.BACKBONE.IN_CHANNELS", "3",
+            "MODEL.CHANNELS_LAST", str(channels_last),
+            "DATASETS.NAME", "SyntheticLT",
+            "DATASETS.SYNTHETIC.NUM_CLASSES", str(NUM_CLASSES),
+            "DATASETS.SYNTHETIC.IMAGE_SIZE", "32",
+            "DATASETS.MAX_PER_CLASS", str(per_class),
+            "DATASETS.IMBALANCE_FACTOR", "2.0",
+            "INPUT.CROP_SIZE", "32",
+            "SOLVER.BATCH_SIZE", str(batch),
+            "SOLVER.MAX_EPOCHS", "1000",
+            "SOLVER.WARMUP_EPOCHS", "0",
+            "SOLVER.AMP.ENABLED", str(amp),
+            "TEST.EVAL_PERIOD", "0",
+            "LOG_PERIOD", "20",
+            "OUTPUT_DIR", out_dir,
+        ],
+    )
+
+
+def bare_loop(cfg, iters: int) -> tuple:
+    """Images/s of forward/backward/step on one preloaded batch, nothing else, and of an
+    evaluation forward (inference mode) on the same batch."""
+    device = torch.device(cfg.MODEL.DEVICE)
+    model = build_model(cfg, [100] * NUM_CLASSES)
+    model.train()
+    optimizer = build_optimizer(cfg, model)
+    batch = cfg.SOLVER.BATCH_SIZE
+    images = torch.randn(batch, 3, 32, 32, device=device)
+    if cfg.MODEL.CHANNELS_LAST:
+        images = images.contiguous(memory_format=torch.channels_last)
+    labels = torch.randint(0, NUM_CLASSES, (batch,), device=device)
+    amp = cfg.SOLVER.AMP.ENABLED
+    ctx = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if amp else nullcontext
+
+    def step():
+        with ctx():
+            loss = sum(model(images, labels).values())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    def evaluate():
+        with torch.inference_mode(), ctx():
+            model(images)
+
+    def images_per_second(fn) -> float:
+        for _ in range(3):  # warm-up: allocator, oneDNN primitive caches
+            fn()
+        start = time.perf_counter()
+        for _ in range(iters):
+            fn()
+        sync_device(device)
+        return batch * iters / (time.perf_counter() - start)
+
+    train = images_per_second(step)
+    model.eval()
+    return train, images_per_second(evaluate)
+
+
+class _StopAfter(HookBase):
+    """Records when each step ends and stops the run after ``n`` steps."""
+
+    class Stop(Exception):
+        pass
+
+    def __init__(self, n: int):
+        self.n = n
+        self.step_ends = []
+
+    def after_step(self):
+        self.step_ends.append(time.perf_counter())
+        if len(self.step_ends) >= self.n:
+            raise self.Stop
+
+
+def trainer_loop(cfg, iters: int) -> float:
+    """Images/s of the full trainer (data loader, augmentation, hooks, writers)."""
+    trainer = DefaultTrainer(cfg)
+    warmup = 3
+    probe = _StopAfter(iters + warmup)
+    trainer.trainer.register_hooks([probe])
+    try:
+        trainer.trainer.train(0)
+    except _StopAfter.Stop:
+        pass
+    sync_device(trainer.device)
+    # Step ends are timed, so the interval includes loading and augmenting the next batch.
+    elapsed = probe.step_ends[-1] - probe.step_ends[warmup - 1]
+    return cfg.SOLVER.BATCH_SIZE * iters / elapsed
+
+
+def sync_device(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+class PeakMemory:
+    """Peak memory while a block runs, in MB.
+
+    CUDA: the allocator's peak (``torch.cuda.max_memory_allocated``). CPU (Linux): the
+    process's peak resident set (``VmHWM``), reset on entry through ``/proc/self/clear_refs``,
+    so it includes the interpreter and torch (a few hundred MB) besides the variant itself.
+    ``mb`` stays None where neither is available.
+    """
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.mb = None
+
+    def __enter__(self):
+        gc.collect()  # earlier variants' models and data must not count
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        else:
+            try:
+                with open("/proc/self/clear_refs", "w") as f:
+                    f.write("5")
+            except OSError:
+                pass
+        return self
+
+    def __exit__(self, *exc):
+        if self.device.type == "cuda":
+            self.mb = torch.cuda.max_memory_allocated(self.device) / 2**20
+            return
+        try:
+            with open("/proc/self/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        self.mb = int(line.split()[1]) / 1024
+        except OSError:
+            pass
+
+
+def step_closures(model, optimizer, images, labels, amp: bool):
+    """(train step, eval forward) closures of one model on one preloaded batch."""
+    def train_step():
+        model.train()
+        with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=amp):
+            loss = sum(model(images, labels).values())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    def eval_step():
+        model.eval()
+        with torch.inference_mode(), torch.autocast(images.device.type,
+                                                    dtype=torch.bfloat16, enabled=amp):
+            model(images)
+
+    return train_step, eval_step
+
+
+def paired_median_times(steps, iters: int, device) -> list:
+    """Median seconds per call of each step, calling them alternately.
+
+    Alternating (and swapping the order every iteration) exposes every variant to the same
+    background load, which matters on shared machines.
+    """
+    for step in steps:  # warm-up: allocator, oneDNN primitive caches
+        step()
+        step()
+    times = [[] for _ in steps]
+    for i in range(iters):
+        order = range(len(steps)) if i % 2 == 0 else reversed(range(len(steps)))
+        for j in order:
+            start = time.perf_counter()
+            steps[j]()
+            sync_device(device)
+            times[j].append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times]
