@@ -1,4 +1,5 @@
 """Configuration: defaults, ``get_cfg``, ``@configurable`` and validation."""
-from .config import CfgNode, ConfigError, assert_cfg, configurable, get_cfg
+from .checks import assert_cfg
+from .config import CfgNode, ConfigError, configurable, get_cfg
 
 __all__ = ["CfgNode", "ConfigError", "assert_cfg", "configurable", "get_cfg"]

@@ -9,6 +9,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from ...config import configurable
+from ...config.checks import ON_BAD_IMAGE_CHOICES
 from ..errors import BadImageError
 from ..registry import DATASET_REGISTRY
 from .base import DatasetSplits, class_counts_of
@@ -18,7 +19,6 @@ __all__ = ["ListFileDataset", "ImageNetLT", "PlacesLT", "INaturalist2018"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-ON_BAD_IMAGE_CHOICES = ("fail", "skip")
 _SHOWN = 5  # missing files named in a message; the rest are counted
 
 logger = logging.getLogger(__name__)
