@@ -84,7 +84,10 @@ def compute_classification_metrics(
     # With fewer than 5 classes "top5" is top-C, i.e. always 100.
     top = topk_accuracy(logits, labels, ks=(1, 5))
     probs = logits.softmax(dim=1)
-    per_class = per_class_accuracy(logits.argmax(dim=1), labels, num_classes)
+    # The top-1 prediction exactly as topk_accuracy ranks it (the same topk call: k = 5 or
+    # C), so exact ties (common with bf16 logits) count alike in top-1 and per class.
+    predicted = logits.topk(min(5, num_classes), dim=1).indices[:, 0]
+    per_class = per_class_accuracy(predicted, labels, num_classes)
     results: Dict[str, object] = {"top1": top[1], "top5": top[5]}
     if train_counts is not None:
         if len(train_counts) != num_classes:

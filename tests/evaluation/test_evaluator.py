@@ -169,3 +169,17 @@ def test_save_json_atomic_and_nan_as_null(tmp_path):
     save_results_json({"top1": 1.0}, path)  # overwrite in place
     assert json.loads(path.read_text()) == {"top1": 1.0}
     assert os.listdir(path.parent) == ["results.json"]  # no temporary file left behind
+
+
+def test_ties_are_broken_alike_in_top1_and_per_class():
+    """Logits with many exact ties (as bf16 gives): top-1 must equal the count-weighted mean
+    of the per-class accuracies, i.e. both count the same predicted class per sample."""
+    from ride_dive.evaluation.evaluator import compute_classification_metrics
+
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randint(0, 2, (400, 8), generator=generator).float()
+    labels = torch.randint(0, 8, (400,), generator=generator)
+    results = compute_classification_metrics(logits, labels)
+    counts = torch.bincount(labels, minlength=8).tolist()
+    weighted = sum(a * n for a, n in zip(results["per_class"], counts)) / sum(counts)
+    assert results["top1"] == pytest.approx(weighted)
