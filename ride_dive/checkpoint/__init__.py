@@ -7,6 +7,7 @@ from .serialization import (
     atomic_torch_save,
     atomic_write,
     atomic_write_text,
+    file_sha256,
     safe_torch_load,
     to_weights_only_safe,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "atomic_torch_save",
     "atomic_write",
     "atomic_write_text",
+    "file_sha256",
     "safe_torch_load",
     "to_weights_only_safe",
 ]

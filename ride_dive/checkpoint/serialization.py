@@ -8,6 +8,7 @@ unpickling is refused before anything in it runs. To make that possible, everyth
 is first reduced to the types the weights-only unpickler accepts.
 """
 import contextlib
+import hashlib
 import os
 import uuid
 from collections import Counter, OrderedDict
@@ -76,6 +77,15 @@ def to_weights_only_safe(obj: Any, where: str = "checkpoint") -> Any:
         "loaded with torch.load(weights_only=True); store plain tensors, numbers, strings "
         "and containers instead"
     )
+
+
+def file_sha256(path: str) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _fsync_dir(directory: str) -> None:

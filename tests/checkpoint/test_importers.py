@@ -1,0 +1,286 @@
+"""Importers of original RIDE / classifier-balancing checkpoints: the converted model computes
+the reference networks' logits, foreign pickles run nothing, and every misuse gets a clear
+one-paragraph error."""
+import builtins
+import collections
+import os
+import pathlib
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+import torch
+
+from ride_dive.checkpoint import Checkpointer, CheckpointError, safe_torch_load
+from ride_dive.checkpoint.importers import convert_checkpoint
+from ride_dive.checkpoint.model_state import CheckpointMismatchError
+from ride_dive.config import ConfigError
+from ride_dive.engine import setup_cfg
+from ride_dive.modeling import build_model
+from tests.checkpoint.reference_nets import (
+    RefDotProduct,
+    RefFeatureResNeXt,
+    RefResNetS,
+    RefRIDEResNeXt,
+    randomize_bn,
+    ride_state_dict,
+)
+from tests.conftest import ROOT
+
+RIDE_CIFAR = os.path.join(ROOT, "configs/CIFAR100-LT/ride_4e_r32_if100.yaml")
+RIDE_IMAGENET = os.path.join(ROOT, "configs/ImageNet-LT/ride_4e_x50.yaml")
+CRT = os.path.join(ROOT, "configs/ImageNet-LT/crt_x50.yaml")
+LWS = os.path.join(ROOT, "configs/ImageNet-LT/lws_x50.yaml")
+# Tiny versions of the published architectures: RIDE ResNet-32 at a quarter width (stem 4,
+# experts 6/12 channels), bottleneck networks at 1/8 width with 2 groups of 16.
+CIFAR_OPTS = ["MODEL.BACKBONE.WIDTH_MULT", "0.25", "MODEL.DEVICE", "'cpu'"]
+BOTTLENECK_OPTS = ["MODEL.BACKBONE.WIDTH_MULT", "0.125", "MODEL.RESNET.GROUPS", "2",
+                   "MODEL.RESNET.WIDTH_PER_GROUP", "16", "MODEL.DEVICE", "'cpu'"]
+
+
+def _cfg(config_file, *opts):
+    return setup_cfg(config_file, [*CIFAR_OPTS, *opts] if "CIFAR" in config_file
+                     else [*BOTTLENECK_OPTS, *opts])
+
+
+def _fake_config_module(payload=None):
+    """A throwaway ``parse_config`` with RIDE's ConfigParser shape (or a malicious class)."""
+    module = types.ModuleType("parse_config")
+
+    class ConfigParser:
+        def __reduce__(self):  # only used for the malicious variant
+            return payload
+
+    if payload is None:
+        del ConfigParser.__reduce__
+    ConfigParser.__module__, ConfigParser.__qualname__ = "parse_config", "ConfigParser"
+    module.ConfigParser = ConfigParser
+    return module, ConfigParser
+
+
+def save_ride(path, net, args=None, payload=None):
+    """Save ``net`` as RIDE's BaseTrainer does, with a pickled ConfigParser as ``config``."""
+    assert "parse_config" not in sys.modules
+    module, parser_cls = _fake_config_module(payload)
+    sys.modules["parse_config"] = module
+    try:
+        config = parser_cls()
+        if payload is None:
+            config._config = collections.OrderedDict(
+                name="Imbalance_CIFAR100_LT_RIDE",
+                arch={"type": "ResNet32Model", "args": dict(args or {})})
+            config._save_dir = pathlib.PosixPath("saved/models/x")
+            config.resume = None
+        torch.save({"arch": "ResNet32Model", "epoch": 5, "state_dict": ride_state_dict(net),
+                    "optimizer": {"state": {}, "param_groups": []},
+                    "monitor_best": np.float64(0.42), "config": config}, path)
+    finally:
+        del sys.modules["parse_config"]  # the loader must not find the class
+
+
+def _logits(model, x):
+    model.eval()
+    with torch.no_grad():
+        out = model(x)
+    return out if isinstance(out, torch.Tensor) else out["logits"]
+
+
+def _converted_model(cfg, path):
+    """A fresh model from ``cfg`` loaded from ``path`` the way ``--eval-only`` loads it."""
+    model = build_model(cfg, class_counts=[1] * 10)
+    Checkpointer(model, save_dir=os.path.dirname(path)).load(path, checkpointables=[])
+    return model
+
+
+@pytest.mark.parametrize("use_norm,experts", [(True, 3), (False, 2)])
+def test_ride_cifar_logits_match_reference(tmp_path, use_norm, experts):
+    torch.manual_seed(0)
+    ref = RefResNetS(num_experts=experts, use_norm=use_norm, s=30.0).eval()
+    randomize_bn(ref)
+    src, out = str(tmp_path / "RIDE.pth"), str(tmp_path / "out.pth")
+    save_ride(src, ref, args={"num_experts": experts, "use_norm": use_norm,
+                              "reduce_dimension": True, "num_classes": 10})
+    head = [] if use_norm else ["MODEL.HEAD.NAME", "'LinearHead'"]
+    cfg = _cfg(RIDE_CIFAR, "MODEL.RIDE.NUM_EXPERTS", str(experts), *head)
+    result = convert_checkpoint(src, "ride", cfg, out)
+
+    meta = safe_torch_load(out)["meta"]  # plain weights-only file
+    assert meta["converted_from"] == "ride" and meta["num_classes"] == 10
+    assert meta["file"]["num_experts"] == experts and len(meta["source_sha256"]) == 64
+    assert "parse_config.ConfigParser" in meta["inert_globals"]
+    assert "pathlib.PosixPath" in meta["inert_globals"]
+    assert ("heads.0.weight" if use_norm else "heads.0.fc.bias") in result["model"]
+    x = torch.randn(6, 3, 16, 16)
+    # Checkpointer.load is strict: every key and shape of the config's model is checked.
+    model = _converted_model(_cfg(RIDE_CIFAR, "MODEL.NUM_CLASSES", "10",
+                                  "MODEL.RIDE.NUM_EXPERTS", str(experts), *head), out)
+    torch.testing.assert_close(_logits(model, x), ref(x), atol=1e-5, rtol=1e-5)
+
+
+def test_ride_expert_assignment_early_exit_matches_reference(tmp_path):
+    torch.manual_seed(1)
+    ref = RefResNetS(num_experts=3, top_k=5).eval()
+    randomize_bn(ref)
+    x = torch.randn(16, 3, 16, 16)
+    with torch.no_grad():  # centre router 0 so that about half the samples go on
+        shared = ref.trunk(x)
+        logits, fmap = ref.expert(shared, 0)
+        ref.expert_help_pred_fc.bias -= ref.pred_help(fmap, logits, 0).median()
+    src, out = str(tmp_path / "RIDE_EA.pth"), str(tmp_path / "out.pth")
+    save_ride(src, ref, args={"num_experts": 3, "top_choices_num": 5, "use_norm": True})
+    opts = ["MODEL.RIDE.NUM_EXPERTS", "3", "MODEL.ROUTER.ENABLED", "True",
+            "MODEL.ROUTER.TOP_K", "5", "MODEL.ROUTER.THRESHOLD", "0.5"]
+    convert_checkpoint(src, "ride", _cfg(RIDE_CIFAR, *opts), out)
+    model = _converted_model(_cfg(RIDE_CIFAR, *opts, "MODEL.NUM_CLASSES", "10"), out).eval()
+    with torch.no_grad():
+        mine = model(x)
+        theirs, used = ref(x)
+    assert len(set(used.view(-1).tolist())) > 1  # early exit actually happened
+    assert mine["experts_used"].tolist() == used.view(-1).tolist()
+    torch.testing.assert_close(mine["logits"], theirs, atol=1e-5, rtol=1e-5)
+
+    with pytest.raises(ConfigError, match="MODEL.ROUTER.TOP_K 5"):
+        convert_checkpoint(src, "ride", _cfg(RIDE_CIFAR, *opts[:4], "MODEL.ROUTER.TOP_K", "7"))
+    # Without the router the experts convert and the router weights are reported skipped.
+    plain = convert_checkpoint(src, "ride", _cfg(RIDE_CIFAR, *opts[:2]))
+    assert not any(k.startswith("router.") for k in plain["model"])
+    assert any("router" in note for note in plain["meta"]["notes"])
+
+
+def test_ride_resnext_logits_match_reference(tmp_path):
+    torch.manual_seed(2)
+    ref = RefRIDEResNeXt(num_experts=2).eval()
+    randomize_bn(ref)
+    src, out = str(tmp_path / "RIDE_x50.pth"), str(tmp_path / "out.pth")
+    save_ride(src, ref, args={"num_experts": 2, "use_norm": True, "s": 30})
+    cfg = _cfg(RIDE_IMAGENET, "MODEL.RIDE.NUM_EXPERTS", "2", "MODEL.NUM_CLASSES", "10")
+    convert_checkpoint(src, "ride", cfg, out)
+    x = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(_logits(_converted_model(cfg, out), x), ref(x),
+                               atol=1e-5, rtol=1e-5)
+    with pytest.raises(ConfigError, match="MODEL.BACKBONE.NAME 'RIDEResNeXt50'"):
+        convert_checkpoint(src, "ride", _cfg(RIDE_IMAGENET, "MODEL.RIDE.NUM_EXPERTS", "2",
+                                             "MODEL.BACKBONE.NAME", "'RIDEResNet50'",
+                                             "MODEL.RESNET.GROUPS", "1"))
+
+
+@pytest.mark.parametrize("lws", [False, True])
+def test_decoupling_logits_match_reference(tmp_path, lws):
+    torch.manual_seed(3)
+    feat, clf = RefFeatureResNeXt().eval(), RefDotProduct(lws=lws).eval()
+    randomize_bn(feat)
+    feat_state = torch.nn.DataParallel(feat).state_dict()
+    if lws:  # files from before PyTorch 0.4.1 lack the BN counters
+        feat_state = collections.OrderedDict(
+            (k, v) for k, v in feat_state.items() if not k.endswith("num_batches_tracked"))
+    src, out = str(tmp_path / "final_model_checkpoint.pth"), str(tmp_path / "out.pth")
+    torch.save({"epoch": 90, "best_epoch": 88, "best_acc": np.float64(0.5), "centroids": None,
+                "state_dict_best": {"feat_model": feat_state,
+                                    "classifier": torch.nn.DataParallel(clf).state_dict()}},
+               src, _use_new_zipfile_serialization=False)  # the format of that era
+    cfg = _cfg(LWS if lws else CRT, "MODEL.NUM_CLASSES", "10")
+    meta = convert_checkpoint(src, "decoupling", cfg, out)["meta"]
+    assert meta["file"]["best_epoch"] == 88 and meta["file"]["groups"] == 2
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        expected = clf(feat(x)[0])[0]
+    torch.testing.assert_close(_logits(_converted_model(cfg, out), x), expected,
+                               atol=1e-5, rtol=1e-5)
+    if lws:
+        with pytest.raises(ConfigError, match="set it to 'LWSHead'"):
+            convert_checkpoint(src, "decoupling", _cfg(CRT))
+
+
+def test_a_config_that_names_os_functions_is_refused_unread(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    save_ride("evil.pth", RefResNetS(num_experts=2).eval(),
+              payload=(os.system, ("touch SENTINEL",)))
+    with pytest.raises(CheckpointError, match=r"names posix.system.*nothing in it was executed"):
+        convert_checkpoint("evil.pth", "ride", _cfg(RIDE_CIFAR, "MODEL.RIDE.NUM_EXPERTS", "2"))
+    assert not os.path.exists("SENTINEL")
+
+
+def test_a_config_that_would_exec_code_becomes_inert(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    ref = RefResNetS(num_experts=2).eval()
+    save_ride("evil.pth", ref, payload=(builtins.exec, ("open('SENTINEL', 'w').close()",)))
+    result = convert_checkpoint("evil.pth", "ride", _cfg(RIDE_CIFAR, "MODEL.RIDE.NUM_EXPERTS", "2"))
+    assert not os.path.exists("SENTINEL")
+    assert "builtins.exec" in result["meta"]["inert_globals"]
+    x = torch.randn(2, 3, 16, 16)
+    model = build_model(_cfg(RIDE_CIFAR, "MODEL.RIDE.NUM_EXPERTS", "2", "MODEL.NUM_CLASSES",
+                             "10"), [1] * 10)
+    model.load_state_dict(result["model"])
+    torch.testing.assert_close(_logits(model, x), ref(x), atol=1e-5, rtol=1e-5)
+    with pytest.raises(CheckpointError):  # the project's own loader still refuses it
+        safe_torch_load("evil.pth")
+
+
+@pytest.fixture(scope="module")
+def ride_file(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("ride") / "RIDE.pth")
+    torch.manual_seed(4)
+    save_ride(path, RefResNetS(num_experts=3), args={"num_experts": 3})
+    return path
+
+
+def test_errors_are_specific(tmp_path, ride_file):
+    cfg = _cfg(RIDE_CIFAR)  # 4 experts
+    with pytest.raises(ConfigError, match=r"file has 3 experts but the config builds 4: "
+                                          r"set MODEL.RIDE.NUM_EXPERTS 3"):
+        convert_checkpoint(ride_file, "ride", cfg)
+    with pytest.raises(ConfigError, match=r"Unknown checkpoint format 'rdie'.*Did you mean 'ride'"):
+        convert_checkpoint(ride_file, "rdie", cfg)
+    with pytest.raises(FileNotFoundError, match="not found"):
+        convert_checkpoint(str(tmp_path / "nope.pth"), "ride", cfg)
+    with pytest.raises(CheckpointError, match=r"not a classifier-balancing.*keys \[arch, epoch, "
+                                              r"state_dict.*use --from ride"):
+        convert_checkpoint(ride_file, "decoupling", _cfg(CRT))
+    three = _cfg(RIDE_CIFAR, "MODEL.RIDE.NUM_EXPERTS", "3")
+    with pytest.raises(ConfigError, match="MODEL.NUM_CLASSES is 20: set it to 10"):
+        convert_checkpoint(ride_file, "ride", _cfg(RIDE_CIFAR, "MODEL.RIDE.NUM_EXPERTS", "3",
+                                                   "MODEL.NUM_CLASSES", "20"))
+    with pytest.raises(CheckpointMismatchError, match=r"backbone\.layer3s\.0\.0\.conv1\.weight"):
+        convert_checkpoint(ride_file, "ride", _cfg(RIDE_CIFAR, "MODEL.RIDE.NUM_EXPERTS", "3",
+                                                   "MODEL.RIDE.EXPERT_WIDTHS", "[24, 64]"))
+    with pytest.raises(ConfigError, match="MODEL.HEAD.COSINE_SCALE is 16: set it to 30"):
+        convert_checkpoint(ride_file, "ride", _cfg(RIDE_CIFAR, "MODEL.RIDE.NUM_EXPERTS", "3",
+                                                   "MODEL.HEAD.COSINE_SCALE", "16.0"))
+    with pytest.raises(ConfigError, match="MODEL.META_ARCHITECTURE 'RIDE'"):
+        convert_checkpoint(ride_file, "ride", _cfg(CRT))
+    (tmp_path / "garbage.pth").write_bytes(b"PK\x03\x04 not really a checkpoint")
+    with pytest.raises(CheckpointError, match="nothing in it was executed"):
+        convert_checkpoint(str(tmp_path / "garbage.pth"), "ride", three)
+    torch.save({"model": {"w": torch.ones(1)}}, str(tmp_path / "ours.pth"))
+    with pytest.raises(CheckpointError, match="ride_dive checkpoint, which needs no conversion"):
+        convert_checkpoint(str(tmp_path / "ours.pth"), "ride", three)
+    option_b = str(tmp_path / "option_b.pth")
+    save_ride(option_b, RefResNetS(num_experts=3, option="B"))
+    with pytest.raises(CheckpointMismatchError, match=r"1x1-convolution \(option B\) shortcuts "
+                                                      r"but RIDEResNet32 builds parameter-free"):
+        convert_checkpoint(option_b, "ride", three)
+
+
+def test_cli_end_to_end(tmp_path, ride_file, capsys):
+    tool = os.path.join(ROOT, "tools", "convert_checkpoint.py")
+    out = str(tmp_path / "out.pth")
+    ok = subprocess.run([sys.executable, tool, "--from", "ride", ride_file, "--config-file",
+                         RIDE_CIFAR, out, *CIFAR_OPTS, "MODEL.RIDE.NUM_EXPERTS", "3"],
+                        capture_output=True, text=True, cwd=str(tmp_path))
+    assert ok.returncode == 0, ok.stderr
+    assert "3 experts" in ok.stdout and "--eval-only MODEL.WEIGHTS" in ok.stdout
+    assert safe_torch_load(out)["meta"]["source"] == ride_file
+
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    try:
+        import convert_checkpoint as tool_module
+    finally:
+        sys.path.pop(0)
+    code = tool_module.cli(["--from", "ride", ride_file, "--config-file", RIDE_CIFAR,
+                            str(tmp_path / "bad.pth"), *CIFAR_OPTS])  # 4 experts configured
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("ERROR: ") and "Traceback" not in err
+    assert "set MODEL.RIDE.NUM_EXPERTS 3" in err and err.count("\n") == 1
+    assert not os.path.exists(str(tmp_path / "bad.pth"))
