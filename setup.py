@@ -9,6 +9,9 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["ride_dive", "ride_dive.*"]),
+    # The model zoo's configs and manifest: in the source tree these are symbolic links to
+    # the top-level configs/ and model_zoo/manifest.json; a wheel carries copies.
+    package_data={"ride_dive.model_zoo": ["manifest.json", "configs/*.yaml", "configs/*/*.yaml"]},
     install_requires=[
         "torch>=2.1",
         "torchvision>=0.16",

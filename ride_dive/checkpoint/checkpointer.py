@@ -127,7 +127,8 @@ class Checkpointer:
         """Load the model weights (and checkpointables) from ``path``.
 
         Args:
-            path: a file holding ``{"model": state_dict, ...}`` or a bare state dict.
+            path: a file holding ``{"model": state_dict, ...}`` or a bare state dict, or
+                ``zoo:<config name>`` for a model zoo checkpoint (downloaded and verified).
             checkpointables: names to restore besides the model; None = all registered
                 ones found in the file, ``[]`` = weights only.
             strict: missing / unexpected / shape-mismatched model keys raise (True) or are
@@ -142,6 +143,10 @@ class Checkpointer:
             CheckpointError: unreadable file (truncated, corrupt, unsafe pickle, no weights).
             CheckpointMismatchError: weights or optimizer/scheduler state do not fit.
         """
+        if path.startswith("zoo:"):  # a published checkpoint: download and verify first
+            from ..model_zoo import resolve_weights
+
+            path = resolve_weights(path)
         logger.info("Loading checkpoint from %s", path)
         checkpoint = safe_torch_load(path)
         model_state, rest = _split_checkpoint(checkpoint, path)

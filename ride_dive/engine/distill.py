@@ -38,7 +38,12 @@ def teacher_cfg(cfg: CfgNode) -> CfgNode:
             "(the teacher's config, e.g. its run's config.yaml) and MODEL.TEACHER.WEIGHTS (its "
             f"model_final.pth); got CONFIG_FILE='{t.CONFIG_FILE}', WEIGHTS='{t.WEIGHTS}'"
         )
-    if not os.path.isfile(t.WEIGHTS):
+    weights = t.WEIGHTS
+    if weights.startswith("zoo:"):  # a published teacher: download and verify it once here
+        from ..model_zoo import resolve_weights
+
+        weights = resolve_weights(weights)
+    if not os.path.isfile(weights):
         raise FileNotFoundError(
             f"MODEL.TEACHER.WEIGHTS: no such file '{t.WEIGHTS}'. Train the teacher first "
             "(e.g. configs/<dataset>/bsce_r32.yaml or ride_6e_bsce_*.yaml) and point at its "
@@ -48,7 +53,7 @@ def teacher_cfg(cfg: CfgNode) -> CfgNode:
     tcfg.merge_from_file(t.CONFIG_FILE)
     tcfg.merge_from_list([
         "MODEL.DEVICE", cfg.MODEL.DEVICE,
-        "MODEL.WEIGHTS", t.WEIGHTS,
+        "MODEL.WEIGHTS", weights,
         "MODEL.ROUTER.ENABLED", "False",
         "MODEL.ROUTER.TRAIN", "False",
         # The teacher of a teacher is not needed to run it.
