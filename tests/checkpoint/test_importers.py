@@ -3,6 +3,7 @@ the reference networks' logits, foreign pickles run nothing, and every misuse ge
 one-paragraph error."""
 import builtins
 import collections
+import json
 import os
 import pathlib
 import subprocess
@@ -272,6 +273,18 @@ def test_cli_end_to_end(tmp_path, ride_file, capsys):
     assert ok.returncode == 0, ok.stderr
     assert "3 experts" in ok.stdout and "--eval-only MODEL.WEIGHTS" in ok.stdout
     assert safe_torch_load(out)["meta"]["source"] == ride_file
+    # ... and our evaluator takes the converted file as it is (tiny synthetic test split).
+    results = tmp_path / "eval" / "results.json"
+    evaluated = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "tools", "train_net.py"), "--config-file",
+         RIDE_CIFAR, "--eval-only", "MODEL.WEIGHTS", out, *CIFAR_OPTS,
+         "MODEL.RIDE.NUM_EXPERTS", "3", "DATASETS.NAME", "SyntheticLT",
+         "DATASETS.SYNTHETIC.NUM_CLASSES", "10", "DATASETS.MAX_PER_CLASS", "20",
+         "DATASETS.IMBALANCE_FACTOR", "10",
+         "INPUT.CROP_SIZE", "16", "OUTPUT_DIR", str(results.parent)],
+        capture_output=True, text=True, cwd=ROOT)
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    assert 0 <= json.loads(results.read_text())["top1"] <= 100
 
     sys.path.insert(0, os.path.join(ROOT, "tools"))
     try:
