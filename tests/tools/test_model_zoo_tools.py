@@ -15,6 +15,7 @@ ZOO_TOOL = os.path.join(ROOT, "tools", "model_zoo.py")
 PUBLISH_TOOL = os.path.join(ROOT, "tools", "publish_model_zoo.py")
 FMNIST = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
 CE = "FashionMNIST-LT/ce_r32.yaml"
+ROUTER = "FashionMNIST-LT/ride_dive_4e_r32_router.yaml"
 
 
 def _run(tool, args, env, timeout=300):
@@ -53,13 +54,28 @@ def test_unknown_entry_is_one_clear_error(zoo_env):
 
 
 @pytest.mark.skipif(not os.path.isfile(FMNIST), reason="Fashion-MNIST is not installed")
-def test_eval_downloads_and_evaluates_in_one_call(zoo_env, tmp_path):
-    _, env = zoo_env
-    out = tmp_path / "eval"
-    r = _run(ZOO_TOOL, ["eval", CE, "OUTPUT_DIR", str(out), "TEST.BATCH_SIZE", "500"], env)
+def test_eval_downloads_and_evaluates_a_ride_dive_model_in_one_call(tmp_path):
+    """The README's one call, on a served RIDE-DiVE 4E + router entry (random weights; a
+    short threshold sweep keeps it quick)."""
+    (tmp_path / "served").mkdir()
+    server, base_url = start_zoo_server(tmp_path / "served")
+    try:
+        manifest = str(tmp_path / "manifest.json")
+        write_zoo(server.root, manifest, checkpoint_bytes(zoo_model(ROUTER), tmp_path),
+                  name=ROUTER)
+        env = {model_zoo.MANIFEST_ENV: manifest, model_zoo.BASE_URL_ENV: base_url,
+               model_zoo.CACHE_ENV: str(tmp_path / "cache")}
+        out = tmp_path / "eval"
+        r = _run(ZOO_TOOL, ["eval", ROUTER, "OUTPUT_DIR", str(out), "TEST.BATCH_SIZE", "500",
+                            "TEST.ROUTER_THRESHOLDS", "[0.5]"], env)
+    finally:
+        server.shutdown()
+        server.server_close()
     assert r.returncode == 0, r.stderr[-2000:]
+    assert len(server.requests) == 1
     results = json.loads((out / "results.json").read_text())
     assert results["num_samples"] == 10000 and 0 <= results["top1"] <= 100
+    assert results["router"]["selection"]["split"] == "val"  # threshold chosen on validation
 
 
 @pytest.mark.skipif(not os.path.isfile(FMNIST), reason="Fashion-MNIST is not installed")
