@@ -99,6 +99,12 @@ CASES = [
     Case("imbalance-below-1", "imbalance factor < 1 (`DATASETS.IMBALANCE_FACTOR 0.5`)",
          lambda h: TINY + ["DATASETS.IMBALANCE_FACTOR", "0.5"] + _out(h),
          "DATASETS.IMBALANCE_FACTOR must be >= 1", tests=CONFIG_TESTS),
+    Case("empty-class", "a prior-aware loss on so few images that tail classes get none "
+         "(`MODEL.LOSS.NAME BalancedSoftmaxLoss DATASETS.MAX_PER_CLASS 20 "
+         "DATASETS.IMBALANCE_FACTOR 100`)",
+         lambda h: TINY + ["MODEL.LOSS.NAME", "BalancedSoftmaxLoss", "DATASETS.MAX_PER_CLASS",
+                           "20", "DATASETS.IMBALANCE_FACTOR", "100"] + _out(h),
+         "needs training images of every class", tests="tests/modeling/test_losses.py"),
     Case("negative-momentum", "out-of-range value (`SOLVER.MOMENTUM -0.9`)",
          lambda h: TINY + ["SOLVER.MOMENTUM", "-0.9"] + _out(h),
          "SOLVER.MOMENTUM must be in [0, 1)", tests=CONFIG_TESTS),

@@ -22,17 +22,6 @@ def build_datasets(cfg) -> DatasetSplits:
     if not isinstance(splits, DatasetSplits):
         raise TypeError(f"DATASET_REGISTRY entry '{cfg.DATASETS.NAME}' returned "
                         f"{type(splits).__name__}, not DatasetSplits.")
-    empty = [c for c, n in enumerate(splits.class_counts) if n <= 0]
-    if empty:
-        # Every loss, sampler and shot split assumes each class has training images.
-        raise ConfigError(
-            f"The training split of {cfg.DATASETS.NAME} has no images of classes "
-            f"{empty[:10]}{' ...' if len(empty) > 10 else ''} ({len(empty)} of "
-            f"{len(splits.class_counts)}): with DATASETS.MAX_PER_CLASS="
-            f"{cfg.DATASETS.MAX_PER_CLASS} and DATASETS.IMBALANCE_FACTOR="
-            f"{cfg.DATASETS.IMBALANCE_FACTOR} the tail rounds to zero, or the list file lacks "
-            "them; raise MAX_PER_CLASS or lower IMBALANCE_FACTOR"
-        )
     return splits
 
 

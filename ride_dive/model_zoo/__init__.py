@@ -22,7 +22,7 @@ from .manifest import Manifest, ManifestError, ZooEntry
 from .resources import config_path, list_config_names, manifest_path
 
 __all__ = [
-    "ZOO_PREFIX", "BASE_URL_ENV", "CACHE_ENV", "DownloadError", "Manifest", "ManifestError",
+    "ZOO_PREFIX", "BASE_URL_ENV", "CACHE_ENV", "MANIFEST_ENV", "DownloadError", "Manifest", "ManifestError",
     "ZooEntry", "download", "get", "get_checkpoint_url", "get_config", "get_config_file",
     "list_config_names", "list_models", "load_manifest", "resolve_weights",
 ]

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import configurable
+from ..config import ConfigError, configurable
 from .registry import LOSS_REGISTRY
 
 __all__ = [
@@ -34,9 +34,14 @@ def _counts_tensor(class_counts: Sequence[int]) -> torch.Tensor:
     if counts.dim() != 1 or counts.numel() == 0:
         raise ValueError(f"class_counts must be a non-empty 1-D sequence, got {class_counts!r}")
     if bool((counts <= 0).any()):
-        raise ValueError(
-            "class_counts must all be > 0 (every class needs training images), got zeros at "
-            f"classes {torch.nonzero(counts <= 0).flatten().tolist()}"
+        # A user's data problem (too few images per class, a partial list file), reported
+        # as a config error: one paragraph, no traceback.
+        raise ConfigError(
+            "This loss needs training images of every class, but the training split has none "
+            f"of classes {torch.nonzero(counts <= 0).flatten().tolist()[:10]}: with "
+            "DATASETS.MAX_PER_CLASS and DATASETS.IMBALANCE_FACTOR the tail rounds to zero, or "
+            "the list file lacks them. Raise MAX_PER_CLASS, lower IMBALANCE_FACTOR, or use "
+            "a loss without class priors (CrossEntropyLoss)"
         )
     return counts
 
