@@ -16,8 +16,8 @@ std over seeds of top-1 / many / medium / few, GMACs per image and training time
 published numbers (METHODS.md 9). Suites: fashion-mnist-lt, cifar100-lt, cifar10-lt,
 imagenet-lt, inat18 (the last four need their data, and GPUs to finish in reasonable time).
 
-``speed`` prints, for ResNet-32 and 4-expert RIDE ResNet-32 at 32x32 in fp32, bf16 autocast
-and bf16 + channels_last: training images/s of a bare forward/backward/step loop on
+``speed`` prints, for ResNet-32 and 4-expert RIDE ResNet-32 at 32x32 (and, on a GPU, 4-expert
+RIDE ResNeXt-50 at 224x224) in fp32, bf16 autocast and bf16 + channels_last: training images/s of a bare forward/backward/step loop on
 preloaded tensors and of the full trainer (in-memory loader with batched augmentation,
 hooks, logging) as a ratio to it, evaluation images/s and peak memory; then the ``distill``
 table and, when the Fashion-MNIST-LT RIDE-DiVE router run exists (``--router-run``), the
@@ -63,6 +63,7 @@ from ride_dive.engine.speed import (  # noqa: E402
     SPEED_MODELS,
     PeakMemory,
     bare_loop,
+    default_speed_models,
     paired_median_times,
     speed_cfg,
     step_closures,
@@ -77,6 +78,7 @@ from ride_dive.utils.logger import setup_logger  # noqa: E402
 def speed(args) -> None:
     setup_logger("", rank=1)  # keep the trainer quiet (warnings only)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    args.models = args.models or default_speed_models(device.type == "cuda")
     variants = [("fp32", False, False), ("bf16", True, False), ("bf16 + channels_last", True, True)]
     keys = [(m, p) for m in args.models for p, _, _ in variants]
     bare = {k: [] for k in keys}
@@ -97,20 +99,21 @@ def speed(args) -> None:
                     if memory.mb is not None:
                         peak[model, name].append(memory.mb)
     memory_kind = "CUDA allocator peak" if device.type == "cuda" else "process peak RSS"
-    print(f"\n32x32, batch {args.batch_size}, {torch.get_num_threads()} threads, device "
+    print(f"\nbatch {args.batch_size}, {torch.get_num_threads()} threads, device "
           f"{device.type}; median of {args.rounds} rounds x {args.iters} iterations; memory: "
           f"{memory_kind} during the trainer run\n")
-    print("| model | precision | bare train img/s | vs fp32 | trainer img/s | trainer / bare "
-          "| eval img/s | peak memory (MB) |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| model | image | precision | bare train img/s | vs fp32 | trainer img/s | "
+          "trainer / bare | eval img/s | peak memory (MB) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for model in args.models:
         fp32 = statistics.median(bare[model, "fp32"])
+        size = SPEED_MODELS[model]["image_size"]
         for name, _, _ in variants:
             b, t = statistics.median(bare[model, name]), statistics.median(full[model, name])
             e = statistics.median(evals[model, name])
             m = f"{max(peak[model, name]):.0f}" if peak[model, name] else "–"
-            print(f"| {model} | {name} | {b:.0f} | {b / fp32:.2f}x | {t:.0f} | {t / b:.2f} | "
-                  f"{e:.0f} | {m} |", flush=True)
+            print(f"| {model} | {size}x{size} | {name} | {b:.0f} | {b / fp32:.2f}x | {t:.0f} | "
+                  f"{t / b:.2f} | {e:.0f} | {m} |", flush=True)
     if args.with_distill:
         distill(args)
     if args.router_run and os.path.isfile(os.path.join(args.router_run, "results.json")):
@@ -316,8 +319,8 @@ def main(argv=None) -> None:
     p.add_argument("--iters", type=int, default=30)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--models", nargs="+", default=list(SPEED_MODELS),
-                   choices=list(SPEED_MODELS))
+    p.add_argument("--models", nargs="+", default=None, choices=list(SPEED_MODELS),
+                   help="default: all on a GPU, the 32x32 ones on a CPU")
     p.add_argument("--no-distill", dest="with_distill", action="store_false",
                    help="skip the DiVE-step-against-plain-step table")
     p.add_argument("--router-run", default="output/fmnist_lt/ride_dive_pipeline_s0/router",
