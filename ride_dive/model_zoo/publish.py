@@ -198,6 +198,7 @@ def publish_run(run_dir: str, output_dir: str, manifest: Manifest,
     from ..modeling import build_model
 
     run_cfg, results, weights_path = _read_run(run_dir)
+    published_weights = results.get("weights", "final")  # which of the run's checkpoints
     name = find_zoo_name(run_cfg, name)
     if class_counts is None:
         class_counts = [int(c) for c in build_datasets(run_cfg).class_counts]
@@ -233,7 +234,7 @@ def publish_run(run_dir: str, output_dir: str, manifest: Manifest,
         method=_method_label(zoo_cfg), dataset=name.split("/")[0],
         metrics=metrics, params=round(params, 4), class_counts=class_counts,
         source={"run": os.path.relpath(run_dir), "seed": int(run_cfg.SEED),
-                "weights": results.get("weights", "final"),
+                "weights": published_weights,
                 "metrics_from": "re-evaluated at publishing" if evaluate else "run's results.json",
                 "train_command": _train_command(run_dir)},
     )

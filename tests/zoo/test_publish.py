@@ -103,3 +103,23 @@ def test_republishing_replaces_the_entry(tmp_path):
     second = publish_run(str(tmp_path / "b"), str(tmp_path / "o"), manifest,
                          class_counts=CLASS_COUNTS)
     assert len(manifest) == 1 and manifest.get(NAME).sha256 == second.sha256 != first.sha256
+
+
+def test_evaluate_takes_the_metrics_from_evaluating_the_published_file(tmp_path, monkeypatch):
+    from ride_dive.model_zoo import publish
+
+    fake_run(tmp_path / "run", results=dict(RESULTS, weights="best (validation)"))
+    os.rename(tmp_path / "run" / "model_final.pth", tmp_path / "run" / "model_best.pth")
+    evaluated = []
+
+    def fake_evaluation(name, weights, output_dir):
+        evaluated.append((name, weights))
+        return {"top1": 70.0, "many": 1.0, "medium": 2.0, "few": 3.0, "weights": "final"}
+
+    monkeypatch.setattr(publish, "evaluate_published", fake_evaluation)
+    entry = publish_run(str(tmp_path / "run"), str(tmp_path / "out"), Manifest(),
+                        class_counts=CLASS_COUNTS, evaluate=True)
+    assert evaluated == [(NAME, str(tmp_path / "out" / entry.file))]  # the published file
+    assert (entry.metrics["top1"], entry.metrics["few"]) == (70.0, 3.0)
+    assert entry.source["metrics_from"] == "re-evaluated at publishing"
+    assert entry.source["weights"] == "best (validation)"  # what was published, from the run
