@@ -17,13 +17,13 @@ published numbers (METHODS.md 9). Suites: fashion-mnist-lt, cifar100-lt, cifar10
 imagenet-lt, inat18 (the last four need their data, and GPUs to finish in reasonable time).
 
 ``speed`` prints, for ResNet-32 and 4-expert RIDE ResNet-32 at 32x32 (and, on a GPU, 4-expert
-RIDE ResNeXt-50 at 224x224) in fp32, bf16 autocast and bf16 + channels_last: training images/s of a bare forward/backward/step loop on
-preloaded tensors and of the full trainer (in-memory loader with batched augmentation,
-hooks, logging) as a ratio to it, evaluation images/s and peak memory; then the ``distill``
-table and, when the Fashion-MNIST-LT RIDE-DiVE router run exists (``--router-run``), the
-``router`` table. Variants are interleaved over several rounds and the median is reported,
-so a background hiccup does not favour one of them. The measuring code is in
-``ride_dive/engine/speed.py``.
+RIDE ResNeXt-50 at 224x224) in fp32, bf16 autocast and bf16 + channels_last: training
+images/s of a bare forward/backward/step loop on preloaded tensors and of the full trainer
+(in-memory loader with batched augmentation, hooks, logging) as a ratio to it, evaluation
+images/s and peak memory; then the ``distill`` table and, when the Fashion-MNIST-LT
+RIDE-DiVE router run exists (``--router-run``), the ``router`` table. Variants are
+interleaved over several rounds and the median is reported, so a background hiccup does not
+favour one of them. The measuring code is in ``ride_dive/engine/speed.py``.
 
 ``experts`` times a RIDE ResNet-32 training step (100 classes, cosine heads, RIDE loss) and
 an eval forward at 32x32 (images/s), with the experts run in a Python loop against the

@@ -57,11 +57,10 @@ def main(args) -> int:
         return 0
     import train_net  # the same entry point as training, so eval behaves identically
 
-    # Downloads and verifies; for a router model it also carries the published threshold.
-    cfg = model_zoo.get_config(args.name, trained=True, manifest=args.manifest)
-    opts = ["MODEL.WEIGHTS", cfg.MODEL.WEIGHTS, "MODEL.ROUTER.TRAIN", "False",
-            "MODEL.ROUTER.THRESHOLD", str(cfg.MODEL.ROUTER.THRESHOLD),
-            "MODEL.TEACHER.CONFIG_FILE", "", "MODEL.TEACHER.WEIGHTS", "", *args.opts]
+    entry = model_zoo.load_manifest(args.manifest).get(args.name)
+    weights = model_zoo.download(args.name, manifest=args.manifest)  # verified, cached
+    opts = model_zoo.inference_overrides(weights, entry.metrics.get("router_threshold"))
+    opts += args.opts
     if "OUTPUT_DIR" not in args.opts[::2]:
         opts += ["OUTPUT_DIR", os.path.join("output", "model_zoo_eval",
                                             os.path.splitext(args.name)[0])]

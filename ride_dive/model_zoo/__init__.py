@@ -22,9 +22,10 @@ from .manifest import Manifest, ManifestError, ZooEntry
 from .resources import config_path, list_config_names, manifest_path
 
 __all__ = [
-    "ZOO_PREFIX", "BASE_URL_ENV", "CACHE_ENV", "MANIFEST_ENV", "DownloadError", "Manifest", "ManifestError",
-    "ZooEntry", "download", "get", "get_checkpoint_url", "get_config", "get_config_file",
-    "list_config_names", "list_models", "load_manifest", "resolve_weights",
+    "ZOO_PREFIX", "BASE_URL_ENV", "CACHE_ENV", "MANIFEST_ENV", "DownloadError", "Manifest",
+    "ManifestError", "ZooEntry", "download", "get", "get_checkpoint_url", "get_config",
+    "get_config_file", "inference_overrides", "list_config_names", "list_models",
+    "load_manifest", "resolve_weights",
 ]
 
 ZOO_PREFIX = "zoo:"
@@ -88,15 +89,21 @@ def get_config(name: str, trained: bool = False, **download_kwargs) -> CfgNode:
     cfg.merge_from_file(get_config_file(name))
     if trained:
         entry = load_manifest(download_kwargs.get("manifest")).get(name)
-        opts = ["MODEL.WEIGHTS", download(name, **download_kwargs),
-                "MODEL.TEACHER.CONFIG_FILE", "", "MODEL.TEACHER.WEIGHTS", ""]
-        if cfg.MODEL.ROUTER.ENABLED:
-            opts += ["MODEL.ROUTER.TRAIN", "False"]
-            if "router_threshold" in entry.metrics:
-                opts += ["MODEL.ROUTER.THRESHOLD", str(entry.metrics["router_threshold"])]
-        cfg.merge_from_list(opts)
+        cfg.merge_from_list(inference_overrides(download(name, **download_kwargs),
+                                                entry.metrics.get("router_threshold")))
     assert_cfg(cfg)
     return cfg
+
+
+def inference_overrides(weights: str, router_threshold: Optional[float] = None) -> List[str]:
+    """``KEY VALUE`` overrides that evaluate ``weights`` with a packaged training config:
+    no teacher (only training distils), no router training (a router stage's config
+    trains it), and the published router threshold when one is given."""
+    opts = ["MODEL.WEIGHTS", weights, "MODEL.ROUTER.TRAIN", "False",
+            "MODEL.TEACHER.CONFIG_FILE", "", "MODEL.TEACHER.WEIGHTS", ""]
+    if router_threshold is not None:
+        opts += ["MODEL.ROUTER.THRESHOLD", str(router_threshold)]
+    return opts
 
 
 def get(name: str, trained: bool = False, device: Optional[str] = None,

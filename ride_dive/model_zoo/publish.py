@@ -162,10 +162,9 @@ def evaluate_published(name: str, weights: str, output_dir: str) -> Dict[str, An
     ``tools/model_zoo.py eval`` does (test split, router threshold chosen on validation),
     writing ``results.json`` into ``output_dir``; returns the results."""
     from ..engine.defaults import DefaultTrainer, setup_cfg
+    from . import inference_overrides  # the package imports this module: import late
 
-    cfg = setup_cfg(config_path(name), [
-        "MODEL.WEIGHTS", weights, "OUTPUT_DIR", output_dir, "MODEL.ROUTER.TRAIN", "False",
-        "MODEL.TEACHER.CONFIG_FILE", "", "MODEL.TEACHER.WEIGHTS", ""])
+    cfg = setup_cfg(config_path(name), inference_overrides(weights) + ["OUTPUT_DIR", output_dir])
     trainer = DefaultTrainer(cfg)
     trainer.checkpointer.load(weights, checkpointables=[])
     return trainer.test()

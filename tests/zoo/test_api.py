@@ -8,7 +8,9 @@ from ride_dive import model_zoo
 from ride_dive.checkpoint import Checkpointer
 from ride_dive.config import ConfigError
 
-from .conftest import CLASS_COUNTS, ROUTER_THRESHOLD, ZOO_NAME, checkpoint_bytes, write_zoo, zoo_model
+from .conftest import (
+    CLASS_COUNTS, ROUTER_THRESHOLD, ZOO_NAME, checkpoint_bytes, write_zoo, zoo_model,
+)
 
 
 @pytest.fixture

@@ -114,7 +114,8 @@ def test_file_url_mirror(zoo, tmp_path):
 
 
 def test_unknown_entry_suggests_close_names(zoo):
-    with pytest.raises(ManifestError, match=r"Did you mean FashionMNIST-LT/ride_dive_4e_r32_router"):
+    with pytest.raises(ManifestError,
+                       match=r"Did you mean FashionMNIST-LT/ride_dive_4e_r32_router"):
         model_zoo.download("FashionMNIST-LT/ride_dive_4e_r32_routr.yaml", **zoo["kwargs"])
 
 

@@ -17,7 +17,10 @@ from typing import Any, Dict, List, Tuple
 
 import torch
 import torch._weights_only_unpickler as _wo_unpickler
-from torch.serialization import get_safe_globals, get_unsafe_globals_in_checkpoint, safe_globals
+try:  # torch >= 2.6: named stand-ins in the weights-only allow-list
+    from torch.serialization import get_safe_globals, get_unsafe_globals_in_checkpoint, safe_globals
+except ImportError:  # older torch: the importers say so when used, the rest still works
+    get_safe_globals = get_unsafe_globals_in_checkpoint = safe_globals = None
 
 from ..serialization import CheckpointError, _short_reason
 
@@ -118,6 +121,12 @@ def load_foreign_checkpoint(path: str) -> Tuple[Any, List[str]]:
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Checkpoint file not found: {path}")
+    if safe_globals is None:
+        raise CheckpointError(
+            f"Converting '{path}' needs torch >= 2.6 (torch.serialization.safe_globals with "
+            f"named stand-ins), this is torch {torch.__version__}; convert with a newer torch "
+            "and use the converted file here"
+        )
     try:
         names = _unknown_globals(path)
     except Exception as e:  # noqa: BLE001 - any parse failure means "not a checkpoint"
