@@ -143,6 +143,9 @@ def _check_ride(cfg: CfgNode, p: List[str]) -> None:
         p,
     )
     _require(r.TEMPERATURE_BASE > 0, "MODEL.LOSS.RIDE.TEMPERATURE_BASE must be > 0", p)
+    _require(_one_of(r.DIVERSITY_SPACE, ("fitted", "raw")),
+             "MODEL.LOSS.RIDE.DIVERSITY_SPACE must be 'fitted' (the logits the base loss "
+             f"fits) or 'raw' (RIDE's code), got '{r.DIVERSITY_SPACE}'", p)
     router = m.ROUTER
     _require(
         not router.TRAIN or router.ENABLED,

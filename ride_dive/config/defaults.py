@@ -207,6 +207,10 @@ _C.TEST.BEST_METRIC = "top1"
 _C.TEST.USE_BEST = False
 # Bins of the expected calibration error.
 _C.TEST.ECE_BINS = 15
+# Multi-expert models: warn when the median expert's own top-1 is more than this many points
+# below the ensemble's (experts that are incompetent alone: see docs/RIDE_DIVERSITY.md).
+# <= 0 = no check.
+_C.TEST.EXPERT_GAP_WARNING = 15.0
 # Shot groups from training counts: many > MANY_THRESHOLD >= medium >= FEW_THRESHOLD > few.
 _C.TEST.MANY_THRESHOLD = 100
 _C.TEST.FEW_THRESHOLD = 20
@@ -245,6 +249,11 @@ _C.MODEL.LOSS.RIDE.DIVERSITY_WEIGHT = -0.45
 _C.MODEL.LOSS.RIDE.TEMPERATURE_ALPHA = 0.05
 # T_base of the distribution-aware temperature.
 _C.MODEL.LOSS.RIDE.TEMPERATURE_BASE = 1.0
+# Where the diversity KL compares each expert with the ensemble: "fitted" = the logits the
+# base loss fits (z + log n for Balanced Softmax; the raw logits for LDAM, CE, focal and DiVE,
+# so RIDE's recipe is unchanged) or "raw" = the raw logits always, as RIDE's code. With a
+# prior-adjusted base loss "raw" lets the experts collapse (docs/RIDE_DIVERSITY.md).
+_C.MODEL.LOSS.RIDE.DIVERSITY_SPACE = "fitted"
 
 _C.MODEL.ROUTER = CfgNode()
 # Build the E-1 expert routers (RIDE "expert assignment"). With it, evaluation runs expert 1

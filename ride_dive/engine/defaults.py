@@ -17,7 +17,12 @@ from torch.nn.parallel import DistributedDataParallel
 from ..checkpoint import Checkpointer, atomic_write_text, restore_rng_state
 from ..config import CfgNode, ConfigError, assert_cfg, get_cfg
 from ..data import build_datasets, build_train_loader
-from ..evaluation import format_label_shift_table, format_results_table, save_results_json
+from ..evaluation import (
+    expert_competence_warning,
+    format_label_shift_table,
+    format_results_table,
+    save_results_json,
+)
 from ..modeling import build_model
 from ..modeling.norm import to_sync_batch_norm
 from ..solver import build_lr_scheduler, build_optimizer, describe_lr_scaling
@@ -235,6 +240,10 @@ class DefaultTrainer:
         results = evaluate(cfg, self.model, self.splits.test, counts, self.device,
                            label_shift=cfg.TEST.LABEL_SHIFT)
         results["weights"] = weights
+        warning = expert_competence_warning(results, cfg.TEST.EXPERT_GAP_WARNING)
+        if warning is not None:
+            logger.warning(warning)
+            results["warnings"] = [warning]
         tau = distill_temperature(self.model)
         if tau is not None:
             results["distill_temperature"] = tau

@@ -28,6 +28,7 @@ from .metrics import (
     topk_accuracy,
     topk_correct,
 )
+from .expert_check import expert_competence_warning
 from .multi_expert import (
     ExpertOutputsEvaluator,
     expert_count_macs,
@@ -42,6 +43,7 @@ from .reporting import (
     plot_router_tradeoff,
     save_results_json,
 )
+from .statistics import format_paired, paired_difference, t_quantile_975
 from .tau_norm import DEFAULT_TAUS, collect_features, select_tau, tau_norm_sweep
 
 __all__ = [
@@ -69,15 +71,19 @@ __all__ = [
     "per_class_accuracy",
     "reliability_bins",
     "shot_group_accuracy",
+    "t_quantile_975",
     "topk_accuracy",
     "topk_correct",
+    "expert_competence_warning",
     "expert_count_macs",
     "experts_used_distribution",
+    "format_paired",
     "format_results_table",
     "format_router_table",
     "has_router",
     "plot_router_tradeoff",
     "router_tradeoff",
+    "paired_difference",
     "save_results_json",
     "select_router_threshold",
 ]

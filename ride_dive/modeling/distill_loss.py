@@ -95,6 +95,12 @@ class DiVELoss(nn.Module):
         """Forward the epoch to the hard-label loss (its DRW schedule, if any)."""
         self.base_loss.set_epoch(epoch)
 
+    def fitted_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """The raw logits: the distillation term (weight ``alpha * tau^2``, 4.5 at the
+        defaults against the hard-label term's 0.5) fits ``softmax(z / tau)`` to the
+        teacher's target on the raw logits, so that is the space this loss trains."""
+        return logits
+
     def forward(
         self,
         logits: torch.Tensor,

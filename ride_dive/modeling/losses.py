@@ -145,6 +145,16 @@ class LongTailLoss(nn.Module):
         """The loss of float32 ``logits`` given int64 ``targets`` and optional class weights."""
         raise NotImplementedError
 
+    def fitted_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """The logits whose softmax this loss fits to the training labels.
+
+        The same for every label (a label-dependent margin such as LDAM's is left out, as
+        RIDE's own code leaves it out of its diversity term). Losses that add a class prior
+        inside the loss return the adjusted logits; RIDE's diversity term is measured there
+        (``MODEL.LOSS.RIDE.DIVERSITY_SPACE: "fitted"``).
+        """
+        return logits
+
 
 @LOSS_REGISTRY.register()
 class CrossEntropyLoss(LongTailLoss):
@@ -182,7 +192,11 @@ class BalancedSoftmaxLoss(LongTailLoss):
         return cls.loss_kwargs(cfg, class_counts)
 
     def compute(self, logits, targets, weight):
-        return F.cross_entropy(logits + self.log_prior, targets, weight=weight)
+        return F.cross_entropy(self.fitted_logits(logits), targets, weight=weight)
+
+    def fitted_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """``z + log n``: the training-distribution logits this loss fits."""
+        return logits + self.log_prior.to(logits.dtype)
 
 
 @LOSS_REGISTRY.register()

@@ -9,6 +9,17 @@ distribution-aware per-class temperature ``T_c = T_base * w_c`` (broadcast over 
 dimension of the softmax). With ``lambda = 0`` the diversity term is absent, and the loss is
 exactly the sum of the experts' base losses (the reference code switches to a different
 loss there; this one does not).
+
+Where the KL is measured (``diversity_space``). RIDE's code compares raw logits, which is the
+space its LDAM base loss fits. A loss that adds the log prior inside (Balanced Softmax, the
+RIDE-DiVE teacher's base loss) fits ``softmax(z + log n)`` instead, and the raw logits then
+have slack the loss does not see: an expert can raise its raw tail-class logits on head
+images by up to ``log(n_head / n_tail)`` at little cost to its base loss, which the diversity
+term rewards. Experts then drift into individually wrong raw predictions whose mean alone is
+right (docs/RIDE_DIVERSITY.md measures it). ``"fitted"`` (the default) compares
+``base_loss.fitted_logits(z)`` instead, the logits the base loss trains, so that disagreement
+always costs base loss; for LDAM, CE, focal and DiVE those are the raw logits, so RIDE's
+recipe is unchanged. ``"raw"`` is RIDE's code as it is.
 """
 from typing import Dict, Optional, Sequence
 
@@ -20,7 +31,10 @@ from ..config import ConfigError, configurable
 from ..utils.registry import lookup
 from .registry import LOSS_REGISTRY
 
-__all__ = ["RIDELoss", "distribution_aware_temperatures", "diversity_kl"]
+__all__ = ["DIVERSITY_SPACES", "RIDELoss", "distribution_aware_temperatures", "diversity_kl"]
+
+# Where the diversity KL compares the experts (see the module docstring).
+DIVERSITY_SPACES = ("fitted", "raw")
 
 
 def distribution_aware_temperatures(
@@ -90,6 +104,8 @@ class RIDELoss(nn.Module):
         temperature_base: ``T_base``.
         temperature_epoch: first epoch of the per-class temperatures (the DRW epoch); < 0 =
             never, T = 1 throughout.
+        diversity_space: ``"fitted"`` (the KL on the base loss's ``fitted_logits``) or
+            ``"raw"`` (on the raw logits, as RIDE's code).
     """
 
     takes_expert_logits = True
@@ -104,8 +120,15 @@ class RIDELoss(nn.Module):
         temperature_alpha: float = 0.05,
         temperature_base: float = 1.0,
         temperature_epoch: int = -1,
+        diversity_space: str = "fitted",
     ):
         super().__init__()
+        if diversity_space not in DIVERSITY_SPACES:
+            raise ValueError(
+                f"MODEL.LOSS.RIDE.DIVERSITY_SPACE must be one of {DIVERSITY_SPACES}, "
+                f"got {diversity_space!r}"
+            )
+        self.diversity_space = diversity_space
         self.base_loss = base_loss
         self.diversity_weight = float(diversity_weight)
         self.temperature_epoch = temperature_epoch
@@ -133,6 +156,7 @@ class RIDELoss(nn.Module):
             "temperature_alpha": r.TEMPERATURE_ALPHA,
             "temperature_base": r.TEMPERATURE_BASE,
             "temperature_epoch": cfg.MODEL.LOSS.DRW_EPOCH,
+            "diversity_space": r.DIVERSITY_SPACE,
         }
 
     def set_epoch(self, epoch: int) -> None:
@@ -183,7 +207,15 @@ class RIDELoss(nn.Module):
         temperature = self.temperature().to(logits.device)
         # A tensor, not .item(): no device sync per step.
         scale = self.diversity_weight * temperature.mean().square()
-        mean_logits = logits.mean(dim=0).detach()
-        for i, z in enumerate(logits):
+        compared = self.diversity_logits(logits)
+        mean_logits = compared.mean(dim=0).detach()
+        for i, z in enumerate(compared):
             losses[f"loss_div_e{i}"] = scale * diversity_kl(z, mean_logits, temperature)
         return losses
+
+    def diversity_logits(self, expert_logits: torch.Tensor) -> torch.Tensor:
+        """The ``(E, N, C)`` logits the diversity KL compares (``diversity_space``)."""
+        fitted = getattr(self.base_loss, "fitted_logits", None)
+        if self.diversity_space == "raw" or fitted is None:
+            return expert_logits
+        return torch.stack([fitted(z) for z in expert_logits])

@@ -110,3 +110,73 @@ def test_ride_loss_from_config_drives_its_base_loss():
 def test_ride_loss_rejects_single_head_logits():
     with pytest.raises(ValueError, match=r"\(E, N, C\)"):
         RIDELoss(base_loss=CrossEntropyLoss())(torch.randn(4, 3), torch.tensor([0, 1, 2, 0]))
+
+
+def _diversity_by_hand(expert_logits, shift, lam):
+    """Each expert's lambda * KL(softmax(mean + shift) || softmax(z_i + shift)), T = 1."""
+    z = expert_logits.tolist()
+    experts, batch, classes = len(z), len(z[0]), len(z[0][0])
+    shifted = [[[z[i][n][c] + shift[c] for c in range(classes)] for n in range(batch)]
+               for i in range(experts)]
+    mean = [[sum(shifted[i][n][c] for i in range(experts)) / experts for c in range(classes)]
+            for n in range(batch)]
+    return [lam * sum(_hand_kl(mean[n], shifted[i][n], [1.0] * classes)
+                      for n in range(batch)) / batch for i in range(experts)]
+
+
+def test_fitted_diversity_space_compares_balanced_softmax_experts_on_z_plus_log_n():
+    torch.manual_seed(3)
+    logits = torch.randn(3, 5, len(COUNTS), dtype=torch.float64) * 4
+    targets = torch.tensor([0, 1, 2, 3, 0])
+    log_n = [math.log(n) for n in COUNTS]
+    for space, shift in (("fitted", log_n), ("raw", [0.0] * len(COUNTS))):
+        loss = RIDELoss(base_loss=BalancedSoftmaxLoss(class_counts=COUNTS),
+                        diversity_weight=-0.45, diversity_space=space)
+        terms = loss(logits, targets)
+        want = _diversity_by_hand(logits, shift, -0.45)
+        got = [float(terms[f"loss_div_e{i}"]) for i in range(3)]
+        assert got == pytest.approx(want, rel=1e-5), space
+    # The two spaces really differ here (the prior is far from uniform).
+    assert _diversity_by_hand(logits, log_n, 1.0) != pytest.approx(
+        _diversity_by_hand(logits, [0.0] * 4, 1.0), rel=1e-3)
+
+
+@pytest.mark.parametrize("base", ["LDAMLoss", "CrossEntropyLoss", "FocalLoss", "DiVELoss"])
+def test_fitted_space_is_the_raw_space_for_losses_without_a_prior(base):
+    # RIDE's own recipe (LDAM) and the RIDE-DiVE student (DiVE) keep RIDE's raw-logit KL.
+    cfg = get_cfg()
+    cfg.MODEL.META_ARCHITECTURE = "RIDE"
+    cfg.MODEL.LOSS.NAME = "RIDELoss"
+    cfg.MODEL.LOSS.RIDE.BASE_LOSS = base
+    torch.manual_seed(4)
+    logits = torch.randn(4, 6, len(COUNTS)) * 5
+    teacher = torch.randn(6, len(COUNTS))
+    targets = torch.tensor([0, 1, 2, 3, 1, 0])
+    out = {}
+    for space in ("fitted", "raw"):
+        cfg.MODEL.LOSS.RIDE.DIVERSITY_SPACE = space
+        loss = build_loss(cfg, COUNTS)
+        extra = {"teacher_logits": teacher} if loss.takes_teacher_logits else {}
+        out[space] = loss(logits, targets, **extra)
+    assert out["fitted"].keys() == out["raw"].keys()
+    for name in out["raw"]:
+        assert torch.equal(out["fitted"][name], out["raw"][name]), name
+
+
+def test_balanced_softmax_fitted_logits_are_the_ones_its_loss_fits():
+    loss = BalancedSoftmaxLoss(class_counts=COUNTS)
+    z = torch.randn(5, len(COUNTS))
+    y = torch.tensor([0, 1, 2, 3, 3])
+    fitted = loss.fitted_logits(z)
+    torch.testing.assert_close(fitted - z, torch.tensor(COUNTS).float().log().expand(5, -1))
+    torch.testing.assert_close(loss(z, y), torch.nn.functional.cross_entropy(fitted, y))
+    assert torch.equal(CrossEntropyLoss().fitted_logits(z), z)
+
+
+def test_diversity_space_is_checked():
+    cfg = get_cfg()
+    cfg.MODEL.LOSS.RIDE.DIVERSITY_SPACE = "prior"
+    with pytest.raises(ConfigError, match="DIVERSITY_SPACE"):
+        assert_cfg(cfg)
+    with pytest.raises(ValueError, match="DIVERSITY_SPACE"):
+        RIDELoss(base_loss=CrossEntropyLoss(), diversity_space="prior")
