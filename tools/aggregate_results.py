@@ -6,11 +6,19 @@
 
 Each ``--label`` starts a new row; the run directories after it are its seeds. A directory
 written by ``tools/tau_norm.py`` contributes the test numbers of its chosen tau.
+
+``--paired NAME`` adds a second table: for every other row, the paired difference
+row − NAME over the seeds both give (the i-th directory of each row is the same seed), its
+mean with a 95 % t-interval (METHODS.md section 10), and "(n.s.)" where the interval holds 0.
 """
 import json
 import os
 import statistics
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from ride_dive.evaluation.statistics import format_paired, paired_difference  # noqa: E402
 
 METRICS = ("top1", "many", "medium", "few")
 
@@ -49,8 +57,40 @@ def parse(argv):
     return rows
 
 
+def paired_table(rows, results, reference: str) -> str:
+    """Markdown rows of ``row - reference`` paired over seeds, one per other row."""
+    names = [label for label, _ in rows]
+    if reference not in names:
+        sys.exit(f"ERROR: --paired {reference!r} is not one of the labels: {', '.join(names)}")
+    ref = results[names.index(reference)]
+    lines = [f"| paired difference (95 % interval) | seeds | {' | '.join(METRICS)} |",
+             "|---" * (len(METRICS) + 2) + "|"]
+    for (label, _), runs in zip(rows, results):
+        if label == reference:
+            continue
+        n = min(len(runs), len(ref))
+        if n < 2:
+            sys.exit(f"ERROR: a paired interval needs >= 2 seeds in both {label!r} and "
+                     f"{reference!r}")
+        cells = []
+        for m in METRICS:
+            pairs = [(a[m], b[m]) for a, b in zip(runs[:n], ref[:n])
+                     if a.get(m) is not None and b.get(m) is not None]
+            cells.append(format_paired(paired_difference(*zip(*pairs)))
+                         if len(pairs) >= 2 else "–")
+        lines.append(f"| {label} − {reference} | {n} | {' | '.join(cells)} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
+    reference = None
+    if "--paired" in argv:
+        i = argv.index("--paired")
+        if i + 1 >= len(argv):
+            sys.exit("ERROR: --paired needs the label of the reference row")
+        reference = argv[i + 1]
+        del argv[i:i + 2]
     # Accept both "--label NAME" and "--label=NAME".
     joined = []
     for i, arg in enumerate(argv):
@@ -63,10 +103,15 @@ def main(argv=None) -> None:
     rows = parse(joined)
     print(f"| method | seeds | {' | '.join(METRICS)} |")
     print("|---" * (len(METRICS) + 2) + "|")
+    all_results = []
     for label, dirs in rows:
         results = [load(d) for d in dirs]
+        all_results.append(results)
         cells = [cell([r[m] for r in results if m in r]) for m in METRICS]
         print(f"| {label} | {len(results)} | {' | '.join(cells)} |")
+    if reference is not None:
+        print()
+        print(paired_table(rows, all_results, reference))
 
 
 if __name__ == "__main__":

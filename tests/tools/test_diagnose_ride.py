@@ -1,0 +1,75 @@
+"""tools/diagnose_ride.py on a real tiny RIDE run, and the trainer's expert warning."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ride_dive.engine import DefaultTrainer, setup_cfg
+from ride_dive.engine.defaults import save_config
+from ride_dive.utils.logger import setup_logger
+from tests.conftest import RIDE_OVERRIDES, ROOT, tiny_overrides
+
+TOOL = os.path.join(ROOT, "tools", "diagnose_ride.py")
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+import diagnose_ride  # noqa: E402
+
+setup_logger("", rank=1)  # quiet
+
+
+@pytest.fixture(scope="module")
+def ride_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ride")
+    cfg = setup_cfg("", tiny_overrides(out, **RIDE_OVERRIDES, **{
+        "MODEL.RIDE.NUM_EXPERTS": 3, "SOLVER.MAX_EPOCHS": 2, "LOG_PERIOD": 1}))
+    save_config(cfg)  # as tools/train_net.py does
+    results = DefaultTrainer(cfg).train()
+    return str(out), results
+
+
+def test_diversity_ratio_by_thirds_of_training():
+    lines = [{"epoch": e, "loss_base_e0": 1.0, "loss_base_e1": 3.0,
+              "loss_div_e0": -0.1 * (e + 1), "loss_div_e1": -0.1 * (e + 1)} for e in range(6)]
+    # Epochs 0-1, 2-3, 4-5: |div| / base = 0.2 (e + 1) / 4, averaged per third.
+    assert diagnose_ride.diversity_ratios(lines) == pytest.approx([0.075, 0.175, 0.275])
+    assert diagnose_ride.diversity_ratios([{"epoch": 0, "loss_base_e0": 1.0}]) == [None] * 3
+
+
+def test_tool_reports_the_run_and_the_reference(ride_run):
+    run_dir, results = ride_run
+    out = subprocess.run([sys.executable, TOOL, run_dir, "--names", "tiny",
+                          "--reference", run_dir], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    row = next(line for line in lines if line.startswith("| tiny |"))
+    experts = results["expert_top1"]
+    assert f"{min(experts):.1f} / " in row and f" / {max(experts):.1f} |" in row
+    assert f"| {results['top1']:.2f} |" in row
+    # The per-class table: head class first, with its training count and recall.
+    with open(os.path.join(run_dir, "results.json")) as f:
+        per_class = json.load(f)["per_class"]
+    assert f"| 0 | 40 | {per_class[0]:.2f} | {per_class[0]:.2f} |" in lines
+
+
+def test_missing_run_is_a_clear_error(tmp_path):
+    out = subprocess.run([sys.executable, TOOL, str(tmp_path)], capture_output=True, text=True)
+    assert out.returncode != 0 and "results.json not found" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_trainer_stores_and_logs_the_expert_warning(ride_run, monkeypatch):
+    run_dir, _ = ride_run
+    cfg = setup_cfg(os.path.join(run_dir, "config.yaml"), ["OUTPUT_DIR", run_dir])
+    trainer = DefaultTrainer(cfg)
+    trainer.resume_or_load(resume=True)
+    seen = {}
+
+    def fake(results, max_gap):
+        seen["args"] = (sorted(results), max_gap)
+        return "experts collapsed"
+
+    monkeypatch.setattr("ride_dive.engine.defaults.expert_competence_warning", fake)
+    results = trainer.test()
+    assert results["warnings"] == ["experts collapsed"]
+    assert "expert_top1" in seen["args"][0] and seen["args"][1] == 15.0

@@ -1,0 +1,134 @@
+#!/usr/bin/env python
+"""Diagnose RIDE runs: experts' own accuracy, per-class recall, diversity against base loss.
+
+    python tools/diagnose_ride.py output/fmnist_lt/ride_6e_bsce_r32_s0 \
+        --reference output/fmnist_lt/bsce_r32_s0
+
+For each finished run directory (its ``results.json``, ``metrics.json`` and
+``config.yaml``) it prints, as Markdown:
+
+1. test top-1 / many / medium / few, each expert's own top-1 (min, median, max) and the
+   gap between the ensemble and its median expert (what ``TEST.EXPERT_GAP_WARNING`` checks);
+2. the ratio ``sum_i |diversity_i| / sum_i base_i`` of the logged loss terms, averaged over
+   the first, middle and last third of training (RIDE's LDAM-DRW recipe logs about 0.01;
+   a collapsing ensemble far more than 1);
+3. per-class test recall of every run next to the training count of the class (and of the
+   ``--reference`` run, e.g. a single-head Balanced Softmax model of the same seed).
+
+Nothing is trained or evaluated again: the numbers are those the runs wrote.
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from ride_dive.config import get_cfg  # noqa: E402
+from ride_dive.data import build_datasets  # noqa: E402
+
+
+def _read_json(path: str):
+    if not os.path.isfile(path):
+        sys.exit(f"ERROR: {path} not found: give the directory of a finished run.")
+    with open(path) as f:
+        return json.load(f)
+
+
+def _metrics_lines(run_dir: str):
+    path = os.path.join(run_dir, "metrics.json")
+    if not os.path.isfile(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def diversity_ratios(lines, phases: int = 3):
+    """Mean of ``sum |loss_div_e*| / sum (other per-expert terms)`` per third of training.
+
+    Returns a list of ``phases`` floats (None where a phase logged nothing, or the run
+    logged no diversity term).
+    """
+    rows = [r for r in lines if any(k.startswith("loss_div_e") for k in r)]
+    if not rows:
+        return [None] * phases
+    last_epoch = max(int(r.get("epoch", 0)) for r in rows) + 1
+    sums = [[] for _ in range(phases)]
+    for r in rows:
+        div = sum(abs(v) for k, v in r.items() if k.startswith("loss_div_e"))
+        base = sum(v for k, v in r.items()
+                   if k.startswith("loss_") and "_e" in k and not k.startswith("loss_div_e"))
+        if base > 0:
+            phase = min(int(r.get("epoch", 0)) * phases // last_epoch, phases - 1)
+            sums[phase].append(div / base)
+    return [statistics.mean(s) if s else None for s in sums]
+
+
+def _fmt(value, digits: int = 2) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def summary_row(name: str, run_dir: str) -> str:
+    """One Markdown row: accuracy, experts, ensemble-to-expert gap, diversity ratios."""
+    results = _read_json(os.path.join(run_dir, "results.json"))
+    experts = results.get("expert_top1") or []
+    median = statistics.median(experts) if experts else None
+    gap = results["top1"] - median if median is not None else None
+    spread = (f"{min(experts):.1f} / {median:.1f} / {max(experts):.1f}" if experts else "–")
+    ratios = " / ".join(_fmt(r, 3) for r in diversity_ratios(_metrics_lines(run_dir)))
+    cells = [_fmt(results.get(k)) for k in ("top1", "many", "medium", "few")]
+    return f"| {name} | {' | '.join(cells)} | {spread} | {_fmt(gap, 1)} | {ratios} |"
+
+
+def class_counts_of(run_dir: str):
+    """Training images per class of the run's dataset (rebuilt from its config.yaml)."""
+    cfg = get_cfg()
+    cfg.set_new_allowed(True)
+    cfg.merge_from_file(os.path.join(run_dir, "config.yaml"))
+    return [int(n) for n in build_datasets(cfg).class_counts]
+
+
+def per_class_table(named_dirs) -> str:
+    """Per-class recall of each run, one row per class, head class first."""
+    counts = class_counts_of(named_dirs[0][1])
+    recalls = [_read_json(os.path.join(d, "results.json"))["per_class"] for _, d in named_dirs]
+    header = "| class | train images | " + " | ".join(n for n, _ in named_dirs) + " |"
+    lines = [header, "|---" * (2 + len(named_dirs)) + "|"]
+    for c in sorted(range(len(counts)), key=lambda i: -counts[i]):
+        cells = [_fmt(r[c]) if c < len(r) else "–" for r in recalls]
+        lines.append(f"| {c} | {counts[c]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="finished RIDE runs")
+    parser.add_argument("--reference", default="", metavar="RUN_DIR",
+                        help="a single-head run to compare per-class recall with")
+    parser.add_argument("--names", nargs="*", default=None,
+                        help="row names (default: the directory names)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    names = args.names or [os.path.basename(os.path.normpath(d)) for d in args.run_dirs]
+    if len(names) != len(args.run_dirs):
+        sys.exit(f"ERROR: --names gives {len(names)} names for {len(args.run_dirs)} runs.")
+    named = list(zip(names, args.run_dirs))
+    if args.reference:
+        named.append(("reference: " + os.path.basename(os.path.normpath(args.reference)),
+                      args.reference))
+    print("| run | top1 | many | medium | few | experts' top1 (min / median / max) "
+          "| ensemble − median expert | abs(diversity) / base (1st / 2nd / 3rd third) |")
+    print("|---" * 8 + "|")
+    for name, run_dir in named:
+        print(summary_row(name, run_dir))
+    print()
+    print(per_class_table(named))
+
+
+if __name__ == "__main__":
+    main()
