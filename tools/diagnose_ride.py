@@ -15,7 +15,11 @@ For each finished run directory (its ``results.json``, ``metrics.json`` and
 3. per-class test recall of every run next to the training count of the class (and of the
    ``--reference`` run, e.g. a single-head Balanced Softmax model of the same seed).
 
-Nothing is trained or evaluated again: the numbers are those the runs wrote.
+These come from the files the runs wrote. ``--experts`` also runs each run's
+``model_final.pth`` over the test split once (as the trainer's evaluation does) and prints,
+per expert, its top-1 on the raw logits ``z`` and on ``z + log n`` (the logits a Balanced
+Softmax loss fits), and which share of the balanced test images it assigns to the Many /
+Medium / Few classes (an unbiased model gives each group its share of the classes).
 """
 import argparse
 import json
@@ -25,8 +29,14 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import torch  # noqa: E402
+
+from ride_dive.checkpoint import Checkpointer  # noqa: E402
 from ride_dive.config import get_cfg  # noqa: E402
-from ride_dive.data import build_datasets  # noqa: E402
+from ride_dive.data import build_datasets, build_test_loader  # noqa: E402
+from ride_dive.evaluation.evaluator import _model_outputs  # noqa: E402
+from ride_dive.modeling import build_model  # noqa: E402
+from ride_dive.utils.env import amp_dtype, resolve_device  # noqa: E402
 
 
 def _read_json(path: str):
@@ -81,12 +91,77 @@ def summary_row(name: str, run_dir: str) -> str:
     return f"| {name} | {' | '.join(cells)} | {spread} | {_fmt(gap, 1)} | {ratios} |"
 
 
+def _run_cfg(run_dir: str):
+    cfg = get_cfg()
+    cfg.merge_from_file(os.path.join(run_dir, "config.yaml"))
+    return cfg
+
+
 def class_counts_of(run_dir: str):
     """Training images per class of the run's dataset (rebuilt from its config.yaml)."""
-    cfg = get_cfg()
-    cfg.set_new_allowed(True)
-    cfg.merge_from_file(os.path.join(run_dir, "config.yaml"))
-    return [int(n) for n in build_datasets(cfg).class_counts]
+    return [int(n) for n in build_datasets(_run_cfg(run_dir)).class_counts]
+
+
+def shot_groups(counts, many: int, few: int):
+    """Class indices of the Many / Medium / Few groups (METHODS.md section 1)."""
+    return {"many": [c for c, n in enumerate(counts) if n > many],
+            "medium": [c for c, n in enumerate(counts) if few <= n <= many],
+            "few": [c for c, n in enumerate(counts) if n < few]}
+
+
+def expert_predictions(run_dir: str):
+    """Per expert (and the ensemble): raw top-1, top-1 of ``z + log n`` and the share of
+    test predictions per shot group, from one pass of ``model_final.pth`` over the test
+    split."""
+    cfg = _run_cfg(run_dir)
+    cfg.defrost()
+    cfg.MODEL.TEACHER.CONFIG_FILE = ""  # evaluation needs no teacher
+    cfg.MODEL.ROUTER.ENABLED = False  # every expert on every image
+    cfg.freeze()
+    splits = build_datasets(cfg)
+    counts = [int(n) for n in splits.class_counts]
+    device = resolve_device(cfg.MODEL.DEVICE)
+    model = build_model(cfg, counts)
+    Checkpointer(model, run_dir).load(os.path.join(run_dir, "model_final.pth"),
+                                      checkpointables=[])
+    model.to(device)
+    loader = build_test_loader(cfg, splits.test, device=device)
+    chunks, labels = [], []
+    for output, y in _model_outputs(model, loader, device, amp_dtype(cfg)):
+        chunks.append(output["expert_logits"].float().cpu())
+        labels.append(y.long().cpu())
+    experts = torch.cat(chunks, dim=1)  # (E, N, C)
+    labels = torch.cat(labels)
+    log_n = torch.tensor(counts, dtype=torch.float32).log()
+    groups = shot_groups(counts, cfg.TEST.MANY_THRESHOLD, cfg.TEST.FEW_THRESHOLD)
+    rows = []
+    named = [(f"expert {i}", z) for i, z in enumerate(experts)] + [("ensemble", experts.mean(0))]
+    for name, z in named:
+        pred = z.argmax(dim=1)
+        row = {"name": name, "top1": 100.0 * float((pred == labels).float().mean()),
+               "top1_prior": 100.0 * float(((z + log_n).argmax(dim=1) == labels).float().mean())}
+        for group, classes in groups.items():
+            if classes:
+                row[group] = 100.0 * float(torch.isin(pred, torch.tensor(classes)).float().mean())
+        rows.append(row)
+    shares = {g: 100.0 * len(c) / len(counts) for g, c in groups.items() if c}
+    return rows, shares
+
+
+def expert_table(name: str, run_dir: str) -> str:
+    """Markdown table of :func:`expert_predictions`."""
+    rows, shares = expert_predictions(run_dir)
+    groups = list(shares)
+    lines = [f"{name}: predictions per expert on the balanced test split",
+             "",
+             "| expert | top-1 (z) | top-1 (z + log n) | "
+             + " | ".join(f"predicted {g} (share of classes {shares[g]:.0f} %)" for g in groups)
+             + " |",
+             "|---" * (3 + len(groups)) + "|"]
+    for r in rows:
+        lines.append(f"| {r['name']} | {r['top1']:.2f} | {r['top1_prior']:.2f} | "
+                     + " | ".join(f"{r[g]:.1f} %" for g in groups) + " |")
+    return "\n".join(lines)
 
 
 def per_class_table(named_dirs) -> str:
@@ -109,6 +184,9 @@ def parse_args(argv=None):
                         help="a single-head run to compare per-class recall with")
     parser.add_argument("--names", nargs="*", default=None,
                         help="row names (default: the directory names)")
+    parser.add_argument("--experts", action="store_true",
+                        help="also run each model_final.pth over the test split: per-expert "
+                             "top-1 on z and z + log n, predictions per shot group")
     return parser.parse_args(argv)
 
 
@@ -128,6 +206,10 @@ def main(argv=None) -> None:
         print(summary_row(name, run_dir))
     print()
     print(per_class_table(named))
+    if args.experts:
+        for name, run_dir in zip(names, args.run_dirs):
+            print()
+            print(expert_table(name, run_dir))
 
 
 if __name__ == "__main__":

@@ -73,3 +73,20 @@ def test_trainer_stores_and_logs_the_expert_warning(ride_run, monkeypatch):
     results = trainer.test()
     assert results["warnings"] == ["experts collapsed"]
     assert "expert_top1" in seen["args"][0] and seen["args"][1] == 15.0
+
+
+def test_expert_predictions_agree_with_the_runs_own_evaluation(ride_run):
+    run_dir, results = ride_run
+    rows, shares = diagnose_ride.expert_predictions(run_dir)
+    assert [r["name"] for r in rows] == ["expert 0", "expert 1", "expert 2", "ensemble"]
+    for r, want in zip(rows, results["expert_top1"]):
+        assert r["top1"] == pytest.approx(want, abs=1e-6)
+    assert rows[-1]["top1"] == pytest.approx(results["top1"], abs=1e-6)
+    # Every test image is predicted into exactly one shot group.
+    for r in rows:
+        assert sum(r[g] for g in shares) == pytest.approx(100.0)
+    assert sum(shares.values()) == pytest.approx(100.0)
+    out = subprocess.run([sys.executable, TOOL, run_dir, "--experts"], capture_output=True,
+                         text=True)
+    assert out.returncode == 0, out.stderr
+    assert f"| ensemble | {results['top1']:.2f} |" in out.stdout
