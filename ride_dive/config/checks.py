@@ -6,7 +6,7 @@ from typing import Any, Iterable, List
 
 from .config import CfgNode, ConfigError
 
-__all__ = ["assert_cfg", "BEST_METRICS", "ON_BAD_IMAGE_CHOICES"]
+__all__ = ["assert_cfg", "BEST_METRICS", "DIVERSITY_SPACES", "ON_BAD_IMAGE_CHOICES"]
 
 
 def _require(ok: bool, message: str, problems: List[str]) -> None:
@@ -143,7 +143,7 @@ def _check_ride(cfg: CfgNode, p: List[str]) -> None:
         p,
     )
     _require(r.TEMPERATURE_BASE > 0, "MODEL.LOSS.RIDE.TEMPERATURE_BASE must be > 0", p)
-    _require(_one_of(r.DIVERSITY_SPACE, ("fitted", "raw")),
+    _require(_one_of(r.DIVERSITY_SPACE, DIVERSITY_SPACES),
              "MODEL.LOSS.RIDE.DIVERSITY_SPACE must be 'fitted' (the logits the base loss "
              f"fits) or 'raw' (RIDE's code), got '{r.DIVERSITY_SPACE}'", p)
     router = m.ROUTER
@@ -172,6 +172,8 @@ def _check_ride(cfg: CfgNode, p: List[str]) -> None:
 # Metrics that TEST.BEST_METRIC may name: the higher the better (EvalHook keeps the maximum).
 BEST_METRICS = ("top1", "top5", "many", "medium", "few")
 ON_BAD_IMAGE_CHOICES = ("fail", "skip")
+# Where RIDE's diversity KL compares the experts (modeling/ride_loss.py).
+DIVERSITY_SPACES = ("fitted", "raw")
 
 
 def _check_ranges(cfg: CfgNode, p: List[str]) -> None:

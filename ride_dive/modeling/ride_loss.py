@@ -28,13 +28,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ConfigError, configurable
+from ..config.checks import DIVERSITY_SPACES
 from ..utils.registry import lookup
 from .registry import LOSS_REGISTRY
 
-__all__ = ["DIVERSITY_SPACES", "RIDELoss", "distribution_aware_temperatures", "diversity_kl"]
-
-# Where the diversity KL compares the experts (see the module docstring).
-DIVERSITY_SPACES = ("fitted", "raw")
+__all__ = ["RIDELoss", "distribution_aware_temperatures", "diversity_kl"]
 
 
 def distribution_aware_temperatures(
