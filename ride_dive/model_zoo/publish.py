@@ -277,7 +277,9 @@ def render_model_zoo_md(manifest: Manifest, command: str) -> str:
         f"`{manifest.base_url or '(no base URL set)'}` unless `RIDE_DIVE_MODEL_ZOO_URL` names "
         "a mirror; see the README's *Model zoo* section.",
         "",
-        f"Produced by: `{command}`",
+        f"Last published with: `{command}` (publishing replaces the entries it names and "
+        "keeps the others; each entry's `source` in the manifest names the run and the "
+        "command that trained it).",
         "",
     ]
     by_dataset: Dict[str, List[ZooEntry]] = {}

@@ -41,7 +41,7 @@ def test_every_entry_builds_from_its_packaged_config(entry):
 def test_model_zoo_md_is_generated_from_the_manifest():
     with open(os.path.join(REPO, "MODEL_ZOO.md"), encoding="utf-8") as f:
         text = f.read()
-    command = re.search(r"Produced by: `(.*)`", text).group(1)
+    command = re.search(r"Last published with: `(.*?)`", text).group(1)
     assert render_model_zoo_md(model_zoo.load_manifest(), command) == text
 
 
