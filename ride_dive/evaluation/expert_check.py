@@ -37,7 +37,7 @@ def expert_competence_warning(results: Mapping, max_gap: float) -> Optional[str]
         f"points > TEST.EXPERT_GAP_WARNING {max_gap:g}). The diversity term has outweighed "
         "the experts' base loss, so each expert disagrees with the others where its base "
         "loss does not look, and only their mean is right; such an ensemble is usually "
-        "head-biased, and distilling it or routing between its experts fails. With a "
+        "head-biased, and a router cannot stop after its first experts. With a "
         "prior-adjusted base loss (BalancedSoftmaxLoss) set MODEL.LOSS.RIDE.DIVERSITY_SPACE "
         "'fitted' (the default); otherwise make MODEL.LOSS.RIDE.DIVERSITY_WEIGHT smaller in "
         "magnitude (docs/RIDE_DIVERSITY.md)."
