@@ -31,8 +31,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 
-from ride_dive.checkpoint import Checkpointer  # noqa: E402
-from ride_dive.config import get_cfg  # noqa: E402
+from ride_dive.checkpoint import Checkpointer, CheckpointError  # noqa: E402
+from ride_dive.config import ConfigError, get_cfg  # noqa: E402
 from ride_dive.data import build_datasets, build_test_loader  # noqa: E402
 from ride_dive.evaluation.evaluator import _model_outputs  # noqa: E402
 from ride_dive.modeling import build_model  # noqa: E402
@@ -41,7 +41,8 @@ from ride_dive.utils.env import amp_dtype, resolve_device  # noqa: E402
 
 def _read_json(path: str):
     if not os.path.isfile(path):
-        sys.exit(f"ERROR: {path} not found: give the directory of a finished run.")
+        print(f"ERROR: {path} not found: give the directory of a finished run.", file=sys.stderr)
+        sys.exit(2)
     with open(path) as f:
         return json.load(f)
 
@@ -191,10 +192,20 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> None:
-    args = parse_args(argv)
+    try:
+        run(parse_args(argv))
+    except (ConfigError, CheckpointError, FileNotFoundError) as e:
+        print(f"ERROR: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+def run(args) -> None:
+    """Print the tables for the parsed command line."""
     names = args.names or [os.path.basename(os.path.normpath(d)) for d in args.run_dirs]
     if len(names) != len(args.run_dirs):
-        sys.exit(f"ERROR: --names gives {len(names)} names for {len(args.run_dirs)} runs.")
+        print(f"ERROR: --names gives {len(names)} names for {len(args.run_dirs)} runs.",
+              file=sys.stderr)
+        sys.exit(2)
     named = list(zip(names, args.run_dirs))
     if args.reference:
         named.append(("reference: " + os.path.basename(os.path.normpath(args.reference)),

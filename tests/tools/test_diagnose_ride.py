@@ -52,10 +52,20 @@ def test_tool_reports_the_run_and_the_reference(ride_run):
     assert f"| 0 | 40 | {per_class[0]:.2f} | {per_class[0]:.2f} |" in lines
 
 
-def test_missing_run_is_a_clear_error(tmp_path):
+def test_missing_run_is_a_clear_error(tmp_path, ride_run):
     out = subprocess.run([sys.executable, TOOL, str(tmp_path)], capture_output=True, text=True)
-    assert out.returncode != 0 and "results.json not found" in out.stderr
+    assert out.returncode == 2 and "results.json not found" in out.stderr
     assert "Traceback" not in out.stderr
+    # --experts on a run whose weights are gone: one line, exit 2.
+    run_dir, _ = ride_run
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in ("results.json", "metrics.json", "config.yaml"):
+        (copy / name).write_bytes(open(os.path.join(run_dir, name), "rb").read())
+    out = subprocess.run([sys.executable, TOOL, str(copy), "--experts"], capture_output=True,
+                         text=True)
+    assert out.returncode == 2, out.stderr
+    assert "model_final.pth" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_trainer_stores_and_logs_the_expert_warning(ride_run, monkeypatch):
