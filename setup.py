@@ -22,7 +22,7 @@ setup(
         "pillow>=9.0",
     ],
     extras_require={
-        "tests": ["pytest>=7"],
+        "tests": ["pytest>=7", "ruff>=0.4"],
         "plots": ["matplotlib>=3.5"],
     },
     entry_points={"console_scripts": []},

@@ -9,13 +9,13 @@ from ride_dive.data import DATASET_REGISTRY, SAMPLER_REGISTRY
 from ride_dive.engine import setup_cfg
 from ride_dive.engine.pipeline import is_pipeline_file, load_pipeline
 from ride_dive.modeling import build_model
-from ride_dive.modeling.teacher import FrozenTeacher
 from ride_dive.modeling.registry import (
     BACKBONE_REGISTRY,
     HEAD_REGISTRY,
     LOSS_REGISTRY,
     META_ARCH_REGISTRY,
 )
+from ride_dive.modeling.teacher import FrozenTeacher
 from tests.conftest import ROOT
 
 ALL_YAML = sorted(

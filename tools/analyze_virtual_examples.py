@@ -29,8 +29,8 @@ from ride_dive.data import build_datasets  # noqa: E402
 from ride_dive.engine import setup_cfg  # noqa: E402
 from ride_dive.evaluation import save_results_json  # noqa: E402
 from ride_dive.modeling import build_model  # noqa: E402
-from ride_dive.utils.env import resolve_device, seed_all  # noqa: E402
 from ride_dive.utils.cli import run_tool  # noqa: E402
+from ride_dive.utils.env import resolve_device, seed_all  # noqa: E402
 from ride_dive.utils.logger import setup_logger  # noqa: E402
 
 # The teacher's output is its full ensemble's mean logits, as when it teaches.

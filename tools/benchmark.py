@@ -75,6 +75,7 @@ from ride_dive.modeling.teacher import FrozenTeacher  # noqa: E402
 from ride_dive.solver import build_optimizer  # noqa: E402
 from ride_dive.utils.logger import setup_logger  # noqa: E402
 
+
 def speed(args) -> None:
     setup_logger("", rank=1)  # keep the trainer quiet (warnings only)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -32,8 +32,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch  # noqa: E402
 
 from ride_dive.checkpoint import Checkpointer, CheckpointError  # noqa: E402
-from ride_dive.config import ConfigError, get_cfg  # noqa: E402
+from ride_dive.config import ConfigError  # noqa: E402
 from ride_dive.data import build_datasets, build_test_loader  # noqa: E402
+from ride_dive.engine import setup_cfg  # noqa: E402
 from ride_dive.evaluation.evaluator import _model_outputs  # noqa: E402
 from ride_dive.modeling import build_model  # noqa: E402
 from ride_dive.utils.env import amp_dtype, resolve_device  # noqa: E402
@@ -92,10 +93,16 @@ def summary_row(name: str, run_dir: str) -> str:
     return f"| {name} | {' | '.join(cells)} | {spread} | {_fmt(gap, 1)} | {ratios} |"
 
 
+# Evaluation of a finished run needs no teacher, and every expert runs on every image.
+_EVAL_OPTS = ["MODEL.TEACHER.CONFIG_FILE", "", "MODEL.TEACHER.WEIGHTS", "",
+              "MODEL.ROUTER.ENABLED", "False", "MODEL.ROUTER.TRAIN", "False"]
+
+
 def _run_cfg(run_dir: str):
-    cfg = get_cfg()
-    cfg.merge_from_file(os.path.join(run_dir, "config.yaml"))
-    return cfg
+    config = os.path.join(run_dir, "config.yaml")
+    if not os.path.isfile(config):
+        raise FileNotFoundError(f"{config} not found: give the directory of a finished run.")
+    return setup_cfg(config, _EVAL_OPTS)
 
 
 def class_counts_of(run_dir: str):
@@ -115,10 +122,6 @@ def expert_predictions(run_dir: str):
     test predictions per shot group, from one pass of ``model_final.pth`` over the test
     split."""
     cfg = _run_cfg(run_dir)
-    cfg.defrost()
-    cfg.MODEL.TEACHER.CONFIG_FILE = ""  # evaluation needs no teacher
-    cfg.MODEL.ROUTER.ENABLED = False  # every expert on every image
-    cfg.freeze()
     splits = build_datasets(cfg)
     counts = [int(n) for n in splits.class_counts]
     device = resolve_device(cfg.MODEL.DEVICE)

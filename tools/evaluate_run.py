@@ -56,8 +56,8 @@ from ride_dive.evaluation.figures import (  # noqa: E402
 )
 from ride_dive.evaluation.label_shift import protocol_name  # noqa: E402
 from ride_dive.modeling import build_model  # noqa: E402
-from ride_dive.utils.env import amp_dtype, resolve_device, seed_all  # noqa: E402
 from ride_dive.utils.cli import run_tool  # noqa: E402
+from ride_dive.utils.env import amp_dtype, resolve_device, seed_all  # noqa: E402
 from ride_dive.utils.logger import setup_logger  # noqa: E402
 from ride_dive.utils.plotting import pyplot  # noqa: E402
 

@@ -19,7 +19,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch.multiprocessing as mp  # noqa: E402
 
 from ride_dive.config import ConfigError  # noqa: E402
-from ride_dive.engine.pipeline import is_pipeline_file, run_pipeline  # noqa: E402
 from ride_dive.engine import (  # noqa: E402
     DefaultTrainer,
     default_argument_parser,
@@ -28,6 +27,7 @@ from ride_dive.engine import (  # noqa: E402
     save_config,
     setup_cfg,
 )
+from ride_dive.engine.pipeline import is_pipeline_file, run_pipeline  # noqa: E402
 from ride_dive.utils import comm  # noqa: E402
 from ride_dive.utils.cli import EXIT_USER_ERROR, USER_ERRORS  # noqa: E402
 

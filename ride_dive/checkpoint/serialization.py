@@ -12,7 +12,7 @@ import hashlib
 import os
 import uuid
 from collections import Counter, OrderedDict
-from typing import Any, Callable, IO
+from typing import IO, Any, Callable
 
 import numpy as np
 import torch

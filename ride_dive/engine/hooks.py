@@ -122,7 +122,9 @@ class EvalHook(HookBase):
                 "model_best", tag_last=False, epoch=next_epoch,
                 **{f"{self.split_name}_{self.metric}": score},
             )
-            logger.info(f"New best {self.split_name} {self.metric} {score:.2f} at epoch {next_epoch}")
+            logger.info(
+                f"New best {self.split_name} {self.metric} {score:.2f} at epoch {next_epoch}"
+            )
         self.trainer.model.train()
 
     def state_dict(self) -> Dict:

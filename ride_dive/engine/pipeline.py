@@ -25,9 +25,9 @@ A pipeline file is YAML with a single top-level ``PIPELINE`` section::
 
 Each stage is an ordinary training run (``DefaultTrainer``) in ``OUTPUT_DIR/<NAME>``, or
 with ``KIND: eval`` an evaluation of ``WEIGHTS`` (e.g. NCM), or with ``KIND: tau_norm`` the
-tau-norm sweep of ``WEIGHTS`` (``tau_norm.json``, tau chosen on validation). A
-stage whose ``results.json`` (``tau_norm.json``) exists is finished and skipped; one with a checkpoint resumes
-exactly; the others start fresh. Command-line overrides apply to every stage (after the
+tau-norm sweep of ``WEIGHTS`` (``tau_norm.json``, tau chosen on validation). A stage whose
+``results.json`` (``tau_norm.json``) exists is finished and skipped; one with a checkpoint
+resumes exactly; the others start fresh. Command-line overrides apply to every stage (after the
 file's ``OPTS``), except ``OUTPUT_DIR``, which moves the whole pipeline. At the end a table
 compares the stages on top-1 / many / medium / few, experts per image and GMACs per image
 (``summary.md`` and ``summary.json`` in the pipeline's folder).

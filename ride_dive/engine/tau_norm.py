@@ -11,8 +11,13 @@ from typing import Dict, Optional, Sequence
 from ..checkpoint import Checkpointer
 from ..config import CfgNode, ConfigError
 from ..data import build_datasets, build_test_loader
-from ..evaluation import DEFAULT_TAUS, collect_features, save_results_json, select_tau
-from ..evaluation import tau_norm_sweep
+from ..evaluation import (
+    DEFAULT_TAUS,
+    collect_features,
+    save_results_json,
+    select_tau,
+    tau_norm_sweep,
+)
 from ..modeling import build_model
 from ..utils import comm
 from ..utils.env import amp_dtype, resolve_device, seed_all

@@ -8,6 +8,7 @@ from .evaluator import (
     inference_on_dataset,
     predict_on_dataset,
 )
+from .expert_check import expert_competence_warning
 from .label_shift import (
     DEFAULT_RHOS,
     format_label_shift_table,
@@ -28,7 +29,6 @@ from .metrics import (
     topk_accuracy,
     topk_correct,
 )
-from .expert_check import expert_competence_warning
 from .multi_expert import (
     ExpertOutputsEvaluator,
     expert_count_macs,

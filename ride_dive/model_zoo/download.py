@@ -10,8 +10,8 @@ corrupted on disk is downloaded again rather than loaded.
 import contextlib
 import logging
 import os
-import uuid
 import urllib.error
+import uuid
 from typing import Optional
 
 import torch.hub

@@ -4,9 +4,9 @@ Importing this package imports every module that registers something, so each re
 name is available to ``build_model`` and friends.
 """
 from . import backbones, distill_loss, heads, losses, meta_arch, ride_loss  # noqa: F401
-from .distill_loss import DiVELoss, distillation_kl, dive_target
 from .build import build_backbone, build_head, build_loss, build_model, resolve_device
 from .complexity import count_macs, count_parameters
+from .distill_loss import DiVELoss, distillation_kl, dive_target
 from .heads import CosineHead, LinearHead, LWSHead, NCMHead, tau_normalized_weight
 from .registry import BACKBONE_REGISTRY, HEAD_REGISTRY, LOSS_REGISTRY, META_ARCH_REGISTRY
 from .ride_loss import RIDELoss, distribution_aware_temperatures, diversity_kl

@@ -148,9 +148,10 @@ class LongTailLoss(nn.Module):
     def fitted_logits(self, logits: torch.Tensor) -> torch.Tensor:
         """The logits whose softmax this loss fits to the training labels.
 
-        The same for every label (a label-dependent margin such as LDAM's is left out, as
-        RIDE's own code leaves it out of its diversity term). Losses that add a class prior
-        inside the loss return the adjusted logits; RIDE's diversity term is measured there
+        ``logits`` is ``(..., C)``; the result has its shape. The same for every label (a
+        label-dependent margin such as LDAM's is left out, as RIDE's own code leaves it out
+        of its diversity term). Losses that add a class prior inside the loss return the
+        adjusted logits; RIDE's diversity term is measured there
         (``MODEL.LOSS.RIDE.DIVERSITY_SPACE: "fitted"``).
         """
         return logits

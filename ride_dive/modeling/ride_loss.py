@@ -213,7 +213,8 @@ class RIDELoss(nn.Module):
 
     def diversity_logits(self, expert_logits: torch.Tensor) -> torch.Tensor:
         """The ``(E, N, C)`` logits the diversity KL compares (``diversity_space``)."""
+        # A base loss without fitted_logits (a contributor's) is taken to fit the raw logits.
         fitted = getattr(self.base_loss, "fitted_logits", None)
         if self.diversity_space == "raw" or fitted is None:
             return expert_logits
-        return torch.stack([fitted(z) for z in expert_logits])
+        return fitted(expert_logits)  # fitted_logits broadcasts over leading dimensions

@@ -8,9 +8,9 @@ import torch
 from torch import nn
 
 from ride_dive.checkpoint import (
+    Checkpointer,
     CheckpointError,
     CheckpointMismatchError,
-    Checkpointer,
     capture_rng_state,
     restore_rng_state,
 )

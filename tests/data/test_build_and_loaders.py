@@ -5,9 +5,15 @@ import torch
 from PIL import Image
 
 from ride_dive.config import ConfigError, get_cfg
-from ride_dive.data import (DATASET_REGISTRY, SAMPLER_REGISTRY, InMemoryImageDataset,
-                            ListFileDataset, build_datasets, build_test_loader,
-                            build_train_loader)
+from ride_dive.data import (
+    DATASET_REGISTRY,
+    SAMPLER_REGISTRY,
+    InMemoryImageDataset,
+    ListFileDataset,
+    build_datasets,
+    build_test_loader,
+    build_train_loader,
+)
 from ride_dive.data.datasets.lt_generator import lt_counts
 from ride_dive.data.transforms import make_file_transforms
 

@@ -9,7 +9,13 @@ import torch
 from ride_dive.config import get_cfg
 from ride_dive.data import build_datasets
 from ride_dive.data.datasets.fashion_mnist_lt import (
-    FILES, SYSTEM_DIR, FashionMNISTLT, default_search_dirs, read_idx, write_idx)
+    FILES,
+    SYSTEM_DIR,
+    FashionMNISTLT,
+    default_search_dirs,
+    read_idx,
+    write_idx,
+)
 from ride_dive.data.datasets.lt_generator import lt_counts
 
 

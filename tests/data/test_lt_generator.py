@@ -3,7 +3,12 @@ import numpy as np
 import pytest
 
 from ride_dive.data.datasets.lt_generator import (
-    lt_counts, make_lt_split, select_lt_indices, val_from_test, val_from_train_remainder)
+    lt_counts,
+    make_lt_split,
+    select_lt_indices,
+    val_from_test,
+    val_from_train_remainder,
+)
 
 
 def reference_lt_indices(labels, counts, seed=0):

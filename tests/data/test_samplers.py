@@ -6,8 +6,12 @@ import torch
 
 from ride_dive.config import ConfigError, get_cfg
 from ride_dive.data.samplers import (
-    ClassAwareSampler, InstanceBalancedSampler, ProgressivelyBalancedSampler,
-    SquareRootSampler, build_sampler)
+    ClassAwareSampler,
+    InstanceBalancedSampler,
+    ProgressivelyBalancedSampler,
+    SquareRootSampler,
+    build_sampler,
+)
 
 COUNTS = [400, 100, 25, 4]
 

@@ -1,4 +1,5 @@
-"""DiVE through the trainer: how the teacher is handled (ARCHITECTURE.md, timm's rules)."""
+"""DiVE through the trainer: how the teacher is handled (timm's distillation rules: frozen,
+in eval mode, outside the student's optimizer, DDP wrapper and checkpoints)."""
 import json
 import os
 

@@ -9,7 +9,12 @@ from ride_dive.checkpoint import Checkpointer
 from ride_dive.config import ConfigError
 
 from .conftest import (
-    CLASS_COUNTS, ROUTER_THRESHOLD, ZOO_NAME, checkpoint_bytes, write_zoo, zoo_model,
+    CLASS_COUNTS,
+    ROUTER_THRESHOLD,
+    ZOO_NAME,
+    checkpoint_bytes,
+    write_zoo,
+    zoo_model,
 )
 
 

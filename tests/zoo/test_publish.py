@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from ride_dive import model_zoo
+from ride_dive.checkpoint import file_sha256
 from ride_dive.config import ConfigError, get_cfg
 from ride_dive.model_zoo import Manifest, resources
-from ride_dive.checkpoint import file_sha256
 from ride_dive.model_zoo.publish import find_zoo_name, publish_run, render_model_zoo_md
 
 from .conftest import CLASS_COUNTS, zoo_model

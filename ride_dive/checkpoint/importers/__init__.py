@@ -18,7 +18,10 @@ from ...config import CfgNode, ConfigError
 from ...modeling import build_model
 from ..model_state import load_model_state
 from ..serialization import (
-    CheckpointError, atomic_torch_save, file_sha256, to_weights_only_safe,
+    CheckpointError,
+    atomic_torch_save,
+    file_sha256,
+    to_weights_only_safe,
 )
 from . import decoupling, ride
 from .common import describe, fill_bn_counters, is_state_dict

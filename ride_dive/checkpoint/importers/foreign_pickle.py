@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Tuple
 
 import torch
 import torch._weights_only_unpickler as _wo_unpickler
+
 try:  # torch >= 2.6: named stand-ins in the weights-only allow-list
     from torch.serialization import get_safe_globals, get_unsafe_globals_in_checkpoint, safe_globals
 except ImportError:  # older torch: the importers say so when used, the rest still works

@@ -3,7 +3,7 @@ from . import cifar_lt, fashion_mnist_lt, list_file, synthetic  # noqa: F401  (r
 from .base import DatasetSplits, InMemoryImageDataset
 from .cifar_lt import CIFAR10LT, CIFAR100LT
 from .fashion_mnist_lt import FashionMNISTLT, read_idx, write_idx
-from .list_file import INaturalist2018, ImageNetLT, ListFileDataset, PlacesLT
+from .list_file import ImageNetLT, INaturalist2018, ListFileDataset, PlacesLT
 from .lt_generator import lt_counts, make_lt_split, select_lt_indices
 from .synthetic import SyntheticLT
 

@@ -6,8 +6,8 @@ import numpy as np
 import torch
 
 from ...config import configurable
-from ..registry import DATASET_REGISTRY
 from ..errors import DatasetError
+from ..registry import DATASET_REGISTRY
 from .base import DatasetSplits, InMemoryImageDataset, assemble_lt_splits
 from .lt_generator import make_lt_split
 from .safe_pickle import safe_pickle_load
