@@ -43,7 +43,7 @@ from .reporting import (
     plot_router_tradeoff,
     save_results_json,
 )
-from .statistics import format_paired, paired_difference, t_quantile_975
+from .statistics import format_mean_std, format_paired, paired_difference, t_quantile_975
 from .tau_norm import DEFAULT_TAUS, collect_features, select_tau, tau_norm_sweep
 
 __all__ = [
@@ -77,6 +77,7 @@ __all__ = [
     "expert_competence_warning",
     "expert_count_macs",
     "experts_used_distribution",
+    "format_mean_std",
     "format_paired",
     "format_results_table",
     "format_router_table",

@@ -7,9 +7,10 @@ the same seed (same split, same initialisation stream), so the per-seed differen
 ``mean(d) +- t_{0.975, n-1} * sd(d) / sqrt(n)`` says whether the difference is signal.
 """
 import math
-from typing import Dict, Sequence
+import statistics
+from typing import Dict, Iterable, Optional, Sequence
 
-__all__ = ["paired_difference", "t_quantile_975", "format_paired"]
+__all__ = ["format_mean_std", "paired_difference", "t_quantile_975", "format_paired"]
 
 # Student's t 0.975 quantiles for 1..30 degrees of freedom (standard tables, 3 decimals).
 _T975 = (
@@ -59,3 +60,16 @@ def format_paired(diff: Dict[str, float]) -> str:
     """``"+1.23 [+0.40, +2.06]"``, with ``" (n.s.)"`` when the interval holds 0."""
     text = f"{diff['mean']:+.2f} [{diff['low']:+.2f}, {diff['high']:+.2f}]"
     return text if diff["significant"] else text + " (n.s.)"
+
+
+def format_mean_std(values: Iterable[Optional[float]], digits: int = 2) -> str:
+    """``"mean ± std"`` of the values (sample std), the value alone for one, ``"–"`` for none.
+
+    ``None`` entries (a seed that did not report the number) are left out.
+    """
+    values = [float(v) for v in values if v is not None]
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
