@@ -1,4 +1,5 @@
-"""Every YAML under configs/ builds (tiny width, CPU) and every expected name is registered."""
+"""Every YAML under configs/ builds (tiny width, CPU); the registries hold exactly the names of
+tests/registry_names.py."""
 import glob
 import os
 
@@ -9,14 +10,9 @@ from ride_dive.data import DATASET_REGISTRY, SAMPLER_REGISTRY
 from ride_dive.engine import setup_cfg
 from ride_dive.engine.pipeline import is_pipeline_file, load_pipeline
 from ride_dive.modeling import build_model
-from ride_dive.modeling.registry import (
-    BACKBONE_REGISTRY,
-    HEAD_REGISTRY,
-    LOSS_REGISTRY,
-    META_ARCH_REGISTRY,
-)
 from ride_dive.modeling.teacher import FrozenTeacher
 from tests.conftest import ROOT
+from tests.registry_names import REGISTERED_NAMES, every_registry, names, public_registries
 
 ALL_YAML = sorted(
     p for p in glob.glob(os.path.join(ROOT, "configs", "**", "*.yaml"), recursive=True)
@@ -27,24 +23,34 @@ CONFIGS = [p for p in ALL_YAML if p not in PIPELINES]
 TINY = ["MODEL.BACKBONE.WIDTH_MULT", "0.25", "MODEL.DEVICE", "cpu"]
 NUM_CLASSES = {"FashionMNISTLT": 10, "CIFAR10LT": 10, "CIFAR100LT": 100, "ImageNetLT": 1000,
                "PlacesLT": 365, "INaturalist2018": 8142}
-EXPECTED = {
-    META_ARCH_REGISTRY: {"Classifier", "RIDE"},
-    BACKBONE_REGISTRY: {"ResNet32", "ResNet50", "ResNeXt50", "ResNet152", "RIDEResNet32",
-                        "RIDEResNet50", "RIDEResNeXt50"},
-    HEAD_REGISTRY: {"LinearHead", "CosineHead", "LWSHead", "NCMHead"},
-    LOSS_REGISTRY: {"CrossEntropyLoss", "BalancedSoftmaxLoss", "LDAMLoss", "FocalLoss", "RIDELoss",
-                    "DiVELoss"},
-    DATASET_REGISTRY: {"FashionMNISTLT", "CIFAR10LT", "CIFAR100LT", "ImageNetLT", "PlacesLT",
-                       "INaturalist2018", "SyntheticLT"},
-    SAMPLER_REGISTRY: {"InstanceBalancedSampler", "ClassAwareSampler", "SquareRootSampler",
-                       "ProgressivelyBalancedSampler"},
-}
 
 
-@pytest.mark.parametrize("registry", list(EXPECTED), ids=lambda r: r._name)
-def test_expected_names_are_registered(registry):
-    names = {name for name, _ in registry}
-    assert EXPECTED[registry] <= names, EXPECTED[registry] - names
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors gain nothing from a second intra-op thread, and on a busy machine its
+    spin-waits make every op many times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("registry", sorted(REGISTERED_NAMES))
+def test_the_name_table_equals_the_registries(registry):
+    """Both ways: every name in tests/registry_names.py is registered, and every registered
+    name is in it (with the registries as the public packages fill them)."""
+    live = public_registries()
+    assert set(live) == set(REGISTERED_NAMES)
+    registered = names(live[registry])
+    assert registered - REGISTERED_NAMES[registry] == set(), "registered, not in the table"
+    assert REGISTERED_NAMES[registry] - registered == set(), "in the table, not registered"
+
+
+def test_no_registry_or_registration_outside_the_table():
+    """Importing every ride_dive module finds no other registry and no other name."""
+    found = every_registry()
+    assert {name: names(r) for name, r in found.items()} == REGISTERED_NAMES
+    assert found == public_registries()  # the same objects the packages export
 
 
 def test_every_dataset_has_configs():

@@ -1,18 +1,21 @@
 #!/usr/bin/env python
 """Feed tools/train_net.py hostile inputs and print what a user sees (docs/HOSTILE_INPUTS.md).
 
-    python tools/hostile_inputs.py                  # every case; prints the markdown table
-    python tools/hostile_inputs.py --only list-bad-line weights-malicious-eval
-    python tools/hostile_inputs.py --keep /tmp/hostile   # keep the generated inputs there
-    python tools/hostile_inputs.py --keep /tmp/hostile --build-only   # inputs only
-    python tools/hostile_inputs.py --keep /tmp/hostile --commands     # the commands only
+The test oracle: ``python -m pytest tests/hostile -q`` runs every case as a test
+(tests/hostile/test_hostile_inputs.py). Run as a script, it regenerates the table:
+
+    python tests/hostile/hostile_inputs.py          # every case; prints the markdown table
+    python tests/hostile/hostile_inputs.py --only list-bad-line weights-malicious-eval
+    python tests/hostile/hostile_inputs.py --keep /tmp/hostile   # keep the generated inputs
+    python tests/hostile/hostile_inputs.py --keep /tmp/hostile --build-only   # inputs only
+    python tests/hostile/hostile_inputs.py --keep /tmp/hostile --commands     # commands only
 
 Each case runs ``python tools/train_net.py ARGS`` in a fresh process, exactly as a user
 would, on tiny generated inputs (a synthetic set, a 6-image ImageNet-LT-style list set, a
 40-image CIFAR-10 folder, checkpoints of a width-0.25 ResNet-32), and checks the exit code,
 a key phrase of the message, that no Python traceback was printed, and what must not
 change: the marker file a malicious pickle would create, and the checkpoints of a run that
-``--resume`` was pointed at. tests/tools/test_hostile_inputs.py runs the same cases.
+``--resume`` was pointed at.
 """
 import argparse
 import os
@@ -23,14 +26,18 @@ import tempfile
 from dataclasses import dataclass
 from typing import Callable, Dict, List
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, ROOT)  # run as a script: make ``ride_dive`` and ``tests`` importable
+
+from tests.hostile.hostile_fixtures import (  # noqa: E402
+    CIFAR,
+    LISTS,
+    MARKER,
+    TINY,
+    build_fixtures,
+)
 
 TRAIN_NET = os.path.join(ROOT, "tools", "train_net.py")
-# The inputs live in their own file; importable however this file is loaded (tests load it
-# by path).
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hostile_fixtures import CIFAR, LISTS, MARKER, TINY, build_fixtures  # noqa: E402,F401
 
 
 @dataclass
@@ -211,7 +218,7 @@ CASES = [
          "do not fit", check="run-checkpoints"),
 ]
 CASES_BY_ID = {c.id: c for c in CASES}
-# The cases tests/tools/test_hostile_inputs.py also runs as real processes (the rest run
+# The cases tests/hostile/test_hostile_inputs.py also runs as real processes (the rest run
 # train_net's cli() in the test process): a config error, a missing dataset, the malicious
 # checkpoint, the wrong architecture, and an error raised in a DataLoader worker.
 REAL_PROCESS_CASES = ["negative-epochs", "cifar-root-missing", "weights-malicious-eval",

@@ -1,4 +1,4 @@
-"""The tiny inputs behind tools/hostile_inputs.py: good data and hostile variants of it.
+"""The tiny inputs behind tests/hostile/hostile_inputs.py: good data and hostile variants of it.
 
 A synthetic set (``TINY``), a 6-image ImageNet-LT-style list set (``LISTS``), CIFAR-10
 folders (``CIFAR``) with wrong-format and malicious batches, checkpoints (malicious,

@@ -1,4 +1,5 @@
-"""Every hostile input of tools/hostile_inputs.py, i.e. every row of docs/HOSTILE_INPUTS.md.
+"""Every hostile input of tests/hostile/hostile_inputs.py, i.e. every row of
+docs/HOSTILE_INPUTS.md.
 
 Each case runs train_net's ``cli()`` in this process (cheap); a representative few also run
 ``python tools/train_net.py`` as a real process, where a traceback, a payload that ran, or
@@ -12,19 +13,24 @@ import os
 import pytest
 
 from tests.conftest import ROOT
+from tests.hostile import hostile_inputs as hostile
+
+# By file: a "tools" package elsewhere on sys.path must not shadow the repository's.
+_spec = importlib.util.spec_from_file_location("_train_net", os.path.join(ROOT, "tools",
+                                                                          "train_net.py"))
+train_net = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(train_net)
 
 
-def _load(name):
-    # By file: a "tools" package elsewhere on sys.path must not shadow the repository's.
-    spec = importlib.util.spec_from_file_location(f"_{name}", os.path.join(ROOT, "tools",
-                                                                            f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """The in-process runs are tiny: a second intra-op thread only adds spin-waits."""
+    import torch
 
-
-hostile = _load("hostile_inputs")
-train_net = _load("train_net")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -78,4 +84,4 @@ def test_hostile_input_in_a_real_process(case_id, hostile_root):
 def test_every_case_is_documented():
     doc = open(os.path.join(ROOT, "docs", "HOSTILE_INPUTS.md")).read()
     missing = [c.id for c in hostile.CASES if f"`[{c.id}]`" not in doc]
-    assert missing == [], "regenerate the table: python tools/hostile_inputs.py"
+    assert missing == [], "regenerate the table: python tests/hostile/hostile_inputs.py"
