@@ -1,6 +1,8 @@
 """Checkpoints: atomic saves, ``weights_only`` loads, resume with fallback, RNG state."""
+# unwrap_model is re-exported for existing callers; it lives with the module helpers.
+from ..utils.modules import unwrap_model
 from .checkpointer import Checkpointer
-from .model_state import CheckpointMismatchError, load_model_state, unwrap_model
+from .model_state import CheckpointMismatchError, load_model_state
 from .rng import capture_rng_state, restore_rng_state
 from .serialization import (
     CheckpointError,

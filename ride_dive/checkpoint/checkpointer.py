@@ -17,7 +17,10 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional
 import torch
 from torch import nn
 
-from .model_state import CheckpointMismatchError, load_model_state, unwrap_model
+from ..utils.file_io import PathManager
+from ..utils.modules import unwrap_model
+from ..utils.run_dir import RunDir, parse_periodic_checkpoint, periodic_checkpoint_name
+from .model_state import CheckpointMismatchError, load_model_state
 from .serialization import (
     CheckpointError,
     atomic_torch_save,
@@ -28,8 +31,10 @@ from .serialization import (
 
 logger = logging.getLogger(__name__)
 
-_PERIODIC = re.compile(r"^model_epoch_(\d+)\.pth$")
-_LAST = "last_checkpoint"
+_LAST = RunDir.LAST_CHECKPOINT
+# ``<prefix>:`` at the start of a weights path, as in ``zoo:<name>`` (two characters at
+# least, so that a Windows drive letter is not taken for one).
+_PATH_PREFIX = re.compile(r"^([A-Za-z][\w+.-]+):")
 
 
 class Checkpointer:
@@ -75,7 +80,7 @@ class Checkpointer:
     @staticmethod
     def periodic_name(epoch: int) -> str:
         """Name of the periodic checkpoint after ``epoch`` epochs (subject to pruning)."""
-        return f"model_epoch_{epoch:04d}"
+        return periodic_checkpoint_name(epoch)
 
     def save(self, name: str, *, tag_last: bool = True, **extra_state: Any) -> Optional[str]:
         """Write ``save_dir/<name>.pth`` atomically; a no-op unless on the main process.
@@ -128,7 +133,9 @@ class Checkpointer:
 
         Args:
             path: a file holding ``{"model": state_dict, ...}`` or a bare state dict, or
-                ``zoo:<config name>`` for a model zoo checkpoint (downloaded and verified).
+                any path ``ride_dive.utils.file_io.PathManager`` resolves, e.g.
+                ``zoo:<config name>`` for a model zoo checkpoint (downloaded and verified;
+                its handler is registered by importing ``ride_dive.model_zoo``).
             checkpointables: names to restore besides the model; None = all registered
                 ones found in the file, ``[]`` = weights only.
             strict: missing / unexpected / shape-mismatched model keys raise (True) or are
@@ -143,10 +150,7 @@ class Checkpointer:
             CheckpointError: unreadable file (truncated, corrupt, unsafe pickle, no weights).
             CheckpointMismatchError: weights or optimizer/scheduler state do not fit.
         """
-        if path.startswith("zoo:"):  # a published checkpoint: download and verify first
-            from ..model_zoo import resolve_weights
-
-            path = resolve_weights(path)
+        path = _local_path(path)
         logger.info("Loading checkpoint from %s", path)
         checkpoint = safe_torch_load(path)
         model_state, rest = _split_checkpoint(checkpoint, path)
@@ -186,8 +190,8 @@ class Checkpointer:
         """Paths of the periodic checkpoints in ``save_dir``, oldest first."""
         if not os.path.isdir(self.save_dir):
             return []
-        found = [(int(m.group(1)), f) for f in os.listdir(self.save_dir)
-                 if (m := _PERIODIC.match(f))]
+        found = [(epoch, f) for f in os.listdir(self.save_dir)
+                 if (epoch := parse_periodic_checkpoint(f)) is not None]
         return [os.path.join(self.save_dir, f) for _, f in sorted(found)]
 
     def resume_or_load(self, path: str, resume: bool = True, strict: bool = True) -> Dict:
@@ -246,6 +250,21 @@ class Checkpointer:
             os.remove(old)
             excess -= 1
             logger.info("Removed old checkpoint %s", old)
+
+
+def _local_path(path: str) -> str:
+    """``path`` as a local file: a prefixed path (``zoo:<name>``) goes to the handler
+    registered for its prefix (downloaded and verified there); a plain one is unchanged."""
+    local = PathManager.get_local_path(path)
+    prefix = _PATH_PREFIX.match(path)
+    if local == path and prefix and not os.path.isfile(path):
+        # No handler took the path: say why, rather than "file not found" alone.
+        raise FileNotFoundError(
+            f"Checkpoint file not found: {path}. No path handler is registered for the "
+            f"prefix '{prefix.group(1)}:'; zoo: weights are resolved once ride_dive.model_zoo "
+            "is imported (ride_dive.engine and the tools import it)."
+        )
+    return local
 
 
 def _split_checkpoint(checkpoint: Any, path: str):

@@ -18,6 +18,8 @@ from typing import Dict, List, Mapping, Tuple
 import torch
 from torch import nn
 
+from ..utils.modules import unwrap_model
+
 logger = logging.getLogger(__name__)
 
 # Long key lists are cut in messages (the count of the rest is still given): six keys show
@@ -27,13 +29,6 @@ _MAX_LISTED = 6
 
 class CheckpointMismatchError(ValueError):
     """A readable checkpoint whose weights do not fit the model (keys or shapes differ)."""
-
-
-def unwrap_model(model: nn.Module) -> nn.Module:
-    """The module inside a ``DistributedDataParallel`` / ``DataParallel`` wrapper, or itself."""
-    while isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
-        model = model.module
-    return model
 
 
 def strip_prefix(state_dict: Mapping[str, torch.Tensor], prefix: str) -> Mapping:

@@ -1,7 +1,7 @@
 """Run a classifier over a test loader and turn its logits into the long-tail metrics.
 
-Each process may see only its shard of the test set; :func:`gather_predictions` joins the
-shards before any metric is computed, so every rank ends with the same numbers. Logits are
+Each process may see only its shard of the test set; ``utils.comm.gather_predictions`` joins
+the shards before any metric is computed, so every rank ends with the same numbers. Logits are
 kept on the CPU in float32: even iNaturalist's 24k x 8142 validation logits fit in memory,
 and the metrics need them all at once (ECE, per-class accuracy).
 """
@@ -10,9 +10,10 @@ import time
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
-import torch.distributed as dist
 
 from ..config import configurable
+from ..utils.comm import gather_predictions
+from ..utils.modules import inference_context
 from .label_shift import label_shift_report, trained_with_prior_logits
 from .metrics import (
     brier,
@@ -23,48 +24,9 @@ from .metrics import (
     shot_group_accuracy,
     topk_accuracy,
 )
+from .multi_expert import ExpertOutputsEvaluator
 
 logger = logging.getLogger(__name__)
-
-
-def gather_predictions(
-    logits: torch.Tensor, labels: torch.Tensor
-) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Concatenate every rank's logits and labels (rank order); identity without a group.
-
-    Shards may differ in size, so the sizes are exchanged first and each shard is padded to
-    the largest one for ``all_gather``, then trimmed. The sampler must not pad the dataset
-    with duplicates (as ``DistributedSampler`` does), or the duplicates are counted twice.
-
-    Args:
-        logits: ``[n_rank, C]`` logits of this rank.
-        labels: ``[n_rank]`` labels of this rank.
-
-    Returns:
-        ``(logits, labels)`` of the whole evaluation set, on the CPU.
-    """
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return logits, labels
-    world = dist.get_world_size()
-    # NCCL only moves CUDA tensors; gloo and mpi take CPU ones.
-    if dist.get_backend() == "nccl":
-        device = torch.device("cuda", torch.cuda.current_device())
-    else:
-        device = torch.device("cpu")
-    size = torch.tensor([len(labels)], dtype=torch.long, device=device)
-    sizes = [torch.zeros_like(size) for _ in range(world)]
-    dist.all_gather(sizes, size)
-    sizes = [int(s) for s in sizes]
-    longest = max(sizes)
-
-    def _gather(t: torch.Tensor) -> torch.Tensor:
-        padded = t.new_zeros((longest,) + tuple(t.shape[1:]), device=device)
-        padded[: len(t)] = t.to(device)
-        parts = [torch.empty_like(padded) for _ in range(world)]
-        dist.all_gather(parts, padded)
-        return torch.cat([p[:n] for p, n in zip(parts, sizes)]).cpu()
-
-    return _gather(logits), _gather(labels)
 
 
 def compute_classification_metrics(
@@ -144,14 +106,20 @@ class ClassificationEvaluator:
         self.reset()
 
     @classmethod
-    def from_config(cls, cfg, train_counts: Optional[Sequence[int]] = None) -> dict:
+    def from_config(cls, cfg, train_counts: Optional[Sequence[int]] = None,
+                    model: Optional[torch.nn.Module] = None) -> dict:
+        # Whether the logits are prior-free is a property of the model's components, so the
+        # label-shift table needs the model; without the table nothing depends on it.
+        if cfg.TEST.LABEL_SHIFT and model is None:
+            raise ValueError("TEST.LABEL_SHIFT: pass the model (model=...) so that the "
+                             "post-compensation knows whether its logits are prior-free")
         return {
             "train_counts": train_counts,
             "many_threshold": cfg.TEST.MANY_THRESHOLD,
             "few_threshold": cfg.TEST.FEW_THRESHOLD,
             "ece_bins": cfg.TEST.ECE_BINS,
             "label_shift": cfg.TEST.LABEL_SHIFT,
-            "trained_with_prior": trained_with_prior_logits(cfg),
+            "trained_with_prior": model is not None and trained_with_prior_logits(cfg, model),
         }
 
     def reset(self) -> None:
@@ -196,19 +164,13 @@ def _model_outputs(model: torch.nn.Module, loader, device: torch.device,
                    autocast_dtype: Optional[torch.dtype]):
     """Yield ``(model output, labels)`` per batch in eval and inference mode (autocast if
     asked); every module's ``training`` flag is restored afterwards."""
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        with torch.inference_mode(), torch.autocast(
-            device_type=device.type,
-            dtype=autocast_dtype or torch.bfloat16,
-            enabled=autocast_dtype is not None,
-        ):
-            for images, labels in loader:
-                yield model(images.to(device, non_blocking=True)), labels
-    finally:
-        for module, training in modes:
-            module.training = training
+    with inference_context(model), torch.autocast(
+        device_type=device.type,
+        dtype=autocast_dtype or torch.bfloat16,
+        enabled=autocast_dtype is not None,
+    ):
+        for images, labels in loader:
+            yield model(images.to(device, non_blocking=True)), labels
 
 
 def predict_on_dataset(
@@ -260,7 +222,7 @@ def inference_on_dataset(
         train_counts: training images per class, for the shot groups (None = skip them).
         device: where the model runs.
         autocast_dtype: e.g. ``torch.bfloat16`` to run under autocast; None = full precision.
-        many_threshold, few_threshold: shot-group thresholds (METHODS.md: 100 and 20).
+        many_threshold, few_threshold: shot-group thresholds (docs/METHODS.md: 100 and 20).
         ece_bins: bins of the expected calibration error.
         label_shift, trained_with_prior: the label-shift table (``TEST.LABEL_SHIFT``;
             see :class:`ClassificationEvaluator`), from the same logits.
@@ -277,9 +239,6 @@ def inference_on_dataset(
     device = torch.device(device)
     evaluator = ClassificationEvaluator(train_counts, many_threshold, few_threshold, ece_bins,
                                         label_shift, trained_with_prior)
-    # Imported here: multi_expert.py builds on this module's gather_predictions.
-    from .multi_expert import ExpertOutputsEvaluator
-
     experts = ExpertOutputsEvaluator()
     start = time.perf_counter()
     for output, labels in _model_outputs(model, loader, device, autocast_dtype):

@@ -19,16 +19,15 @@ distribution. The model must provide ``router``, ``num_experts``, ``forward_all(
 and ``forward_first_experts(images, k, routers=True)`` (as ``modeling.meta_arch.RIDE``
 does).
 """
-from contextlib import contextmanager
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 
-from ..checkpoint.model_state import unwrap_model
 from ..modeling.complexity import count_macs
 from ..modeling.router import experts_used
-from .evaluator import gather_predictions
+from ..utils.comm import gather_predictions
+from ..utils.modules import inference_context, unwrap_model
 from .metrics import per_class_accuracy, shot_group_accuracy
 
 __all__ = [
@@ -98,17 +97,6 @@ def has_router(model: nn.Module) -> bool:
     return getattr(unwrap_model(model), "router", None) is not None
 
 
-@contextmanager
-def _modes_kept(model: nn.Module):
-    """Give every submodule back its own ``training`` flag afterwards."""
-    modes = [(m, m.training) for m in model.modules()]
-    try:
-        yield
-    finally:
-        for module, training in modes:
-            module.training = training
-
-
 class _FirstExperts(nn.Module):
     """The compute path of a sample that runs experts 1..k (what fvcore traces)."""
 
@@ -137,19 +125,20 @@ def expert_count_macs(
     """
     model = unwrap_model(model)
     counts = range(1, model.num_experts + 1) if counts is None else counts
-    with _modes_kept(model):
+    # count_macs switches the model to eval and back as a whole; the context gives every
+    # submodule its own flag back (the router stage keeps its frozen parts in eval mode).
+    with inference_context(model):
         return [count_macs(_FirstExperts(model, k, routers), input_shape) for k in counts]
 
 
 def _collect(model, loader, device, autocast_dtype):
     """Per sample: predictions of ensembles 1..k ``(N, E)``, router logits ``(N, E-1)``."""
     preds, router_logits, labels = [], [], []
-    with _modes_kept(model), torch.inference_mode(), torch.autocast(
+    with inference_context(model), torch.autocast(
         device_type=device.type,
         dtype=autocast_dtype or torch.bfloat16,
         enabled=autocast_dtype is not None,
     ):
-        model.eval()
         for images, targets in loader:
             out = model.forward_all(images.to(device, non_blocking=True))
             cumulative = out["expert_logits"].float().cumsum(dim=0)

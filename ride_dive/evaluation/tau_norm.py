@@ -1,4 +1,4 @@
-"""tau-normalisation sweep (Kang et al. 2020; METHODS.md 5): choose tau on validation.
+"""tau-normalisation sweep (Kang et al. 2020; docs/METHODS.md 5): choose tau on validation.
 
 The classifier ``W`` is replaced by ``W_c / ||W_c||^tau`` with the bias dropped. The
 features do not depend on tau, so they are computed once per split and every tau costs one
@@ -11,10 +11,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from ..checkpoint.model_state import unwrap_model
-from .evaluator import compute_classification_metrics, gather_predictions
+from ..utils.comm import gather_predictions
+from ..utils.modules import inference_context, unwrap_model
+from .evaluator import compute_classification_metrics
 
-__all__ = ["DEFAULT_TAUS", "collect_features", "select_tau", "tau_norm_sweep"]
+__all__ = ["DEFAULT_TAUS", "collect_features", "format_tau_table", "select_tau", "tau_norm_sweep"]
 
 logger = logging.getLogger("ride_dive")
 
@@ -22,24 +23,25 @@ logger = logging.getLogger("ride_dive")
 DEFAULT_TAUS = tuple(round(0.1 * i, 1) for i in range(21))
 
 
-@torch.no_grad()
 def collect_features(model: nn.Module, loader, device,
                      autocast_dtype: Optional[torch.dtype] = None
                      ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Float32 features ``(N, D)`` and labels of a whole split (gathered across ranks)."""
+    """Float32 features ``(N, D)`` and labels of a whole split (gathered across ranks).
+
+    The model runs in eval and inference mode; every submodule's ``training`` flag is
+    restored afterwards.
+    """
     model = unwrap_model(model)
     device = torch.device(device)
-    was_training = model.training
-    model.eval()
     features, labels = [], []
-    try:
-        with torch.autocast(device_type=device.type, dtype=autocast_dtype or torch.bfloat16,
-                            enabled=autocast_dtype is not None):
-            for images, targets in loader:
-                features.append(model.extract_features(images.to(device)).float().cpu())
-                labels.append(targets.long().cpu())
-    finally:
-        model.train(was_training)
+    with inference_context(model), torch.autocast(
+        device_type=device.type, dtype=autocast_dtype or torch.bfloat16,
+        enabled=autocast_dtype is not None,
+    ):
+        for images, targets in loader:
+            features.append(model.extract_features(images.to(device)).float().cpu())
+            labels.append(targets.long().cpu())
+    # Concatenated outside inference mode: ordinary tensors that callers may fit on.
     return gather_predictions(torch.cat(features), torch.cat(labels))
 
 
@@ -67,22 +69,21 @@ def tau_norm_sweep(
             f"{type(head).__name__}"
         )
     rows = []
-    saved_tau, was_training = head.tau, head.training
-    head.eval()
+    saved_tau = head.tau
+    weight = head.fc.weight
     try:
-        weight = head.fc.weight
-        for tau in taus:
-            head.tau = float(tau)
-            with torch.no_grad():
+        with inference_context(head):
+            for tau in taus:
+                head.tau = float(tau)
                 logits = head(features.to(weight.device, weight.dtype)).float().cpu()
-            metrics = compute_classification_metrics(
-                logits, labels, train_counts, many_threshold, few_threshold)
-            row = {"tau": float(tau)}
-            row.update({k: metrics[k] for k in ("top1", "many", "medium", "few") if k in metrics})
-            rows.append(row)
+                metrics = compute_classification_metrics(
+                    logits, labels, train_counts, many_threshold, few_threshold)
+                row = {"tau": float(tau)}
+                row.update({k: metrics[k] for k in ("top1", "many", "medium", "few")
+                            if k in metrics})
+                rows.append(row)
     finally:
         head.tau = saved_tau
-        head.train(was_training)
     return rows
 
 
@@ -91,3 +92,13 @@ def select_tau(rows: Sequence[Dict]) -> Dict:
     if not rows:
         raise ValueError("empty tau sweep")
     return max(rows, key=lambda r: (r["top1"], -r["tau"]))
+
+
+def format_tau_table(rows: Sequence[Dict], title: str) -> str:
+    """The sweep as text: tau, top-1 / many / medium / few per row."""
+    lines = [title, f"{'tau':>5} {'top1':>7} {'many':>7} {'medium':>7} {'few':>7}"]
+    for r in rows:
+        cells = [f"{r[k]:7.2f}" if k in r else f"{'-':>7}"
+                 for k in ("top1", "many", "medium", "few")]
+        lines.append(f"{r['tau']:5.1f} " + " ".join(cells))
+    return "\n".join(lines)

@@ -9,7 +9,9 @@ Checkpoints are downloaded from the manifest's base URL, or from ``$RIDE_DIVE_MO
 (a mirror: ``http(s)://`` or ``file://``), into ``$RIDE_DIVE_CACHE`` (default
 ``~/.cache/ride_dive``), verified against the manifest's size and sha256, and read with
 ``torch.load(weights_only=True)`` only. ``MODEL.WEIGHTS zoo:<name>`` in any config or
-command line resolves the same way.
+command line resolves the same way: importing this package registers
+:class:`ZooPathHandler` on ``ride_dive.utils.file_io.PathManager``, through which the
+checkpointer reads every weights path.
 """
 import os
 from typing import List, Optional, Sequence
@@ -17,14 +19,15 @@ from typing import List, Optional, Sequence
 from torch import nn
 
 from ..config import CfgNode, ConfigError, assert_cfg, get_cfg
+from ..utils.file_io import PathHandler, PathManager
 from .download import BASE_URL_ENV, CACHE_ENV, DownloadError, checkpoint_url, fetch
 from .manifest import Manifest, ManifestError, ZooEntry
 from .resources import config_path, list_config_names, manifest_path
 
 __all__ = [
     "ZOO_PREFIX", "BASE_URL_ENV", "CACHE_ENV", "MANIFEST_ENV", "DownloadError", "Manifest",
-    "ManifestError", "ZooEntry", "download", "get", "get_checkpoint_url", "get_config",
-    "get_config_file", "inference_overrides", "list_config_names", "list_models",
+    "ManifestError", "ZooEntry", "ZooPathHandler", "download", "get", "get_checkpoint_url",
+    "get_config", "get_config_file", "inference_overrides", "list_config_names", "list_models",
     "load_manifest", "resolve_weights",
 ]
 
@@ -70,6 +73,28 @@ def resolve_weights(path: str, **download_kwargs) -> str:
     if path.startswith(ZOO_PREFIX):
         return download(path[len(ZOO_PREFIX):], **download_kwargs)
     return path
+
+
+class ZooPathHandler(PathHandler):
+    """``zoo:<config name>`` → the verified local copy of that entry's checkpoint.
+
+    Registered on ``ride_dive.utils.file_io.PathManager`` when ``ride_dive.model_zoo`` is
+    imported, so ``PathManager.get_local_path("zoo:<name>")`` (what the checkpointer and
+    the teacher's config do with a weights path) downloads and verifies like
+    :func:`download`, whose keyword arguments it passes on. Unknown names raise
+    ``ManifestError`` and failed downloads ``DownloadError``, as there.
+    """
+
+    def _get_supported_prefixes(self) -> List[str]:
+        return [ZOO_PREFIX]
+
+    def _get_local_path(self, path: str, force: bool = False, **download_kwargs) -> str:
+        # ``force`` (fetch again) is not needed: a cached file is re-verified against the
+        # manifest on every use, and downloaded again when it does not match.
+        return resolve_weights(path, **download_kwargs)
+
+
+PathManager.register_handler(ZooPathHandler())
 
 
 def get_config_file(name: str) -> str:

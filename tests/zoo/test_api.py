@@ -90,7 +90,7 @@ def test_get_without_class_counts_for_a_config_outside_the_zoo(served):
 
 def test_a_zoo_teacher_is_downloaded_for_distillation(served, monkeypatch):
     from ride_dive.config import get_cfg
-    from ride_dive.engine.distill import teacher_cfg
+    from ride_dive.modeling.teacher import teacher_cfg
 
     _, kwargs = served
     monkeypatch.setenv(model_zoo.MANIFEST_ENV, kwargs["manifest"])

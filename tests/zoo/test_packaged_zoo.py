@@ -8,9 +8,9 @@ import zipfile
 
 import pytest
 
+from benchmarks.publish import render_model_zoo_md
 from ride_dive import model_zoo
 from ride_dive.config import get_cfg
-from ride_dive.model_zoo.publish import render_model_zoo_md
 from ride_dive.modeling import build_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -56,6 +56,9 @@ def test_wheel_carries_configs_and_manifest(tmp_path):
     assert "ride_dive/model_zoo/manifest.json" in names
     assert "ride_dive/model_zoo/configs/FashionMNIST-LT/ride_dive_4e_r32.yaml" in names
     assert "ride_dive/model_zoo/configs/Base-FashionMNIST-LT.yaml" in names
+    # The library only: no benchmark, tool or test code.
+    assert all(n.startswith(("ride_dive/", "ride_dive-")) for n in names), sorted(
+        {n.split("/")[0] for n in names})
     site = tmp_path / "site"
     with zipfile.ZipFile(wheel) as z:  # a wheel is a zip laid out as site-packages
         z.extractall(site)

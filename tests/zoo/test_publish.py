@@ -5,11 +5,11 @@ import os
 import pytest
 import torch
 
+from benchmarks.publish import find_zoo_name, publish_run, render_model_zoo_md
 from ride_dive import model_zoo
 from ride_dive.checkpoint import file_sha256
 from ride_dive.config import ConfigError, get_cfg
 from ride_dive.model_zoo import Manifest, resources
-from ride_dive.model_zoo.publish import find_zoo_name, publish_run, render_model_zoo_md
 
 from .conftest import CLASS_COUNTS, zoo_model
 
@@ -106,7 +106,7 @@ def test_republishing_replaces_the_entry(tmp_path):
 
 
 def test_evaluate_takes_the_metrics_from_evaluating_the_published_file(tmp_path, monkeypatch):
-    from ride_dive.model_zoo import publish
+    from benchmarks import publish
 
     fake_run(tmp_path / "run", results=dict(RESULTS, weights="best (validation)"))
     os.rename(tmp_path / "run" / "model_final.pth", tmp_path / "run" / "model_best.pth")

@@ -1,0 +1,39 @@
+"""Helpers on ``nn.Module`` objects that every layer needs: unwrapping data-parallel
+wrappers, and running a model for inference without losing its train/eval modes."""
+import contextlib
+from typing import Iterator
+
+import torch
+from torch import nn
+
+__all__ = ["inference_context", "unwrap_model"]
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The module inside a ``DistributedDataParallel`` / ``DataParallel`` wrapper, or itself."""
+    while isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+        model = model.module
+    return model
+
+
+@contextlib.contextmanager
+def inference_context(model: nn.Module) -> Iterator[nn.Module]:
+    """Run ``model`` in eval mode under ``torch.inference_mode``; yields ``model``.
+
+    On exit every submodule gets back its own previous ``training`` flag, not the top
+    module's: ``model.train(was_training)`` would switch the frozen parts of a training
+    model (a router stage's experts and heads, a frozen backbone, a teacher) back to
+    training mode, and their BatchNorm statistics would then move.
+
+    Tensors made inside are inference tensors: functional ops on them outside the context
+    give ordinary tensors (``torch.cat``), but they cannot be modified in place or saved
+    for backward there.
+    """
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        with torch.inference_mode():
+            yield model
+    finally:
+        for module, training in modes:
+            module.training = training
