@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""A teacher's virtual-example distribution and DiVE's choice of temperature (METHODS.md 6).
+"""A teacher's virtual-example distribution and DiVE's choice of temperature (docs/METHODS.md 6).
 
     python tools/analyze_virtual_examples.py \
         --config-file output/c100_lt/bsce_r32_if100/config.yaml \
@@ -27,9 +27,9 @@ from ride_dive.checkpoint import Checkpointer  # noqa: E402
 from ride_dive.config import ConfigError  # noqa: E402
 from ride_dive.data import build_datasets  # noqa: E402
 from ride_dive.engine import setup_cfg  # noqa: E402
+from ride_dive.engine.cli import run_tool  # noqa: E402
 from ride_dive.evaluation import save_results_json  # noqa: E402
 from ride_dive.modeling import build_model  # noqa: E402
-from ride_dive.utils.cli import run_tool  # noqa: E402
 from ride_dive.utils.env import resolve_device, seed_all  # noqa: E402
 from ride_dive.utils.logger import setup_logger  # noqa: E402
 

@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from ride_dive.checkpoint.importers import IMPORTERS, convert_checkpoint  # noqa: E402
 from ride_dive.engine import setup_cfg  # noqa: E402
-from ride_dive.utils.cli import run_tool  # noqa: E402
+from ride_dive.engine.cli import run_tool  # noqa: E402
 
 
 def main(args) -> dict:

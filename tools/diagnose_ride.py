@@ -111,7 +111,7 @@ def class_counts_of(run_dir: str):
 
 
 def shot_groups(counts, many: int, few: int):
-    """Class indices of the Many / Medium / Few groups (METHODS.md section 1)."""
+    """Class indices of the Many / Medium / Few groups (docs/METHODS.md section 1)."""
     return {"many": [c for c, n in enumerate(counts) if n > many],
             "medium": [c for c, n in enumerate(counts) if few <= n <= many],
             "few": [c for c, n in enumerate(counts) if n < few]}

@@ -8,7 +8,7 @@
 ``eval`` downloads the checkpoint (verified against the manifest's sha256, cached), then
 runs ``tools/train_net.py --eval-only`` with the packaged config; results go to
 ``output/model_zoo_eval/<config>/`` unless ``OUTPUT_DIR`` is given. Mirrors and the cache:
-``$RIDE_DIVE_MODEL_ZOO_URL``, ``$RIDE_DIVE_CACHE`` (see the README's *Model zoo*).
+``$RIDE_DIVE_MODEL_ZOO_URL``, ``$RIDE_DIVE_CACHE`` (see docs/MODEL_ZOO_GUIDE.md).
 """
 import argparse
 import os
@@ -17,8 +17,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from ride_dive import model_zoo  # noqa: E402
+from ride_dive.engine.cli import run_tool  # noqa: E402
 from ride_dive.model_zoo.download import checkpoint_url  # noqa: E402
-from ride_dive.utils.cli import run_tool  # noqa: E402
 
 
 def parse_args(argv=None):

@@ -27,15 +27,16 @@ from ride_dive.engine import (  # noqa: E402
     save_config,
     setup_cfg,
 )
+from ride_dive.engine.cli import EXIT_USER_ERROR, USER_ERRORS  # noqa: E402
 from ride_dive.engine.pipeline import is_pipeline_file, run_pipeline  # noqa: E402
 from ride_dive.utils import comm  # noqa: E402
-from ride_dive.utils.cli import EXIT_USER_ERROR, USER_ERRORS  # noqa: E402
+from ride_dive.utils.plugins import import_plugins  # noqa: E402
 
 logger = logging.getLogger("ride_dive")
 
 
-
 def main(args):
+    import_plugins(args.plugin)  # again in a spawned process: its registries start empty
     if is_pipeline_file(args.config_file):
         if args.eval_only:
             raise ConfigError(
@@ -50,7 +51,7 @@ def main(args):
     if args.eval_only:
         if not cfg.MODEL.WEIGHTS:
             raise ConfigError("--eval-only needs MODEL.WEIGHTS <checkpoint.pth>.")
-        trainer.checkpointer.load(cfg.MODEL.WEIGHTS, checkpointables=[])
+        trainer.resume_or_load(resume=False)
         return trainer.test()
     trainer.resume_or_load(resume=args.resume)
     if args.resume:  # only now: a resume that failed leaves the run's config.yaml alone
@@ -76,6 +77,7 @@ def main_in_process(args):
 def cli(argv=None) -> int:
     args = default_argument_parser().parse_args(argv)
     try:
+        import_plugins(args.plugin)
         if not is_pipeline_file(args.config_file):
             # Check the config once, before any process starts or any file is written.
             setup_cfg(args.config_file, args.opts)

@@ -177,12 +177,8 @@ DIVERSITY_SPACES = ("fitted", "raw")
 
 
 def _check_ranges(cfg: CfgNode, p: List[str]) -> None:
-    """Values that would otherwise fail deep inside a run, or silently train nonsense.
-
-    Without these checks, most surfaced as a traceback from torch or NumPy after the data
-    was loaded (TEST.BEST_METRIC only after the first evaluation epoch); a negative
-    SOLVER.GAMMA or INPUT.PADDING trained without complaint.
-    """
+    """Values that would otherwise fail deep inside a run (a torch traceback after the data
+    loaded, TEST.BEST_METRIC only at the first evaluation) or silently train nonsense."""
     s, t, d, i, m = cfg.SOLVER, cfg.TEST, cfg.DATASETS, cfg.INPUT, cfg.MODEL
     _require(0 <= s.MOMENTUM < 1, f"SOLVER.MOMENTUM must be in [0, 1), got {s.MOMENTUM}", p)
     _require(s.GAMMA > 0, f"SOLVER.GAMMA (the LR step factor) must be > 0, got {s.GAMMA}", p)
@@ -218,6 +214,12 @@ def _check_ranges(cfg: CfgNode, p: List[str]) -> None:
              f"MODEL.BACKBONE.IN_CHANNELS must be >= 1, got {m.BACKBONE.IN_CHANNELS}", p)
     _require(m.LOSS.DRW_EPOCH >= -1,
              f"MODEL.LOSS.DRW_EPOCH must be >= 0, or -1 for never, got {m.LOSS.DRW_EPOCH}", p)
+    _require(m.LOSS.RIDE.TEMPERATURE_EPOCH >= -2,
+             "MODEL.LOSS.RIDE.TEMPERATURE_EPOCH must be >= 0, -1 for never or -2 for "
+             f"MODEL.LOSS.DRW_EPOCH's epoch, got {m.LOSS.RIDE.TEMPERATURE_EPOCH}", p)
+    _require(len(t.TAU_NORM_TAUS) > 0 and all(x >= 0 for x in t.TAU_NORM_TAUS),
+             f"TEST.TAU_NORM_TAUS must be a non-empty list of numbers >= 0, got "
+             f"{list(t.TAU_NORM_TAUS)}", p)
     _require(0 <= m.LOSS.DRW_BETA < 1,
              f"MODEL.LOSS.DRW_BETA must be in [0, 1), got {m.LOSS.DRW_BETA}", p)
     _require(m.LOSS.FOCAL_GAMMA >= 0,

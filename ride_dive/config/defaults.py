@@ -59,13 +59,14 @@ _C.MODEL.RESNET.GROUPS = 1
 _C.MODEL.RESNET.WIDTH_PER_GROUP = 64
 
 _C.MODEL.HEAD = CfgNode()
-# Registered name in HEAD_REGISTRY: "LinearHead", "CosineHead", "LWSHead".
+# Registered name in HEAD_REGISTRY: "LinearHead", "CosineHead", "LWSHead", "NCMHead".
 _C.MODEL.HEAD.NAME = "LinearHead"
 # Cosine classifier scale s: logit_c = s * cos(f, w_c).
 _C.MODEL.HEAD.COSINE_SCALE = 30.0
 # Linear head bias.
 _C.MODEL.HEAD.BIAS = True
-# Re-initialise the head after loading MODEL.WEIGHTS (cRT).
+# Re-initialise the head(s) before training starts from MODEL.WEIGHTS (cRT); not on
+# --resume (the checkpoint has the trained head) and not with --eval-only.
 _C.MODEL.HEAD.REINIT = False
 # tau-normalisation applied at evaluation (W / ||W||^tau, bias dropped); < 0 = off.
 _C.MODEL.HEAD.TAU_NORM = -1.0
@@ -81,7 +82,7 @@ _C.MODEL.LOSS.FOCAL_GAMMA = 1.0
 _C.MODEL.LOSS.LDAM_MAX_MARGIN = 0.5
 _C.MODEL.LOSS.LDAM_SCALE = 30.0
 # Deferred re-weighting: from this epoch on, class weights (1-beta)/(1-beta^n_c) normalised
-# to sum to C. -1 = never (plain loss). RIDE's temperature schedule also starts here.
+# to sum to C. -1 = never (plain loss).
 _C.MODEL.LOSS.DRW_EPOCH = -1
 _C.MODEL.LOSS.DRW_BETA = 0.9999
 
@@ -92,7 +93,7 @@ _C.DATASETS = CfgNode()
 # Registered name in DATASET_REGISTRY: "FashionMNISTLT", "CIFAR10LT", "CIFAR100LT",
 # "ImageNetLT", "PlacesLT", "INaturalist2018", "SyntheticLT".
 _C.DATASETS.NAME = "FashionMNISTLT"
-# Directory holding the dataset files (see README "Preparing datasets").
+# Directory holding the dataset files (see docs/DATASETS.md).
 _C.DATASETS.ROOT = "datasets"
 # Imbalance factor n_max / n_min of the generated LT training set (CIFAR / Fashion-MNIST).
 _C.DATASETS.IMBALANCE_FACTOR = 100.0
@@ -214,13 +215,23 @@ _C.TEST.EXPERT_GAP_WARNING = 15.0
 # Shot groups from training counts: many > MANY_THRESHOLD >= medium >= FEW_THRESHOLD > few.
 _C.TEST.MANY_THRESHOLD = 100
 _C.TEST.FEW_THRESHOLD = 20
-# Also evaluate the test logits under label shift (METHODS.md 7, the LADE protocol:
+# Also evaluate the test logits under label shift (docs/METHODS.md 7, the LADE protocol:
 # Forward/Backward rho = 50, 25, 10, 5, 2 and Uniform, without and with post-compensation),
 # stored as results["label_shift"]. The model runs once; the shifted sets are subsets.
 _C.TEST.LABEL_SHIFT = False
+# tau-normalisation sweep of a LinearHead model in the final evaluation (Kang et al. 2020;
+# docs/METHODS.md 5): tau is chosen on the validation split (on test only without one, with a
+# warning and "selected_on": "test"), results["tau_norm"] and OUTPUT_DIR/tau_norm.json keep
+# the sweep and the test numbers of the chosen tau.
+_C.TEST.TAU_NORM_SWEEP = False
+# The taus swept.
+_C.TEST.TAU_NORM_TAUS = [round(0.1 * i, 1) for i in range(21)]
+# Evaluators added to the default ones (EVALUATOR_REGISTRY names, run after them in this
+# order); see docs/ARCHITECTURE.md for writing one.
+_C.TEST.EXTRA_EVALUATORS = []
 
 # ---------------------------------------------------------------------------------------
-# RIDE: multi-expert models, the diversity loss and the expert router (METHODS.md 2-4)
+# RIDE: multi-expert models, the diversity loss and the expert router (docs/METHODS.md 2-4)
 # ---------------------------------------------------------------------------------------
 _C.MODEL.RIDE = CfgNode()
 # Experts E: each has its own last stages and head; the test output is their mean logits.
@@ -244,9 +255,13 @@ _C.MODEL.LOSS.RIDE.BASE_LOSS = "LDAMLoss"
 # 0 removes the term and nothing else.
 _C.MODEL.LOSS.RIDE.DIVERSITY_WEIGHT = -0.45
 # alpha of the distribution-aware temperature T_c = TEMPERATURE_BASE * w_c with
-# w_c = (alpha * C * pi_c + 1 - alpha) / max_c(...), used from MODEL.LOSS.DRW_EPOCH on
-# (T = 1 before, and always when DRW_EPOCH is -1). 0.05 CIFAR, 0.02 ImageNet-LT, 0.015 iNat.
+# w_c = (alpha * C * pi_c + 1 - alpha) / max_c(...), used from TEMPERATURE_EPOCH on (T = 1
+# before). 0.05 CIFAR, 0.02 ImageNet-LT, 0.015 iNat.
 _C.MODEL.LOSS.RIDE.TEMPERATURE_ALPHA = 0.05
+# First epoch of the distribution-aware temperature; -1 = never (T = 1 throughout). RIDE's
+# recipe starts it with DRW (the shipped configs set both). -2 = follow MODEL.LOSS.DRW_EPOCH,
+# which is what configs written before this key existed meant (a message says so).
+_C.MODEL.LOSS.RIDE.TEMPERATURE_EPOCH = -2
 # T_base of the distribution-aware temperature.
 _C.MODEL.LOSS.RIDE.TEMPERATURE_BASE = 1.0
 # Where the diversity KL compares each expert with the ensemble: "fitted" = the logits the
@@ -284,7 +299,7 @@ _C.TEST.ROUTER_THRESHOLDS = [0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 
 _C.TEST.ROUTER_SELECT_MAX_TOP1_DROP = -1.0
 
 # ---------------------------------------------------------------------------------------
-# Distillation (DiVE, RIDE-DiVE; METHODS.md 2 and 6)
+# Distillation (DiVE, RIDE-DiVE; docs/METHODS.md 2 and 6)
 # ---------------------------------------------------------------------------------------
 _C.MODEL.TEACHER = CfgNode()
 # The teacher's own config file (e.g. the teacher run's OUTPUT_DIR/config.yaml) and weights.

@@ -1,4 +1,4 @@
-"""Training samplers (METHODS.md section 5): instance, class-aware, square-root, progressive.
+"""Training samplers (docs/METHODS.md section 5): instance, class-aware, square-root, progressive.
 
 Every sampler builds the same global sequence on every rank from (seed, epoch) alone, pads it
 to a multiple of the number of replicas and hands rank ``r`` the items ``r::num_replicas``.
@@ -116,6 +116,10 @@ class ClassAwareSampler(TrainingSampler):
     equally often; each visit takes ``samples_per_class`` consecutive items from that
     class's own list, itself reshuffled each time it runs out. ``len(labels)`` per epoch.
     """
+
+    # Every class is drawn equally often: a classifier trained on these batches sees a
+    # uniform prior (the label-shift evaluation asks for this).
+    balances_classes = True
 
     @configurable
     def __init__(self, labels, seed: int = 0, num_replicas: int = 1, rank: int = 0,

@@ -5,7 +5,6 @@ There is one trainer. Methods (CE, BSCE, LDAM-DRW, RIDE, DiVE, cRT, ...) differ 
 model, loss, sampler and config it is given.
 """
 import argparse
-import json
 import logging
 import os
 import sys
@@ -16,29 +15,28 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..checkpoint import Checkpointer, atomic_write_text, restore_rng_state
 from ..config import CfgNode, ConfigError, assert_cfg, get_cfg
-from ..data import build_datasets, build_train_loader
+from ..data import build_datasets, build_train_loader, unaugmented_view
 from ..evaluation import (
-    expert_competence_warning,
+    EvaluationContext,
+    build_evaluators,
+    evaluate,
     format_label_shift_table,
     format_results_table,
+    run_evaluators,
     save_results_json,
+    split_loader,
 )
 from ..modeling import build_model
 from ..modeling.norm import to_sync_batch_norm
+from ..modeling.training_setup import TrainingSetupContext
 from ..solver import build_lr_scheduler, build_optimizer, describe_lr_scaling
 from ..utils import comm
 from ..utils.env import amp_dtype, resolve_device, seed_all
 from ..utils.events import default_writers
 from ..utils.logger import setup_logger
+from ..utils.modules import unwrap_model
+from ..utils.run_dir import RunDir
 from . import hooks
-from .decoupling import check_trainable_heads, fit_evaluation_heads, reinit_heads
-from .distill import distill_temperature, prepare_distillation
-from .evaluation import (
-    evaluate,
-    inference_gmacs,
-    router_evaluation,
-    select_router_threshold_on_val,
-)
 from .train_loop import SimpleTrainer
 
 logger = logging.getLogger("ride_dive")
@@ -54,6 +52,9 @@ def default_argument_parser(description: str = "ride_dive training") -> argparse
         "configs/FashionMNIST-LT/bsce_r32.yaml SOLVER.MAX_EPOCHS 10 OUTPUT_DIR out/x",
     )
     parser.add_argument("--config-file", default="", metavar="FILE", help="path to a config")
+    parser.add_argument("--plugin", action="append", default=[], metavar="FILE_OR_MODULE",
+                        help="import this .py file or module first (your own registered "
+                        "losses, heads, evaluators, ...); repeatable")
     parser.add_argument("--resume", action="store_true",
                         help="continue from OUTPUT_DIR's last checkpoint (exactly)")
     parser.add_argument("--eval-only", action="store_true", help="evaluate MODEL.WEIGHTS only")
@@ -81,7 +82,7 @@ def setup_cfg(config_file: str = "", opts=()) -> CfgNode:
 def save_config(cfg: CfgNode) -> None:
     """Write the merged config to ``OUTPUT_DIR/config.yaml`` (main process, atomically)."""
     if comm.is_main_process():
-        atomic_write_text(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), cfg.dump())
+        atomic_write_text(RunDir(cfg.OUTPUT_DIR).config, cfg.dump())
 
 
 def default_setup(cfg: CfgNode, args: Optional[argparse.Namespace] = None) -> None:
@@ -107,8 +108,47 @@ def default_setup(cfg: CfgNode, args: Optional[argparse.Namespace] = None) -> No
         torch.backends.cudnn.benchmark = True
 
 
+def load_model(cfg: CfgNode, class_counts, device) -> torch.nn.Module:
+    """A model built from ``cfg`` with ``cfg.MODEL.WEIGHTS`` loaded (``weights_only``), in
+    eval mode, on ``device`` (a teacher, or a model to analyse)."""
+    model = build_model(cfg, class_counts)
+    Checkpointer(model, "").load(cfg.MODEL.WEIGHTS, checkpointables=[])
+    return model.to(device).eval()
+
+
+class _RunSetupContext(TrainingSetupContext):
+    """The ``TrainingSetupContext`` of a ``DefaultTrainer`` run."""
+
+    def __init__(self, trainer: "DefaultTrainer"):
+        self._trainer = trainer
+        self.cfg = trainer.cfg
+        self.model = unwrap_model(trainer.model)
+        self.train_dataset = trainer.splits.train
+        self.class_counts = trainer.splits.class_counts
+        self.device = trainer.device
+
+    @property
+    def resumed(self) -> bool:
+        return self._trainer.resumed
+
+    @property
+    def autocast_dtype(self):
+        return amp_dtype(self.cfg)
+
+    def load_model(self, cfg: CfgNode) -> torch.nn.Module:
+        return load_model(cfg, self.class_counts, self.device)
+
+    def loader(self, dataset):
+        return split_loader(self.cfg, unaugmented_view(self.cfg, dataset), self.device)
+
+
 class DefaultTrainer:
-    """Builds a full training run from a cfg; ``train()`` then ``test()``.
+    """Builds a full training run from a cfg; ``resume_or_load()``, then ``train()`` (which
+    ends with ``test()``) or ``test()`` alone (``--eval-only``).
+
+    The trainer knows no method. What a method needs before training is declared by its
+    components (``before_training``, run by the ``PrepareForTraining`` hook); what its
+    evaluation reports comes from ``build_evaluators``.
 
     Args:
         cfg: a validated config (see ``setup_cfg``).
@@ -116,6 +156,7 @@ class DefaultTrainer:
 
     def __init__(self, cfg: CfgNode):
         self.cfg = cfg
+        self.run_dir = RunDir(cfg.OUTPUT_DIR)
         if comm.is_main_process():
             os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
         # Seed here too (not only in default_setup) so that the model's initial weights
@@ -165,9 +206,16 @@ class DefaultTrainer:
             is_main_process=comm.is_main_process(),
         )
         self.start_epoch = 0
+        self.resumed = False
+        self.timer = hooks.IterationTimer(cfg.SOLVER.BATCH_SIZE)
         self.trainer.register_hooks(self.build_hooks())
+        # Built now so that a config asking for an evaluation the model cannot take fails
+        # before training, not after it.
+        self.evaluators = build_evaluators(cfg, self.model)
 
     def build_hooks(self):
+        """The hooks in their order: components' before-training steps, timer, LR schedule,
+        periodic evaluation, checkpointing, writers."""
         cfg = self.cfg
         val = self.splits.val
         eval_split = val if val is not None else self.splits.test
@@ -183,7 +231,8 @@ class DefaultTrainer:
         if comm.is_main_process():
             writers = default_writers(cfg.OUTPUT_DIR, self.trainer.max_iter)
         return [
-            hooks.IterationTimer(cfg.SOLVER.BATCH_SIZE),
+            hooks.PrepareForTraining(_RunSetupContext(self)),
+            self.timer,
             hooks.LRScheduler(self.scheduler),
             eval_hook if cfg.TEST.EVAL_PERIOD > 0 else None,
             hooks.PeriodicCheckpointer(self.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD),
@@ -192,80 +241,51 @@ class DefaultTrainer:
 
     def resume_or_load(self, resume: bool = True) -> None:
         """With ``resume`` and a checkpoint in OUTPUT_DIR, continue it exactly (epoch, LR,
-        optimizer, hooks, RNG); otherwise load MODEL.WEIGHTS (if set) into the model."""
+        optimizer, hooks, RNG); otherwise load MODEL.WEIGHTS (if set) into the model.
+
+        This is also the whole of ``--eval-only``'s loading (``resume=False``): nothing a
+        method does before training happens here.
+        """
         state = self.checkpointer.resume_or_load(self.cfg.MODEL.WEIGHTS, resume=resume)
         if resume and "epoch" in state:
+            self.resumed = True
             self.start_epoch = int(state["epoch"])
             self.trainer.load_hooks_state_dict(state.get("hooks", {}))
             if "rng" in state:
                 restore_rng_state(state["rng"])
             logger.info(f"Resuming at epoch {self.start_epoch}")
-        elif self.cfg.MODEL.HEAD.REINIT:  # cRT: a fresh classifier on the stage-1 features
-            reinit_heads(self.model)
 
     def train(self) -> Dict:
         """Train (from the resumed epoch), then evaluate on the test split."""
         if self.start_epoch < self.cfg.SOLVER.MAX_EPOCHS:
-            check_trainable_heads(self.model)
-            # The teacher (if the loss distils) is needed for training only.
-            prepare_distillation(self.cfg, self.model, self.splits.train,
-                                 self.splits.class_counts, self.device)
             self.trainer.train(self.start_epoch)
         else:
             logger.info("Training already finished; evaluating only.")
         return self.test()
 
     def test(self) -> Dict:
-        """Final evaluation on the test split, written to ``OUTPUT_DIR/results.json``.
+        """The final evaluation, written to ``OUTPUT_DIR/results.json``.
 
         With a validation split and ``TEST.USE_BEST``, the weights are those of
-        ``model_best.pth`` (chosen on validation). The validation metrics are stored under
-        ``"val"``, and a model with an expert router adds its accuracy/compute sweep under
-        ``"router"`` (see ``router_evaluation``), with the validation choice of its
-        threshold under ``"router"]["selection"]`` when ``TEST.ROUTER_SELECT_MAX_TOP1_DROP``
-        asks for one (see ``select_router_threshold_on_val``).
+        ``model_best.pth`` (chosen on validation). The entries come from the run's
+        evaluators (``build_evaluators``: test and validation metrics, per expert, the
+        router's selection on validation and its sweep, GMACs, tau-norm, ...), plus
+        ``"weights"`` and, for a run that trained, ``"training_time_s"``.
         """
         cfg = self.cfg
-        best = os.path.join(cfg.OUTPUT_DIR, "model_best.pth")
         weights = "final"
+        best = self.run_dir.best_model
         if cfg.TEST.USE_BEST and self.splits.val is not None and os.path.isfile(best):
             self.checkpointer.load(best, checkpointables=[])
             weights = "best (validation)"
-        counts = self.splits.class_counts
-        fit_evaluation_heads(cfg, self.model, self.splits.train, self.device)  # NCM
-        # Chosen before any test number is computed, and from validation numbers only.
-        selection = select_router_threshold_on_val(
-            cfg, self.model, self.splits.val, counts, self.device
-        )
-        results = evaluate(cfg, self.model, self.splits.test, counts, self.device,
-                           label_shift=cfg.TEST.LABEL_SHIFT)
-        results["weights"] = weights
-        warning = expert_competence_warning(results, cfg.TEST.EXPERT_GAP_WARNING)
-        if warning is not None:
-            logger.warning(warning)
-            results["warnings"] = [warning]
-        tau = distill_temperature(self.model)
-        if tau is not None:
-            results["distill_temperature"] = tau
-        if self.splits.val is not None:
-            val = evaluate(cfg, self.model, self.splits.val, counts, self.device)
-            results["val"] = {k: v for k, v in val.items() if k != "per_class"}
-        router = router_evaluation(cfg, self.model, self.splits.test, counts, self.device)
-        results["gmacs"] = inference_gmacs(cfg, self.model)
-        if router is not None:
-            results["router"] = router
-            results["gmacs"] = router["gmacs"]  # the average under early exit
-            if selection is not None:
-                router["selection"] = selection
+        results: Dict = {"weights": weights}
+        if self.resumed or self.timer.training_seconds > 0:
+            results["training_time_s"] = self.timer.training_seconds
+        context = EvaluationContext(cfg, self.model, self.splits, self.device)
+        results = run_evaluators(self.evaluators, context, results)
         if comm.is_main_process():
-            save_results_json(results, os.path.join(cfg.OUTPUT_DIR, "results.json"))
+            save_results_json(results, self.run_dir.results)
             print(format_results_table(results, f"test ({weights} weights)"), flush=True)
             if "label_shift" in results:
                 print(format_label_shift_table(results["label_shift"]), flush=True)
         return results
-
-
-def summarize(results: Dict) -> str:
-    """One JSON line of the headline numbers (handy in scripts)."""
-    keys = ("top1", "top5", "many", "medium", "few", "ece")
-    return json.dumps({k: round(results[k], 2) for k in keys if k in results})

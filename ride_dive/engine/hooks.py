@@ -1,7 +1,7 @@
-"""Standard hooks, registered by ``DefaultTrainer`` in this order: timer, LR schedule,
-evaluation, checkpointing, writers. Evaluation precedes checkpointing so that a resumable
-checkpoint already holds this epoch's best-so-far score; writers come last so they see
-everything recorded during the step."""
+"""Standard hooks, registered by ``DefaultTrainer`` in this order: the components'
+before-training steps, timer, LR schedule, evaluation, checkpointing, writers. Evaluation
+precedes checkpointing so that a resumable checkpoint already holds this epoch's
+best-so-far score; writers come last so they see everything recorded during the step."""
 import logging
 import time
 from typing import Callable, Dict, List, Optional
@@ -9,18 +9,47 @@ from typing import Callable, Dict, List, Optional
 import torch
 
 from ..checkpoint import Checkpointer, capture_rng_state
+from ..modeling.training_setup import TrainingSetupContext, prepare_for_training
+from ..utils.run_dir import RunDir
 from .train_loop import HookBase
 
 logger = logging.getLogger("ride_dive")
 
 
+class PrepareForTraining(HookBase):
+    """Runs the model's components' ``before_training`` steps (teacher, ``auto`` tau, cRT
+    re-initialisation, ...; see ``modeling.training_setup``) before the first step.
+
+    Args:
+        context: what the steps get (the run, and services to load a model or a loader).
+    """
+
+    def __init__(self, context: TrainingSetupContext):
+        self.context = context
+
+    def before_train(self):
+        prepare_for_training(self.context.model, self.context)
+
+
 class IterationTimer(HookBase):
-    """Records the step time and the training throughput (images/s)."""
+    """Records the step time and the training throughput (images/s), and the training time.
+
+    ``training_seconds`` is the wall time of the training loop, summed over the sessions of
+    a resumed run (it is part of the hooks' checkpoint state).
+    """
 
     def __init__(self, batch_size: int):
         self._batch_size = batch_size
         self._start = 0.0
-        self._train_start = 0.0
+        self._train_start: Optional[float] = None
+        self._earlier_seconds = 0.0
+
+    @property
+    def training_seconds(self) -> float:
+        """Seconds in the training loop so far, this session and the resumed ones."""
+        if self._train_start is None:
+            return self._earlier_seconds
+        return self._earlier_seconds + time.perf_counter() - self._train_start
 
     def before_train(self):
         self._train_start = time.perf_counter()
@@ -34,8 +63,18 @@ class IterationTimer(HookBase):
         self.trainer.storage.put_scalar("images_per_sec", self._batch_size / max(elapsed, 1e-9))
 
     def after_train(self):
+        if self._train_start is None:  # a step before training failed
+            return
         total = time.perf_counter() - self._train_start
         logger.info(f"Training time: {total:.1f} s")
+        self._earlier_seconds += total
+        self._train_start = None
+
+    def state_dict(self) -> Dict:
+        return {"training_seconds": self.training_seconds}
+
+    def load_state_dict(self, state: Dict) -> None:
+        self._earlier_seconds = float(state.get("training_seconds", 0.0))
 
 
 class LRScheduler(HookBase):
@@ -65,7 +104,7 @@ class PeriodicCheckpointer(HookBase):
         next_epoch = self.trainer.epoch + 1
         if next_epoch % self.period == 0 or next_epoch == self.trainer.max_epochs:
             self.checkpointer.save(
-                f"model_epoch_{next_epoch:04d}",
+                self.checkpointer.periodic_name(next_epoch),
                 epoch=next_epoch,
                 iteration=self.trainer.iter,
                 rng=capture_rng_state(),
@@ -74,7 +113,7 @@ class PeriodicCheckpointer(HookBase):
 
     def after_train(self):
         if self.trainer.epoch >= self.trainer.max_epochs:
-            self.checkpointer.save("model_final", epoch=self.trainer.max_epochs)
+            self.checkpointer.save(RunDir.FINAL, epoch=self.trainer.max_epochs)
 
 
 class EvalHook(HookBase):
@@ -105,7 +144,13 @@ class EvalHook(HookBase):
         next_epoch = self.trainer.epoch + 1
         if self.period <= 0 or next_epoch % self.period != 0:
             return
-        results = self.eval_fn()
+        # Whatever eval_fn does to the modes, training goes on with each module's own flag.
+        modes = [(module, module.training) for module in self.trainer.model.modules()]
+        try:
+            results = self.eval_fn()
+        finally:
+            for module, training in modes:
+                module.training = training
         scalars = {k: v for k, v in results.items() if isinstance(v, (int, float))}
         for key, value in scalars.items():
             self.trainer.storage.put_scalar(f"{self.split_name}/{key}", value, smoothing=False)
@@ -119,13 +164,12 @@ class EvalHook(HookBase):
             # tag_last=False: --resume must continue from the periodic checkpoint, which
             # carries the optimizer/RNG/hook state, not from model_best.
             self.best_checkpointer.save(
-                "model_best", tag_last=False, epoch=next_epoch,
+                RunDir.BEST, tag_last=False, epoch=next_epoch,
                 **{f"{self.split_name}_{self.metric}": score},
             )
             logger.info(
                 f"New best {self.split_name} {self.metric} {score:.2f} at epoch {next_epoch}"
             )
-        self.trainer.model.train()
 
     def state_dict(self) -> Dict:
         if self.best_score is None:

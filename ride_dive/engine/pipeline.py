@@ -21,13 +21,15 @@ A pipeline file is YAML with a single top-level ``PIPELINE`` section::
           CONFIG: "ncm_r32.yaml"
           WEIGHTS: "teacher"
           KIND: "eval"                        # evaluate WEIGHTS only (NCM); "tau_norm":
-                                              # tau-norm of WEIGHTS, tau chosen on val
+                                              # the same with TEST.TAU_NORM_SWEEP True
 
-Each stage is an ordinary training run (``DefaultTrainer``) in ``OUTPUT_DIR/<NAME>``, or
-with ``KIND: eval`` an evaluation of ``WEIGHTS`` (e.g. NCM), or with ``KIND: tau_norm`` the
-tau-norm sweep of ``WEIGHTS`` (``tau_norm.json``, tau chosen on validation). A stage whose
-``results.json`` (``tau_norm.json``) exists is finished and skipped; one with a checkpoint
-resumes exactly; the others start fresh. Command-line overrides apply to every stage (after the
+A stage is one of two things: a training run (``DefaultTrainer``: ``resume_or_load`` then
+``train``) in ``OUTPUT_DIR/<NAME>``, or with ``KIND: eval`` an evaluation of ``WEIGHTS``
+(``resume_or_load(resume=False)`` then ``test``, what ``--eval-only`` does). ``KIND:
+tau_norm`` is an eval stage with ``TEST.TAU_NORM_SWEEP True`` (the tau-norm evaluator, tau
+chosen on validation); its row shows the chosen tau's test numbers. A stage whose
+``results.json`` exists is finished and skipped; one with a checkpoint resumes exactly; the
+others start fresh. Command-line overrides apply to every stage (after the
 file's ``OPTS``), except ``OUTPUT_DIR``, which moves the whole pipeline. At the end a table
 compares the stages on top-1 / many / medium / few, experts per image and GMACs per image
 (``summary.md`` and ``summary.json`` in the pipeline's folder).
@@ -40,8 +42,10 @@ from typing import Dict, List, Optional, Sequence
 
 import yaml
 
+from ..checkpoint import atomic_write_text
 from ..config import ConfigError
 from ..utils import comm
+from ..utils.run_dir import RunDir
 
 __all__ = ["PipelineStage", "Pipeline", "is_pipeline_file", "load_pipeline", "run_pipeline",
            "format_summary"]
@@ -51,6 +55,8 @@ logger = logging.getLogger("ride_dive")
 _PIPELINE_KEYS = {"NAME", "OUTPUT_DIR", "OPTS", "STAGES"}
 _STAGE_KEYS = {"NAME", "CONFIG", "LABEL", "TEACHER", "WEIGHTS", "OPTS", "KIND"}
 STAGE_KINDS = ("train", "eval", "tau_norm")
+# What a stage kind adds to its config: tau_norm is an evaluation with the tau-norm sweep.
+_KIND_OPTS = {"train": [], "eval": [], "tau_norm": ["TEST.TAU_NORM_SWEEP", "True"]}
 
 
 @dataclass
@@ -66,9 +72,9 @@ class PipelineStage:
     kind: str = "train"
 
     @property
-    def result_file(self) -> str:
-        """The file whose presence marks the stage as finished."""
-        return "tau_norm.json" if self.kind == "tau_norm" else "results.json"
+    def trains(self) -> bool:
+        """Whether the stage trains (else it evaluates ``WEIGHTS``)."""
+        return self.kind == "train"
 
 
 @dataclass
@@ -190,13 +196,13 @@ def stage_dirs(pipeline: Pipeline, output_dir: Optional[str] = None) -> Dict[str
 
 
 def _stage_opts(pipeline, stage, dirs, cli_opts) -> List[str]:
-    opts = list(pipeline.opts) + list(stage.opts) + list(cli_opts)
+    opts = _KIND_OPTS[stage.kind] + list(pipeline.opts) + list(stage.opts) + list(cli_opts)
     if stage.teacher:
-        teacher_dir = dirs[stage.teacher]
-        opts += ["MODEL.TEACHER.CONFIG_FILE", os.path.join(teacher_dir, "config.yaml"),
-                 "MODEL.TEACHER.WEIGHTS", os.path.join(teacher_dir, "model_final.pth")]
+        teacher = RunDir(dirs[stage.teacher])
+        opts += ["MODEL.TEACHER.CONFIG_FILE", teacher.config,
+                 "MODEL.TEACHER.WEIGHTS", teacher.final_model]
     if stage.weights:
-        opts += ["MODEL.WEIGHTS", os.path.join(dirs[stage.weights], "model_final.pth")]
+        opts += ["MODEL.WEIGHTS", RunDir(dirs[stage.weights]).final_model]
     return opts + ["OUTPUT_DIR", dirs[stage.name]]
 
 
@@ -215,7 +221,7 @@ def run_pipeline(path: str, opts: Sequence[str] = ()) -> Dict:
     root = output_dir or pipeline.output_dir
     stage_results: Dict[str, Dict] = {}
     for i, stage in enumerate(pipeline.stages):
-        results_path = os.path.join(dirs[stage.name], stage.result_file)
+        results_path = RunDir(dirs[stage.name]).results
         banner = f"[{pipeline.name}] stage {i + 1}/{len(pipeline.stages)} '{stage.name}'"
         if os.path.isfile(results_path):
             logger.info(f"{banner}: finished before ({results_path}); skipped")
@@ -230,24 +236,19 @@ def run_pipeline(path: str, opts: Sequence[str] = ()) -> Dict:
                "rows": summary_rows(pipeline, stage_results)}
     if comm.is_main_process():
         table = format_summary(summary)
-        with open(os.path.join(root, "summary.md"), "w") as f:
-            f.write(table + "\n")
-        with open(os.path.join(root, "summary.json"), "w") as f:
-            json.dump(summary, f, indent=2)
+        atomic_write_text(os.path.join(root, "summary.md"), table + "\n")
+        atomic_write_text(os.path.join(root, "summary.json"), json.dumps(summary, indent=2))
         print(table, flush=True)
     return summary
 
 
 def _run_stage(stage: PipelineStage, cfg) -> Dict:
-    """Train (resuming an interrupted run), evaluate, or tau-normalise, by ``stage.kind``."""
+    """Train (resuming an interrupted run) or evaluate ``WEIGHTS``, by ``stage.kind``."""
     from .defaults import DefaultTrainer
-    from .tau_norm import run_tau_norm
 
-    if stage.kind == "tau_norm":
-        return run_tau_norm(cfg)
     trainer = DefaultTrainer(cfg)
-    if stage.kind == "eval":
-        trainer.checkpointer.load(cfg.MODEL.WEIGHTS, checkpointables=[])
+    if not stage.trains:
+        trainer.resume_or_load(resume=False)
         return trainer.test()
     # resume=True: an interrupted stage continues from its last checkpoint; a new one
     # starts from MODEL.WEIGHTS (the previous stage's model, where wired).
@@ -256,14 +257,16 @@ def _run_stage(stage: PipelineStage, cfg) -> Dict:
 
 
 def stage_metrics(stage: PipelineStage, report: Dict) -> Dict:
-    """A stage's test metrics: its ``results.json``, or a tau-norm report's chosen tau."""
-    if stage.kind == "tau_norm":
-        return dict(report["test"], selected_on=report["selected_on"])
+    """A stage's test metrics: its ``results.json``; for a tau-norm stage, the chosen tau's
+    test numbers (with ``selected_on``)."""
+    tau_norm = report.get("tau_norm")
+    if stage.kind == "tau_norm" and tau_norm is not None:
+        return dict(tau_norm["test"], selected_on=tau_norm["selected_on"])
     return report
 
 
 def summary_rows(pipeline: Pipeline, stage_results: Dict[str, Dict]) -> List[Dict]:
-    """One row per stage; a router stage adds the full-ensemble row of the same model."""
+    """One row per stage; a router stage's label names the threshold it ran at."""
     rows = []
     for stage in pipeline.stages:
         r = stage_results.get(stage.name)
@@ -274,7 +277,7 @@ def summary_rows(pipeline: Pipeline, stage_results: Dict[str, Dict]) -> List[Dic
             if key in r:
                 row[key] = r[key]
         router = r.get("router")
-        if router is not None:
+        if router is not None and "threshold" in router:
             row["threshold"] = router["threshold"]
             row["label"] = f"{stage.label} (threshold {router['threshold']:g})"
         rows.append(row)

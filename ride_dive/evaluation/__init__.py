@@ -1,12 +1,23 @@
 """Evaluation: top-k, per-class and many/medium/few accuracy, calibration, label shift,
 reporting, and for multi-expert models each expert's accuracy and the router's
-accuracy/compute sweep."""
+accuracy/compute sweep; a run's final evaluation as a list of evaluators
+(``build_evaluators``, ``EVALUATOR_REGISTRY``)."""
+# gather_predictions is re-exported for existing callers; it lives in utils.comm.
+from ..utils.comm import gather_predictions
+from . import default_evaluators  # noqa: F401  (registers the default evaluators)
 from .evaluator import (
     ClassificationEvaluator,
     compute_classification_metrics,
-    gather_predictions,
     inference_on_dataset,
     predict_on_dataset,
+)
+from .evaluators import (
+    DEFAULT_EVALUATORS,
+    EVALUATOR_REGISTRY,
+    EvaluationContext,
+    RunEvaluator,
+    build_evaluators,
+    run_evaluators,
 )
 from .expert_check import expert_competence_warning
 from .label_shift import (
@@ -43,12 +54,31 @@ from .reporting import (
     plot_router_tradeoff,
     save_results_json,
 )
+from .split_evaluation import (
+    evaluate,
+    inference_gmacs,
+    router_evaluation,
+    select_router_threshold_on_val,
+    split_loader,
+)
 from .statistics import format_mean_std, format_paired, paired_difference, t_quantile_975
-from .tau_norm import DEFAULT_TAUS, collect_features, select_tau, tau_norm_sweep
+from .tau_norm import DEFAULT_TAUS, collect_features, format_tau_table, select_tau, tau_norm_sweep
 
 __all__ = [
+    "DEFAULT_EVALUATORS",
     "DEFAULT_RHOS",
     "DEFAULT_TAUS",
+    "EVALUATOR_REGISTRY",
+    "EvaluationContext",
+    "RunEvaluator",
+    "build_evaluators",
+    "evaluate",
+    "format_tau_table",
+    "inference_gmacs",
+    "router_evaluation",
+    "run_evaluators",
+    "select_router_threshold_on_val",
+    "split_loader",
     "collect_features",
     "select_tau",
     "tau_norm_sweep",

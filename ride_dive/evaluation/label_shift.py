@@ -1,4 +1,4 @@
-"""Label-shift evaluation (the LADE protocol, METHODS.md 7) from one set of test logits.
+"""Label-shift evaluation (the LADE protocol, docs/METHODS.md 7) from one set of test logits.
 
 The classes are ranked by training count, head first (ties: lower class index first).
 Forward-rho keeps ``n_c = floor(n_test * (1 / rho) ** (r / (C - 1)))`` test images of the
@@ -18,6 +18,8 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 
+from ..data.registry import SAMPLER_REGISTRY
+from ..utils.modules import unwrap_model
 from .metrics import per_class_accuracy, shot_group_accuracy, topk_accuracy
 
 __all__ = [
@@ -36,30 +38,24 @@ __all__ = [
 
 PROTOCOLS = ("forward", "uniform", "backward")
 DEFAULT_RHOS = (50, 25, 10, 5, 2)
-# Losses that add log n_c to the logits during training (as a RIDE expert's loss, too).
-PRIOR_LOSSES = ("BalancedSoftmaxLoss", "DiVELoss")
-# Samplers that draw every class equally often: the classifier sees a uniform prior.
-BALANCED_SAMPLERS = ("ClassAwareSampler",)
 
 
-def trained_with_prior_logits(cfg) -> bool:
+def trained_with_prior_logits(cfg, model: torch.nn.Module) -> bool:
     """Whether the model's raw logits already estimate the class-balanced posterior.
 
-    True when the training loss (for ``RIDELoss``: each expert's ``MODEL.LOSS.RIDE.
-    BASE_LOSS``) is Balanced Softmax or DiVE, which add ``log n_c`` to the logits while
-    training, or when the training batches are class-balanced (``ClassAwareSampler``: cRT
-    and LWS classifiers, whose training prior is uniform). NCM (distances to class means)
-    and tau-normalised heads (``MODEL.HEAD.TAU_NORM >= 0``), which are built to remove the
-    prior, count as balanced too; that is an approximation for tau-norm. PC then adds
-    ``log p_target`` only. Square-root and progressively balanced samplers are treated as
-    instance-balanced.
+    Decided by what the components declare, not by their names: a module of the model with
+    a truthy ``estimates_balanced_posterior`` (Balanced Softmax, also as DiVE's hard-label
+    loss or a RIDE expert's loss, which add ``log n_c`` to the logits while training; NCM,
+    distances to class means; a tau-normalised ``LinearHead``, an approximation), or a
+    training sampler with ``balances_classes`` (``ClassAwareSampler``: cRT and LWS
+    classifiers see a uniform prior). PC then adds ``log p_target`` only. Square-root and
+    progressively balanced samplers count as instance-balanced.
     """
-    loss = cfg.MODEL.LOSS.NAME
-    if loss == "RIDELoss":
-        loss = cfg.MODEL.LOSS.RIDE.BASE_LOSS
-    balanced_head = cfg.MODEL.HEAD.NAME == "NCMHead" or cfg.MODEL.HEAD.TAU_NORM >= 0
-    return (loss in PRIOR_LOSSES or cfg.DATALOADER.SAMPLER in BALANCED_SAMPLERS
-            or balanced_head)
+    if any(getattr(m, "estimates_balanced_posterior", False)
+           for m in unwrap_model(model).modules()):
+        return True
+    sampler = SAMPLER_REGISTRY.get(cfg.DATALOADER.SAMPLER)
+    return bool(getattr(sampler, "balances_classes", False))
 
 
 def class_ranks(train_counts: Sequence[int]) -> List[int]:

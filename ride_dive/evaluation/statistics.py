@@ -1,4 +1,4 @@
-"""Paired comparison of two methods over shared seeds (METHODS.md section 10).
+"""Paired comparison of two methods over shared seeds (docs/METHODS.md section 10).
 
 A 30-epoch Fashion-MNIST-LT run moves by 1.5-3 points between seeds, more than many of the
 differences between methods; the seed's effect is largely shared by two methods trained on

@@ -23,7 +23,7 @@ def count_macs(model: nn.Module, input_shape: Sequence[int]) -> float:
 
     fvcore's ``FlopCountAnalysis`` counts one multiply-add as one "flop", so its total is
     a MAC count (the convention of the RIDE/ResNet papers). Ops fvcore cannot count are
-    skipped silently; the model's train/eval mode is restored afterwards.
+    skipped silently; every module's train/eval mode is restored afterwards.
 
     Args:
         model: a module whose ``forward(images)`` runs in eval mode (backbones, meta-archs).
@@ -41,7 +41,9 @@ def count_macs(model: nn.Module, input_shape: Sequence[int]) -> float:
     device = param.device if param is not None else torch.device("cpu")
     dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
     images = torch.zeros(shape, device=device, dtype=dtype)
-    was_training = model.training
+    # Every submodule gets its own flag back afterwards, not the top module's (a frozen part
+    # of a model in training stays in eval mode).
+    modes = [(module, module.training) for module in model.modules()]
     model.eval()
     try:
         # fvcore's import and the JIT trace emit deprecation/tracer warnings that say
@@ -56,5 +58,6 @@ def count_macs(model: nn.Module, input_shape: Sequence[int]) -> float:
             with torch.no_grad():
                 total = analysis.total()
     finally:
-        model.train(was_training)
+        for module, training in modes:
+            module.training = training
     return total / shape[0] / 1e9

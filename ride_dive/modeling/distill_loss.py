@@ -1,4 +1,4 @@
-"""The DiVE loss (He et al. 2021; METHODS.md section 2): distilling virtual examples.
+"""The DiVE loss (He et al. 2021; docs/METHODS.md section 2): distilling virtual examples.
 
 For student logits ``z_s``, teacher logits ``z_t``, temperature ``tau``, power ``p`` and
 weight ``alpha``:
@@ -20,6 +20,7 @@ from torch import nn
 from ..config import ConfigError, configurable
 from ..utils.registry import lookup
 from .registry import LOSS_REGISTRY
+from .virtual_examples import auto_temperature
 
 __all__ = ["DiVELoss", "dive_target", "distillation_kl"]
 
@@ -95,6 +96,25 @@ class DiVELoss(nn.Module):
         """Forward the epoch to the hard-label loss (its DRW schedule, if any)."""
         self.base_loss.set_epoch(epoch)
 
+    def before_training(self, ctx) -> Optional[str]:
+        """Resolve ``DISTILL.TEMPERATURE: auto`` from the attached teacher's virtual
+        examples on the training split (the same pick, again, on ``--resume``)."""
+        if self.temperature is not None:
+            return None
+        teacher = getattr(ctx.model, "teacher", None)
+        if teacher is None:
+            raise RuntimeError("DISTILL.TEMPERATURE auto needs the teacher attached first")
+        cfg = ctx.cfg
+        self.temperature = auto_temperature(
+            teacher, ctx.loader(ctx.train_dataset), ctx.class_counts, ctx.device, self.power,
+            ctx.autocast_dtype, cfg.TEST.MANY_THRESHOLD, cfg.TEST.FEW_THRESHOLD,
+        )
+        return f"DISTILL.TEMPERATURE auto -> tau = {self.temperature:g} (p = {self.power:g})"
+
+    def result_entries(self) -> Dict[str, float]:
+        """What ``results.json`` records of this loss: the temperature it used."""
+        return {} if self.temperature is None else {"distill_temperature": self.temperature}
+
     def fitted_logits(self, logits: torch.Tensor) -> torch.Tensor:
         """The raw logits: the distillation term (weight ``alpha * tau^2``, 4.5 at the
         defaults against the hard-label term's 0.5) fits ``softmax(z / tau)`` to the
@@ -121,8 +141,8 @@ class DiVELoss(nn.Module):
             )
         if self.temperature is None:
             raise RuntimeError(
-                "DiVELoss temperature is 'auto' and was not resolved: the trainer sets it "
-                "from the teacher's virtual examples before training"
+                "DiVELoss temperature is 'auto' and was not resolved: its before_training "
+                "sets it from the teacher's virtual examples (modeling.training_setup)"
             )
         if teacher_logits.shape != logits.shape:
             raise ValueError(

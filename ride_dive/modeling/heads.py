@@ -1,12 +1,22 @@
 """Classifier heads: linear (with test-time tau-normalisation), cosine, LWS and NCM.
 
-Every head maps features ``(N, D)`` to logits ``(N, C)`` and has ``reset_parameters()``,
-which a decoupled second stage (cRT) calls to re-initialise the classifier.
+Every head maps features ``(N, D)`` to logits ``(N, C)`` and has ``reset_parameters()``.
+With ``MODEL.HEAD.REINIT`` (cRT) a trainable head re-initialises itself in
+``before_training`` (see ``modeling.training_setup``): when a run starts training from
+``MODEL.WEIGHTS``, not on ``--resume`` and not with ``--eval-only``.
+
+Capabilities the rest of the framework asks a head for (never its class name):
+``estimates_balanced_posterior`` (its logits remove the training prior: NCM, tau-norm; the
+label-shift evaluation reads it), ``supports_tau_norm`` (its ``tau`` can be swept:
+``TEST.TAU_NORM_SWEEP``), ``fit(features, labels)`` (computed from training features before
+evaluation: NCM) and ``evaluation_only`` (nothing to train).
 
 A head may declare how it reads a stage-1 checkpoint (the meta-architecture prefixes them
 with its own name): ``newly_initialized_keys``, state keys it initialises itself (LWS's
 scales), and ``unused_checkpoint_keys``, keys of the stage-1 head it does not use (NCM).
 """
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -41,6 +51,22 @@ def _check_sizes(in_features: int, num_classes: int) -> None:
         )
 
 
+class _ReinitBeforeTraining:
+    """``MODEL.HEAD.REINIT`` (cRT): re-initialise the head when a run starts training.
+
+    ``reinit`` is set by ``from_config``; on ``--resume`` the checkpoint holds the trained
+    head, so nothing is reset then.
+    """
+
+    reinit: bool = False
+
+    def before_training(self, ctx) -> Optional[str]:
+        if not self.reinit or ctx.resumed:
+            return None
+        self.reset_parameters()
+        return f"MODEL.HEAD.REINIT: re-initialised the {type(self).__name__}"
+
+
 def _reject_tau(cfg, head: str) -> None:
     # A silently ignored tau sweep would report the plain head's accuracy under tau's name.
     if cfg.MODEL.HEAD.TAU_NORM >= 0:
@@ -51,7 +77,7 @@ def _reject_tau(cfg, head: str) -> None:
 
 
 @HEAD_REGISTRY.register()
-class LinearHead(nn.Module):
+class LinearHead(_ReinitBeforeTraining, nn.Module):
     """``logits = W x + b``; in eval mode with ``tau >= 0``: ``tau_normalized_weight(W) x``.
 
     Args:
@@ -60,14 +86,19 @@ class LinearHead(nn.Module):
         bias: learn a bias (``MODEL.HEAD.BIAS``).
         tau: tau-normalisation power used in eval mode (``MODEL.HEAD.TAU_NORM``); < 0 = off.
             The attribute ``tau`` can be changed after construction (tau sweeps).
+        reinit: re-initialise before training (``MODEL.HEAD.REINIT``, cRT).
     """
 
+    supports_tau_norm = True
+
     @configurable
-    def __init__(self, *, in_features: int, num_classes: int, bias: bool = True, tau: float = -1.0):
+    def __init__(self, *, in_features: int, num_classes: int, bias: bool = True, tau: float = -1.0,
+                 reinit: bool = False):
         super().__init__()
         _check_sizes(in_features, num_classes)
         self.fc = nn.Linear(in_features, num_classes, bias=bias)
         self.tau = tau
+        self.reinit = reinit
 
     @classmethod
     def from_config(cls, cfg, in_features, num_classes):
@@ -76,7 +107,13 @@ class LinearHead(nn.Module):
             "num_classes": num_classes,
             "bias": cfg.MODEL.HEAD.BIAS,
             "tau": cfg.MODEL.HEAD.TAU_NORM,
+            "reinit": cfg.MODEL.HEAD.REINIT,
         }
+
+    @property
+    def estimates_balanced_posterior(self) -> bool:
+        """tau-normalised rows are built to remove the prior (an approximation)."""
+        return self.tau >= 0
 
     def reset_parameters(self) -> None:
         """Re-initialise ``W`` and ``b`` (PyTorch's ``nn.Linear`` initialisation)."""
@@ -89,22 +126,25 @@ class LinearHead(nn.Module):
 
 
 @HEAD_REGISTRY.register()
-class CosineHead(nn.Module):
+class CosineHead(_ReinitBeforeTraining, nn.Module):
     """``logit_c = s * cos(x, w_c)`` without bias (RIDE/LDAM "normed linear").
 
     Args:
         in_features: feature dimension D.
         num_classes: number of classes C.
         scale: the scale s (``MODEL.HEAD.COSINE_SCALE``), > 0.
+        reinit: re-initialise before training (``MODEL.HEAD.REINIT``, cRT).
     """
 
     @configurable
-    def __init__(self, *, in_features: int, num_classes: int, scale: float = 30.0):
+    def __init__(self, *, in_features: int, num_classes: int, scale: float = 30.0,
+                 reinit: bool = False):
         super().__init__()
         _check_sizes(in_features, num_classes)
         if scale <= 0:
             raise ValueError(f"MODEL.HEAD.COSINE_SCALE must be > 0, got {scale}")
         self.scale = scale
+        self.reinit = reinit
         self.weight = nn.Parameter(torch.empty(num_classes, in_features))
         self.reset_parameters()
 
@@ -115,6 +155,7 @@ class CosineHead(nn.Module):
             "in_features": in_features,
             "num_classes": num_classes,
             "scale": cfg.MODEL.HEAD.COSINE_SCALE,
+            "reinit": cfg.MODEL.HEAD.REINIT,
         }
 
     def reset_parameters(self) -> None:
@@ -126,7 +167,7 @@ class CosineHead(nn.Module):
 
 
 @HEAD_REGISTRY.register()
-class LWSHead(nn.Module):
+class LWSHead(_ReinitBeforeTraining, nn.Module):
     """Learnable weight scaling: ``logit_c = f_c * (W_c x + b_c)`` with ``W``, ``b`` frozen.
 
     ``fc`` has the same name and shape as ``LinearHead.fc``, so a stage-1 checkpoint's
@@ -136,12 +177,15 @@ class LWSHead(nn.Module):
         in_features: feature dimension D.
         num_classes: number of classes C.
         bias: whether the wrapped linear layer has a bias (``MODEL.HEAD.BIAS``).
+        reinit: reset the scales to 1 before training (``MODEL.HEAD.REINIT``).
     """
 
     @configurable
-    def __init__(self, *, in_features: int, num_classes: int, bias: bool = True):
+    def __init__(self, *, in_features: int, num_classes: int, bias: bool = True,
+                 reinit: bool = False):
         super().__init__()
         _check_sizes(in_features, num_classes)
+        self.reinit = reinit
         self.fc = nn.Linear(in_features, num_classes, bias=bias)
         self.fc.requires_grad_(False)
         self.scales = nn.Parameter(torch.ones(num_classes))
@@ -151,7 +195,8 @@ class LWSHead(nn.Module):
     @classmethod
     def from_config(cls, cfg, in_features, num_classes):
         _reject_tau(cfg, "LWSHead")
-        return {"in_features": in_features, "num_classes": num_classes, "bias": cfg.MODEL.HEAD.BIAS}
+        return {"in_features": in_features, "num_classes": num_classes,
+                "bias": cfg.MODEL.HEAD.BIAS, "reinit": cfg.MODEL.HEAD.REINIT}
 
     def reset_parameters(self) -> None:
         """Reset the scales to 1; the frozen ``W``, ``b`` come from stage 1 and are kept."""
@@ -169,7 +214,7 @@ class NCMHead(nn.Module):
     ``g(x) = normalize(x - center)``: features are centred on the training mean and
     L2-normalised; ``mu_c`` is the mean of ``g`` over class c's training images. The head
     has no trainable parameters: ``fit(features, labels)`` computes ``center`` and ``means``
-    (the trainer calls it on the training split before evaluating), so it is an
+    (the evaluation fits it on the training split first), so it is an
     evaluation-only head. It reads any stage-1 checkpoint, ignoring the stage-1 classifier.
 
     Args:
@@ -178,6 +223,7 @@ class NCMHead(nn.Module):
     """
 
     evaluation_only = True
+    estimates_balanced_posterior = True
 
     @configurable
     def __init__(self, *, in_features: int, num_classes: int):
@@ -193,6 +239,14 @@ class NCMHead(nn.Module):
     def from_config(cls, cfg, in_features, num_classes):
         _reject_tau(cfg, "NCMHead")
         return {"in_features": in_features, "num_classes": num_classes}
+
+    def before_training(self, ctx) -> None:
+        """Refuse to train: NCM has no parameters; it is fitted when evaluated."""
+        raise ConfigError(
+            "MODEL.HEAD.NAME='NCMHead' has nothing to train: evaluate it with --eval-only "
+            "MODEL.WEIGHTS <stage-1 model_final.pth> (its class means are fitted on the "
+            "training split before the evaluation)"
+        )
 
     def reset_parameters(self) -> None:
         """Forget the fitted means."""

@@ -178,8 +178,11 @@ class BalancedSoftmaxLoss(LongTailLoss):
     """Balanced Softmax (Ren et al. 2020): ``CE(z + log n, y)``.
 
     The log prior is added inside the loss only, so the model's logits stay the plain,
-    label-balanced ones at test time.
+    label-balanced ones at test time (``estimates_balanced_posterior``, which the label-shift
+    evaluation reads).
     """
+
+    estimates_balanced_posterior = True
 
     @configurable
     def __init__(self, *, class_counts, drw_epoch: int = -1, drw_beta: float = 0.9999):

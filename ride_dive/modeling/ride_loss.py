@@ -1,11 +1,11 @@
-"""The RIDE loss (Wang et al. 2021; METHODS.md section 2): per-expert base loss + diversity.
+"""The RIDE loss (Wang et al. 2021; docs/METHODS.md section 2): per-expert base loss + diversity.
 
 For expert i with logits ``z_i`` and the detached ensemble mean ``z_mean``:
 
     L_i = base(z_i, y) + lambda * mean(T)^2 * KL(softmax(z_mean / T) || softmax(z_i / T))
 
-summed over experts. ``T`` is 1 before ``MODEL.LOSS.DRW_EPOCH`` and afterwards the
-distribution-aware per-class temperature ``T_c = T_base * w_c`` (broadcast over the class
+summed over experts. ``T`` is 1 before ``MODEL.LOSS.RIDE.TEMPERATURE_EPOCH`` and afterwards
+the distribution-aware per-class temperature ``T_c = T_base * w_c`` (broadcast over the class
 dimension of the softmax). With ``lambda = 0`` the diversity term is absent, and the loss is
 exactly the sum of the experts' base losses (the reference code switches to a different
 loss there; this one does not).
@@ -21,6 +21,7 @@ right (docs/RIDE_DIVERSITY.md measures it). ``"fitted"`` (the default) compares
 always costs base loss; for LDAM, CE, focal and DiVE those are the raw logits, so RIDE's
 recipe is unchanged. ``"raw"`` is RIDE's code as it is.
 """
+import logging
 from typing import Dict, Optional, Sequence
 
 import torch
@@ -31,6 +32,8 @@ from ..config import ConfigError, configurable
 from ..config.checks import DIVERSITY_SPACES
 from ..utils.registry import lookup
 from .registry import LOSS_REGISTRY
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["RIDELoss", "distribution_aware_temperatures", "diversity_kl"]
 
@@ -79,6 +82,20 @@ def diversity_kl(
     return F.kl_div(expert_log, target_log, reduction="batchmean", log_target=True)
 
 
+def _temperature_epoch(cfg) -> int:
+    """``MODEL.LOSS.RIDE.TEMPERATURE_EPOCH``; -2 (older configs) follows ``DRW_EPOCH``."""
+    epoch = cfg.MODEL.LOSS.RIDE.TEMPERATURE_EPOCH
+    if epoch != -2:
+        return epoch
+    if cfg.MODEL.LOSS.DRW_EPOCH >= 0:
+        logger.info(
+            "MODEL.LOSS.RIDE.TEMPERATURE_EPOCH is not set: the diversity temperature starts "
+            f"with DRW (MODEL.LOSS.DRW_EPOCH = {cfg.MODEL.LOSS.DRW_EPOCH}), as before the key "
+            "existed; set it to make that explicit"
+        )
+    return cfg.MODEL.LOSS.DRW_EPOCH
+
+
 @LOSS_REGISTRY.register()
 class RIDELoss(nn.Module):
     """Sum over experts of a base loss plus the (negative-weighted) diversity KL.
@@ -100,7 +117,7 @@ class RIDELoss(nn.Module):
         diversity_weight: lambda (< 0 rewards diversity; 0 removes the term).
         temperature_alpha: alpha of :func:`distribution_aware_temperatures`.
         temperature_base: ``T_base``.
-        temperature_epoch: first epoch of the per-class temperatures (the DRW epoch); < 0 =
+        temperature_epoch: first epoch of the per-class temperatures; < 0 =
             never, T = 1 throughout.
         diversity_space: ``"fitted"`` (the KL on the base loss's ``fitted_logits``) or
             ``"raw"`` (on the raw logits, as RIDE's code).
@@ -134,7 +151,7 @@ class RIDELoss(nn.Module):
         temperatures = None
         if temperature_epoch >= 0:
             if class_counts is None:
-                raise ValueError("RIDELoss temperatures (from the DRW epoch) need class_counts")
+                raise ValueError("RIDELoss temperatures need class_counts")
             temperatures = distribution_aware_temperatures(
                 class_counts, temperature_alpha, temperature_base
             )
@@ -153,7 +170,7 @@ class RIDELoss(nn.Module):
             "diversity_weight": r.DIVERSITY_WEIGHT,
             "temperature_alpha": r.TEMPERATURE_ALPHA,
             "temperature_base": r.TEMPERATURE_BASE,
-            "temperature_epoch": cfg.MODEL.LOSS.DRW_EPOCH,
+            "temperature_epoch": _temperature_epoch(cfg),
             "diversity_space": r.DIVERSITY_SPACE,
         }
 
@@ -163,7 +180,7 @@ class RIDELoss(nn.Module):
         self.base_loss.set_epoch(epoch)
 
     def temperature(self) -> torch.Tensor:
-        """The diversity temperature now: per-class ``(C,)`` from the DRW epoch, else 1."""
+        """The diversity temperature now: per-class ``(C,)`` from the temperature epoch, else 1."""
         if self.class_temperatures is not None and self.epoch >= self.temperature_epoch:
             return self.class_temperatures
         return torch.ones(())

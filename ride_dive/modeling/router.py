@@ -1,4 +1,4 @@
-"""The expert router of RIDE ("expert assignment", METHODS.md section 4).
+"""The expert router of RIDE ("expert assignment", docs/METHODS.md section 4).
 
 There are E-1 routers; router k (0-based) sees what experts 0..k have computed and decides
 whether expert k+1 runs. Its input is expert k's pooled feature, L2-normalised, through a

@@ -4,17 +4,64 @@
 (BatchNorm included) whatever ``train()`` is called with, and its forward runs under
 ``torch.no_grad`` and returns logits (a RIDE teacher's full-ensemble mean).
 
-``TeacherMixin`` gives a meta-architecture ``attach_teacher`` and ``teacher_logits``. The
-teacher is stored outside the module tree (not a submodule), so it is never in the
+``TeacherMixin`` gives a meta-architecture ``attach_teacher`` and ``loss_inputs``, and
+attaches the teacher of ``MODEL.TEACHER`` in ``before_training`` when its loss distils
+(see ``modeling.training_setup``): evaluating a student never needs the teacher's files.
+The teacher is stored outside the module tree (not a submodule), so it is never in the
 student's ``state_dict`` (checkpoints), ``parameters()`` (optimizer, DDP) or ``train()``
 calls; ``.to()``/``.cuda()`` on the student still move it, through ``_apply``.
 """
+import logging
+import os
 from typing import Optional
 
 import torch
 from torch import nn
 
-__all__ = ["FrozenTeacher", "TeacherMixin"]
+from ..config import CfgNode, ConfigError, get_cfg
+from ..utils.file_io import PathManager
+
+__all__ = ["FrozenTeacher", "TeacherMixin", "teacher_cfg"]
+
+logger = logging.getLogger("ride_dive")
+
+
+def teacher_cfg(cfg: CfgNode) -> CfgNode:
+    """The teacher's config: ``MODEL.TEACHER.CONFIG_FILE`` on the defaults, with the
+    student's device, the teacher's weights (a ``zoo:`` name resolved to its verified local
+    file), and no router (full-ensemble targets).
+
+    Raises:
+        ConfigError: the teacher is not configured.
+        FileNotFoundError: its weights file is missing.
+    """
+    t = cfg.MODEL.TEACHER
+    if not t.CONFIG_FILE or not t.WEIGHTS:
+        raise ConfigError(
+            "This model's loss distils from a teacher (DiVELoss): set MODEL.TEACHER.CONFIG_FILE "
+            "(the teacher's config, e.g. its run's config.yaml) and MODEL.TEACHER.WEIGHTS (its "
+            f"model_final.pth); got CONFIG_FILE='{t.CONFIG_FILE}', WEIGHTS='{t.WEIGHTS}'"
+        )
+    weights = PathManager.get_local_path(t.WEIGHTS)
+    if not os.path.isfile(weights):
+        raise FileNotFoundError(
+            f"MODEL.TEACHER.WEIGHTS: no such file '{t.WEIGHTS}'. Train the teacher first "
+            "(e.g. configs/<dataset>/bsce_r32.yaml or ride_6e_bsce_*.yaml) and point at its "
+            "model_final.pth"
+        )
+    tcfg = get_cfg()
+    tcfg.merge_from_file(t.CONFIG_FILE)
+    tcfg.merge_from_list([
+        "MODEL.DEVICE", cfg.MODEL.DEVICE,
+        "MODEL.WEIGHTS", weights,
+        "MODEL.ROUTER.ENABLED", "False",
+        "MODEL.ROUTER.TRAIN", "False",
+        # The teacher of a teacher is not needed to run it.
+        "MODEL.TEACHER.CONFIG_FILE", "",
+        "MODEL.TEACHER.WEIGHTS", "",
+    ])
+    tcfg.freeze()
+    return tcfg
 
 
 class FrozenTeacher(nn.Module):
@@ -61,6 +108,29 @@ class TeacherMixin:
     def needs_teacher(self) -> bool:
         """Whether this model's loss distils from a teacher."""
         return bool(getattr(self.loss, "takes_teacher_logits", False))
+
+    def before_training(self, ctx) -> Optional[str]:
+        """Attach the teacher of ``MODEL.TEACHER`` when this model's loss distils.
+
+        Raises:
+            ConfigError: the teacher is not configured or its classes differ from the data's.
+            FileNotFoundError / CheckpointError: its files are missing or unreadable.
+        """
+        if not self.needs_teacher:
+            return None
+        tcfg = teacher_cfg(ctx.cfg)
+        num_classes = len(ctx.class_counts)
+        if tcfg.MODEL.NUM_CLASSES not in (0, num_classes):
+            raise ConfigError(
+                f"The teacher ({ctx.cfg.MODEL.TEACHER.CONFIG_FILE}) has MODEL.NUM_CLASSES="
+                f"{tcfg.MODEL.NUM_CLASSES} but the student's data has {num_classes} classes"
+            )
+        teacher = FrozenTeacher(ctx.load_model(tcfg))
+        if ctx.cfg.MODEL.CHANNELS_LAST:
+            teacher.to(memory_format=torch.channels_last)
+        self.attach_teacher(teacher)
+        return (f"Teacher: {tcfg.MODEL.META_ARCHITECTURE}/{tcfg.MODEL.BACKBONE.NAME} from "
+                f"{ctx.cfg.MODEL.TEACHER.WEIGHTS} (frozen, eval mode)")
 
     def attach_teacher(self, teacher: Optional[FrozenTeacher]) -> None:
         """Use ``teacher`` in training from now on (None detaches)."""

@@ -1,4 +1,4 @@
-"""Virtual examples (METHODS.md 6): the formulas, DiVE's choice of tau, the teacher pass and
+"""Virtual examples (docs/METHODS.md 6): the formulas, DiVE's choice of tau, the teacher pass and
 tools/analyze_virtual_examples.py end to end on the tiny synthetic set."""
 import json
 import math
@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-import ride_dive.analysis.virtual_examples as ve
+import ride_dive.modeling.virtual_examples as ve
 from ride_dive.analysis import (
     choose_temperature,
     format_virtual_example_table,

@@ -1,4 +1,4 @@
-"""The standard LT generator and validation splits against METHODS.md section 1."""
+"""The standard LT generator and validation splits against docs/METHODS.md section 1."""
 import numpy as np
 import pytest
 

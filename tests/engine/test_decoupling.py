@@ -1,4 +1,4 @@
-"""Decoupled second stages (METHODS.md 5): cRT, LWS, tau-norm and NCM as configs."""
+"""Decoupled second stages (docs/METHODS.md 5): cRT, LWS, tau-norm and NCM as configs."""
 import json
 import os
 import subprocess
@@ -39,20 +39,54 @@ def _backbone_unchanged(model, saved):
             assert torch.equal(value, saved[key]), key
 
 
+def _count_resets(head):
+    """Wrap ``head.reset_parameters`` so that its calls are counted (and still made)."""
+    calls = []
+    original = head.reset_parameters
+
+    def counted():
+        calls.append(original())
+
+    head.reset_parameters = counted
+    return calls
+
+
 def test_crt_reinitialises_the_classifier_and_leaves_the_backbone(stage1, tiny_cfg):
     saved = _stage1_state(stage1)
     trainer = DefaultTrainer(tiny_cfg(**STAGE2, **{"MODEL.WEIGHTS": stage1,
                                                   "MODEL.HEAD.REINIT": True}))
+    resets = _count_resets(trainer.model.head)
     trainer.resume_or_load(resume=False)
-    head = trainer.model.head.fc.weight
-    assert not torch.equal(head, saved["head.fc.weight"])  # a fresh classifier
+    # Loading is all --eval-only does: it sees the stage-1 classifier, not a fresh one.
+    assert torch.equal(trainer.model.head.fc.weight, saved["head.fc.weight"]) and not resets
+    torch.manual_seed(123)
+    expected = torch.nn.Linear(*reversed(saved["head.fc.weight"].shape)).weight
+    torch.manual_seed(123)
+    trainer.trainer.hooks[0].before_train()  # PrepareForTraining, what train() runs first
+    assert len(resets) == 1  # the classifier is fresh before the first step
+    assert torch.equal(trainer.model.head.fc.weight, expected)
     _backbone_unchanged(trainer.model, saved)
-    start = head.detach().clone()
     trainer.train()
+    assert len(resets) == 2  # train() prepared again (the hook's run above was by hand)
     _backbone_unchanged(trainer.model, saved)
-    assert not torch.equal(trainer.model.head.fc.weight, start)  # the classifier learned
     trainable = {n for n, p in trainer.model.named_parameters() if p.requires_grad}
     assert trainable == {"head.fc.weight", "head.fc.bias"}
+
+
+def test_crt_resumed_keeps_its_trained_classifier(stage1, tiny_cfg, tmp_path):
+    overrides = {**STAGE2, "MODEL.WEIGHTS": stage1, "MODEL.HEAD.REINIT": True,
+                 "SOLVER.CHECKPOINT_PERIOD": 1}
+    first = DefaultTrainer(tiny_cfg(**{**overrides, "SOLVER.MAX_EPOCHS": 1},
+                                    output_dir=tmp_path))
+    first.resume_or_load(resume=True)
+    first.train()
+    trained = first.model.head.fc.weight.detach().clone()
+    again = DefaultTrainer(tiny_cfg(**overrides, output_dir=tmp_path))
+    resets = _count_resets(again.model.head)
+    again.resume_or_load(resume=True)
+    assert again.resumed and torch.equal(again.model.head.fc.weight, trained)
+    again.train()
+    assert not resets  # a resumed cRT run continues its classifier
 
 
 def test_lws_changes_only_the_scales(stage1, tiny_cfg):
@@ -92,7 +126,7 @@ def test_ncm_logits_by_hand():
 def test_ncm_is_evaluation_only_and_reads_a_stage1_checkpoint(stage1, tiny_cfg):
     cfg = tiny_cfg(**{"MODEL.WEIGHTS": stage1, "MODEL.HEAD.NAME": "NCMHead"})
     trainer = DefaultTrainer(cfg)
-    trainer.checkpointer.load(stage1, checkpointables=[])  # ignores head.fc.*
+    trainer.resume_or_load(resume=False)  # --eval-only: ignores head.fc.*
     results = trainer.test()
     assert bool(trainer.model.head.fitted) and 0.0 <= results["top1"] <= 100.0
     with pytest.raises(ConfigError, match="--eval-only"):
@@ -132,12 +166,35 @@ def test_tau_norm_tool_chooses_on_validation_and_says_when_it_cannot(stage1, tmp
     best = max(report["sweep"], key=lambda row: (row["top1"], -row["tau"]))
     assert report["tau"] == best["tau"] == report["test"]["tau"]
     assert "NO VALIDATION SPLIT" not in r.stderr
+    assert os.listdir(tmp_path / "val") == ["tau_norm.json"]  # no results.json, no config
     r = _tau_tool(tmp_path / "noval", "MODEL.WEIGHTS", stage1)
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.load(open(tmp_path / "noval" / "tau_norm.json"))["selected_on"] == "test"
     assert "NO VALIDATION SPLIT" in r.stderr
     r = _tau_tool(tmp_path / "nothing")
     assert r.returncode == 2 and "MODEL.WEIGHTS" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_tau_norm_sweep_is_an_evaluator_of_any_run(stage1, tiny_cfg, tmp_path):
+    cfg = tiny_cfg(**{"MODEL.WEIGHTS": stage1, "TEST.TAU_NORM_SWEEP": True,
+                      "TEST.TAU_NORM_TAUS": "[0.0, 1.0]", "DATASETS.VAL_SOURCE": "test",
+                      "DATASETS.VAL_PER_CLASS": 2}, output_dir=tmp_path)
+    trainer = DefaultTrainer(cfg)
+    trainer.resume_or_load(resume=False)
+    results = trainer.test()
+    report = results["tau_norm"]
+    assert report["selected_on"] == "val"
+    assert [row["tau"] for row in report["sweep"]] == [0.0, 1.0]
+    assert report["test"]["tau"] == report["tau"] == max(
+        report["sweep"], key=lambda row: (row["top1"], -row["tau"]))["tau"]
+    assert json.load(open(tmp_path / "tau_norm.json"))["test"] == pytest.approx(report["test"])
+    assert json.load(open(tmp_path / "results.json"))["tau_norm"]["tau"] == report["tau"]
+    # The plain metrics of the same run are those of the untouched head (tau < 0).
+    assert trainer.model.head.tau == -1.0
+    ride = {**RIDE_OVERRIDES, "MODEL.RIDE.NUM_EXPERTS": 2, "TEST.TAU_NORM_SWEEP": True,
+            "MODEL.HEAD.NAME": "LinearHead"}
+    with pytest.raises(ConfigError, match="TEST.TAU_NORM_SWEEP needs a model with one"):
+        DefaultTrainer(tiny_cfg(**ride, output_dir=tmp_path / "ride"))
 
 
 def test_ride_crt_reinitialises_every_expert_head_and_ncm_is_single_head(tiny_cfg, tmp_path):
@@ -152,10 +209,10 @@ def test_ride_crt_reinitialises_every_expert_head_and_ncm_is_single_head(tiny_cf
     crt = DefaultTrainer(tiny_cfg(**ride, **STAGE2, **{"MODEL.WEIGHTS": weights,
                                                       "MODEL.HEAD.REINIT": True},
                                   output_dir=tmp_path / "crt"))
+    resets = [_count_resets(head) for head in crt.model.heads]
     crt.resume_or_load(resume=False)
-    for i in range(2):
-        assert not torch.equal(crt.model.heads[i].weight, saved[f"heads.{i}.weight"])
     crt.train()
+    assert [len(r) for r in resets] == [1, 1]  # every expert's head, once
     _backbone_unchanged(crt.model, saved)
-    with pytest.raises(ConfigError, match="NCMHead"):
+    with pytest.raises(ConfigError, match="evaluation-only"):
         build_model(tiny_cfg(**{**ride, "MODEL.HEAD.NAME": "NCMHead"}), [10] * 10)

@@ -1,4 +1,4 @@
-"""Label-shift evaluation (METHODS.md 7): shifted counts, subsets, PC, the table; and the
+"""Label-shift evaluation (docs/METHODS.md 7): shifted counts, subsets, PC, the table; and the
 reliability bins behind the calibration figure."""
 import math
 
@@ -21,6 +21,7 @@ from ride_dive.evaluation import (
     trained_with_prior_logits,
 )
 from ride_dive.evaluation.label_shift import class_ranks
+from ride_dive.modeling import build_model
 
 # Classes 1 and 3 tie on 50 training images: class 1 (lower index) ranks first.
 TRAIN = [5, 50, 20, 50]
@@ -164,13 +165,24 @@ def test_inference_on_dataset_passes_the_option_through():
     assert "label_shift" not in inference_on_dataset(nn.Identity(), loader, train, "cpu")
 
 
+def _model(cfg, counts=(50, 20, 5, 5)):
+    """A tiny model of ``cfg`` (width 1/8) for the capability checks."""
+    cfg.MODEL.BACKBONE.WIDTH_MULT = 0.125
+    if cfg.MODEL.LOSS.NAME == "RIDELoss":
+        cfg.MODEL.META_ARCHITECTURE, cfg.MODEL.BACKBONE.NAME = "RIDE", "RIDEResNet32"
+        cfg.MODEL.RIDE.NUM_EXPERTS = 2
+    return build_model(cfg, list(counts))
+
+
 def test_from_config_reads_test_label_shift():
     cfg = get_cfg()
     assert cfg.TEST.LABEL_SHIFT is False
     cfg.TEST.LABEL_SHIFT = True
     cfg.MODEL.LOSS.NAME = "BalancedSoftmaxLoss"
-    evaluator = ClassificationEvaluator(cfg, train_counts=[3, 1])
+    evaluator = ClassificationEvaluator(cfg, train_counts=[3, 1], model=_model(cfg, (3, 1)))
     assert evaluator.label_shift and evaluator.trained_with_prior
+    with pytest.raises(ValueError, match="pass the model"):
+        ClassificationEvaluator(cfg, train_counts=[3, 1])
 
 
 @pytest.mark.parametrize("loss, ride_base, sampler, expected", [
@@ -187,16 +199,31 @@ def test_which_models_count_as_prior_trained(loss, ride_base, sampler, expected)
     cfg = get_cfg()
     cfg.MODEL.LOSS.NAME, cfg.MODEL.LOSS.RIDE.BASE_LOSS = loss, ride_base
     cfg.DATALOADER.SAMPLER = sampler
-    assert trained_with_prior_logits(cfg) is expected
+    # Decided from what the built components declare, not from the config's names.
+    assert trained_with_prior_logits(cfg, _model(cfg)) is expected
 
 
 def test_ncm_and_tau_norm_heads_count_as_balanced():
     cfg = get_cfg()
-    assert trained_with_prior_logits(cfg) is False  # CE, linear head
+    assert trained_with_prior_logits(cfg, _model(cfg)) is False  # CE, linear head
     cfg.MODEL.HEAD.NAME = "NCMHead"
-    assert trained_with_prior_logits(cfg) is True
+    assert trained_with_prior_logits(cfg, _model(cfg)) is True
     cfg.MODEL.HEAD.NAME, cfg.MODEL.HEAD.TAU_NORM = "LinearHead", 0.6
-    assert trained_with_prior_logits(cfg) is True
+    model = _model(cfg)
+    assert trained_with_prior_logits(cfg, model) is True
+    model.head.tau = -1.0  # the capability follows the head's state
+    assert trained_with_prior_logits(cfg, model) is False
+
+
+def test_a_new_component_declares_prior_free_logits():
+    class PriorFreeHead(nn.Linear):
+        estimates_balanced_posterior = True
+
+    cfg = get_cfg()
+    model = _model(cfg)
+    assert trained_with_prior_logits(cfg, model) is False
+    model.head = PriorFreeHead(4, 4)
+    assert trained_with_prior_logits(cfg, model) is True
 
 
 def test_reliability_bins_by_hand_and_against_the_ece():

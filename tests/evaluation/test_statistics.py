@@ -1,4 +1,4 @@
-"""Paired differences over seeds (METHODS.md section 10) against hand computations."""
+"""Paired differences over seeds (docs/METHODS.md section 10) against hand computations."""
 import math
 
 import pytest

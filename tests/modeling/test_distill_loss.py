@@ -1,4 +1,4 @@
-"""DiVE loss against hand computations (METHODS.md section 2)."""
+"""DiVE loss against hand computations (docs/METHODS.md section 2)."""
 import math
 
 import pytest

@@ -1,4 +1,4 @@
-"""Losses against the METHODS.md formulas: BSCE, LDAM margins, DRW weights, focal."""
+"""Losses against the docs/METHODS.md formulas: BSCE, LDAM margins, DRW weights, focal."""
 import math
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""Expert router (METHODS.md section 4): labels, inputs, loss, early exit, router stage."""
+"""Expert router (docs/METHODS.md section 4): labels, inputs, loss, early exit, router stage."""
 import math
 
 import pytest

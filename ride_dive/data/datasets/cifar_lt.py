@@ -1,4 +1,4 @@
-"""CIFAR-10-LT and CIFAR-100-LT from the official python pickles (METHODS.md section 1)."""
+"""CIFAR-10-LT and CIFAR-100-LT from the official python pickles (docs/METHODS.md section 1)."""
 import os
 from typing import List, Sequence, Tuple
 

@@ -1,4 +1,4 @@
-"""The standard long-tailed subset generator (METHODS.md section 1) and validation splits.
+"""The standard long-tailed subset generator (docs/METHODS.md section 1) and validation splits.
 
 Everything here works on label arrays and returns index arrays, so CIFAR, Fashion-MNIST and
 the synthetic set share one exactly reproducible code path.

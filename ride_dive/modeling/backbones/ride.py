@@ -1,4 +1,4 @@
-"""RIDE backbones (METHODS.md section 3): shared early stages, per-expert late stages.
+"""RIDE backbones (docs/METHODS.md section 3): shared early stages, per-expert late stages.
 
 - ``RIDEResNet32``: stem + stage 1 shared; each expert has its own stages 2-3, reduced to
   24/48 channels (32/64 is the full ResNet-32). MACs at 32x32 with 100-class cosine heads:

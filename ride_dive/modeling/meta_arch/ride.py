@@ -1,4 +1,4 @@
-"""``RIDE``: a multi-expert classifier with an optional expert router (METHODS.md 2-4).
+"""``RIDE``: a multi-expert classifier with an optional expert router (docs/METHODS.md 2-4).
 
 Train mode returns the RIDE loss terms (or, in the router stage, ``{"loss_router"}``).
 Eval mode returns a dict: ``"logits"`` (mean of the computed experts' logits, what the
@@ -15,14 +15,16 @@ import torch
 from torch import nn
 
 from ...config import ConfigError, configurable
+from ...utils.modules import inference_context
 from ..backbones.multi_expert import MultiExpertBackbone
 from ..build import build_backbone, build_head, build_loss
+from ..complexity import count_macs
 from ..registry import META_ARCH_REGISTRY
 from ..router import ExpertRouter, router_labels, threshold_logit
 from ..teacher import TeacherMixin
 from .classifier import resolve_num_classes
 
-__all__ = ["RIDE"]
+__all__ = ["RIDE", "ExpertPrefix"]
 
 logger = logging.getLogger(__name__)
 
@@ -96,11 +98,6 @@ class RIDE(TeacherMixin, nn.Module):
                 f"(RIDEResNet32, RIDEResNet50, RIDEResNeXt50), got '{cfg.MODEL.BACKBONE.NAME}'"
             )
         experts, dim = backbone.num_experts, backbone.out_features
-        if cfg.MODEL.HEAD.NAME == "NCMHead":
-            raise ConfigError(
-                "MODEL.HEAD.NAME='NCMHead' is supported for single-head models "
-                "(META_ARCHITECTURE 'Classifier') only, not per RIDE expert"
-            )
         if cfg.MODEL.ROUTER.TRAIN and not cfg.MODEL.WEIGHTS:
             logger.warning(
                 "MODEL.ROUTER.TRAIN without MODEL.WEIGHTS: the routers would learn on randomly "
@@ -118,9 +115,16 @@ class RIDE(TeacherMixin, nn.Module):
                 f"'RIDELoss' (set its per-expert loss in MODEL.LOSS.RIDE.BASE_LOSS), got "
                 f"MODEL.LOSS.NAME='{cfg.MODEL.LOSS.NAME}'"
             )
+        heads = [build_head(cfg, dim, num_classes) for _ in range(experts)]
+        if getattr(heads[0], "evaluation_only", False):
+            raise ConfigError(
+                f"MODEL.HEAD.NAME='{cfg.MODEL.HEAD.NAME}' is an evaluation-only head, supported "
+                "for single-head models (META_ARCHITECTURE 'Classifier') only, not per RIDE "
+                "expert"
+            )
         return {
             "backbone": backbone,
-            "heads": [build_head(cfg, dim, num_classes) for _ in range(experts)],
+            "heads": heads,
             "loss": loss,
             "router": router,
             "router_threshold": cfg.MODEL.ROUTER.THRESHOLD,
@@ -227,6 +231,13 @@ class RIDE(TeacherMixin, nn.Module):
             out["router_logits"] = self.router(features, logits).float()
         return out
 
+    def inference_macs(self, input_shape: Sequence[int]) -> float:
+        """GMACs per image of the router-free full ensemble (every expert, no router)."""
+        # count_macs sets one mode on the whole tree; the context gives every submodule its
+        # own flag back (the router stage keeps its frozen parts in eval mode).
+        with inference_context(self):
+            return count_macs(ExpertPrefix(self, self.num_experts, routers=False), input_shape)
+
     def forward_first_experts(
         self, images: torch.Tensor, k: int, routers: bool = True
     ) -> Tuple[torch.Tensor, ...]:
@@ -244,3 +255,16 @@ class RIDE(TeacherMixin, nn.Module):
         router_logits = [self.router.logit(j, features[j], means[j] / (j + 1))
                          for j in range(consulted)]
         return (logits.mean(dim=0), torch.stack(router_logits))
+
+
+class ExpertPrefix(nn.Module):
+    """The compute path of a sample that runs experts 1..k of a RIDE model (what fvcore
+    traces to count its MACs): ``forward(images) = model.forward_first_experts(images, k,
+    routers)``."""
+
+    def __init__(self, model: RIDE, k: int, routers: bool):
+        super().__init__()
+        self.model, self.k, self.routers = model, k, routers
+
+    def forward(self, images: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        return self.model.forward_first_experts(images, self.k, routers=self.routers)

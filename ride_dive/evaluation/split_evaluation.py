@@ -1,31 +1,30 @@
-"""The final evaluation steps of a run: metrics on a split, the router's threshold chosen on
-validation, its accuracy/compute sweep on test, and the model's MACs per image."""
+"""Evaluation of a model on one split of a run, from its config: the metrics, the router's
+threshold chosen on validation, its accuracy/compute sweep, and the MACs per image.
+
+These are the building blocks of the evaluators (``evaluation.evaluators``) and of the
+periodic evaluation during training.
+"""
 import logging
-import os
 from typing import Dict, Optional
 
 import torch
 
-from ..checkpoint.model_state import unwrap_model
 from ..config import CfgNode
 from ..data import build_test_loader
-from ..evaluation import (
-    expert_count_macs,
-    format_router_table,
-    has_router,
-    inference_on_dataset,
-    plot_router_tradeoff,
-    router_tradeoff,
-    select_router_threshold,
-    trained_with_prior_logits,
-)
 from ..modeling import count_macs
 from ..utils import comm
 from ..utils.env import amp_dtype
+from ..utils.modules import unwrap_model
+from ..utils.run_dir import RunDir
+from .evaluator import inference_on_dataset
+from .label_shift import trained_with_prior_logits
+from .multi_expert import has_router, router_tradeoff, select_router_threshold
+from .reporting import format_router_table, plot_router_tradeoff
 
 __all__ = [
     "evaluate",
     "inference_gmacs",
+    "split_loader",
     "router_evaluation",
     "select_router_threshold_on_val",
 ]
@@ -33,17 +32,21 @@ __all__ = [
 logger = logging.getLogger("ride_dive")
 
 
+def split_loader(cfg: CfgNode, dataset, device):
+    """The evaluation loader of ``dataset``: TEST.BATCH_SIZE, this rank's shard."""
+    return build_test_loader(
+        cfg, dataset, num_replicas=comm.get_world_size(), rank=comm.get_rank(), device=device
+    )
+
+
 def evaluate(cfg: CfgNode, model: torch.nn.Module, dataset, class_counts, device,
              label_shift: bool = False) -> Dict:
     """Top-1/top-5, many/medium/few, per-class accuracy and ECE of ``model`` on ``dataset``;
     with ``label_shift`` also the LADE label-shift table (``"label_shift"``), computed from
     the same logits."""
-    loader = build_test_loader(
-        cfg, dataset, num_replicas=comm.get_world_size(), rank=comm.get_rank(), device=device
-    )
     return inference_on_dataset(
         model,
-        loader,
+        split_loader(cfg, dataset, device),
         class_counts,
         device,
         autocast_dtype=amp_dtype(cfg),
@@ -51,19 +54,16 @@ def evaluate(cfg: CfgNode, model: torch.nn.Module, dataset, class_counts, device
         few_threshold=cfg.TEST.FEW_THRESHOLD,
         ece_bins=cfg.TEST.ECE_BINS,
         label_shift=label_shift,
-        trained_with_prior=trained_with_prior_logits(cfg),
+        trained_with_prior=trained_with_prior_logits(cfg, model),
     )
 
 
 def _router_sweep(cfg: CfgNode, model: torch.nn.Module, dataset, class_counts, device,
                   thresholds) -> Dict:
     """``router_tradeoff`` on ``dataset`` at the model's current threshold."""
-    loader = build_test_loader(
-        cfg, dataset, num_replicas=comm.get_world_size(), rank=comm.get_rank(), device=device
-    )
     size = cfg.INPUT.CROP_SIZE
     return router_tradeoff(
-        model, loader, class_counts, device,
+        model, split_loader(cfg, dataset, device), class_counts, device,
         input_shape=(cfg.MODEL.BACKBONE.IN_CHANNELS, size, size),
         thresholds=thresholds,
         threshold=unwrap_model(model).router_threshold,
@@ -127,7 +127,7 @@ def router_evaluation(cfg: CfgNode, model: torch.nn.Module, dataset, class_count
     report = _router_sweep(cfg, model, dataset, class_counts, device, cfg.TEST.ROUTER_THRESHOLDS)
     if comm.is_main_process():
         logger.info("\n" + format_router_table(report, "Router (test)"))
-        plot = os.path.join(cfg.OUTPUT_DIR, "router_tradeoff.png")
+        plot = RunDir(cfg.OUTPUT_DIR).router_plot
         if plot_router_tradeoff(report, plot):
             logger.info(f"Router trade-off plot: {plot}")
     return report
@@ -136,11 +136,11 @@ def router_evaluation(cfg: CfgNode, model: torch.nn.Module, dataset, class_count
 def inference_gmacs(cfg: CfgNode, model: torch.nn.Module) -> float:
     """GMACs per image of the model's router-free inference (fvcore), for the reports.
 
-    A multi-expert model is measured on all its experts (the full ensemble); with a router
-    the average depends on the data and comes from ``router_evaluation`` instead.
+    A model that defines ``inference_macs(input_shape)`` counts itself (RIDE: all its
+    experts, the full ensemble; with a router the average depends on the data and comes
+    from ``router_evaluation`` instead); any other is counted as a whole.
     """
     model = unwrap_model(model)
     shape = (cfg.MODEL.BACKBONE.IN_CHANNELS, cfg.INPUT.CROP_SIZE, cfg.INPUT.CROP_SIZE)
-    if hasattr(model, "forward_first_experts"):
-        return expert_count_macs(model, shape, [model.num_experts], routers=False)[0]
-    return count_macs(model, shape)
+    counter = getattr(model, "inference_macs", None)
+    return counter(shape) if callable(counter) else count_macs(model, shape)
