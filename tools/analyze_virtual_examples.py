@@ -23,13 +23,12 @@ from ride_dive.analysis import (  # noqa: E402
     plot_virtual_examples,
     training_set_distributions,
 )
-from ride_dive.checkpoint import Checkpointer  # noqa: E402
+from ride_dive.checkpoint import load_trained_model  # noqa: E402
 from ride_dive.config import ConfigError  # noqa: E402
 from ride_dive.data import build_datasets  # noqa: E402
 from ride_dive.engine import setup_cfg  # noqa: E402
 from ride_dive.engine.cli import run_tool  # noqa: E402
 from ride_dive.evaluation import save_results_json  # noqa: E402
-from ride_dive.modeling import build_model  # noqa: E402
 from ride_dive.utils.env import resolve_device, seed_all  # noqa: E402
 from ride_dive.utils.logger import setup_logger  # noqa: E402
 
@@ -66,8 +65,7 @@ def main(args: argparse.Namespace) -> dict:
     seed_all(cfg.SEED)
     device = resolve_device(cfg.MODEL.DEVICE)
     splits = build_datasets(cfg)
-    model = build_model(cfg, splits.class_counts)
-    Checkpointer(model, out_dir).load(cfg.MODEL.WEIGHTS, checkpointables=[])
+    model = load_trained_model(cfg, splits.class_counts)
     # p = 1 and DiVE's 0.5, plus the config's own DISTILL.POWER if it differs.
     powers = sorted({1.0, 0.5, float(cfg.DISTILL.POWER)}, reverse=True)
     table = training_set_distributions(cfg, model, splits.train, splits.class_counts, device,

@@ -31,13 +31,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 
-from ride_dive.checkpoint import Checkpointer, CheckpointError  # noqa: E402
+from ride_dive.checkpoint import CheckpointError, load_trained_model  # noqa: E402
 from ride_dive.config import ConfigError  # noqa: E402
 from ride_dive.data import build_datasets, build_test_loader  # noqa: E402
 from ride_dive.engine import setup_cfg  # noqa: E402
-from ride_dive.evaluation.evaluator import _model_outputs  # noqa: E402
-from ride_dive.modeling import build_model  # noqa: E402
 from ride_dive.utils.env import amp_dtype, resolve_device  # noqa: E402
+from ride_dive.utils.modules import inference_context  # noqa: E402
+from ride_dive.utils.run_dir import RunDir  # noqa: E402
 
 
 def _read_json(path: str):
@@ -49,7 +49,7 @@ def _read_json(path: str):
 
 
 def _metrics_lines(run_dir: str):
-    path = os.path.join(run_dir, "metrics.json")
+    path = RunDir(run_dir).metrics
     if not os.path.isfile(path):
         return []
     with open(path) as f:
@@ -83,7 +83,7 @@ def _fmt(value, digits: int = 2) -> str:
 
 def summary_row(name: str, run_dir: str) -> str:
     """One Markdown row: accuracy, experts, ensemble-to-expert gap, diversity ratios."""
-    results = _read_json(os.path.join(run_dir, "results.json"))
+    results = _read_json(RunDir(run_dir).results)
     experts = results.get("expert_top1") or []
     median = statistics.median(experts) if experts else None
     gap = results["top1"] - median if median is not None else None
@@ -99,7 +99,7 @@ _EVAL_OPTS = ["MODEL.TEACHER.CONFIG_FILE", "", "MODEL.TEACHER.WEIGHTS", "",
 
 
 def _run_cfg(run_dir: str):
-    config = os.path.join(run_dir, "config.yaml")
+    config = RunDir(run_dir).config
     if not os.path.isfile(config):
         raise FileNotFoundError(f"{config} not found: give the directory of a finished run.")
     return setup_cfg(config, _EVAL_OPTS)
@@ -125,15 +125,15 @@ def expert_predictions(run_dir: str):
     splits = build_datasets(cfg)
     counts = [int(n) for n in splits.class_counts]
     device = resolve_device(cfg.MODEL.DEVICE)
-    model = build_model(cfg, counts)
-    Checkpointer(model, run_dir).load(os.path.join(run_dir, "model_final.pth"),
-                                      checkpointables=[])
-    model.to(device)
+    model = load_trained_model(cfg, counts, device, weights=RunDir(run_dir).final_model)
     loader = build_test_loader(cfg, splits.test, device=device)
     chunks, labels = [], []
-    for output, y in _model_outputs(model, loader, device, amp_dtype(cfg)):
-        chunks.append(output["expert_logits"].float().cpu())
-        labels.append(y.long().cpu())
+    dtype = amp_dtype(cfg)
+    with inference_context(model), torch.autocast(device.type, dtype or torch.bfloat16,
+                                                  enabled=dtype is not None):
+        for images, y in loader:
+            chunks.append(model(images.to(device))["expert_logits"].float().cpu())
+            labels.append(y.long().cpu())
     experts = torch.cat(chunks, dim=1)  # (E, N, C)
     labels = torch.cat(labels)
     log_n = torch.tensor(counts, dtype=torch.float32).log()
@@ -171,7 +171,7 @@ def expert_table(name: str, run_dir: str) -> str:
 def per_class_table(named_dirs) -> str:
     """Per-class recall of each run, one row per class, head class first."""
     counts = class_counts_of(named_dirs[0][1])
-    recalls = [_read_json(os.path.join(d, "results.json"))["per_class"] for _, d in named_dirs]
+    recalls = [_read_json(RunDir(d).results)["per_class"] for _, d in named_dirs]
     header = "| class | train images | " + " | ".join(n for n, _ in named_dirs) + " |"
     lines = [header, "|---" * (2 + len(named_dirs)) + "|"]
     for c in sorted(range(len(counts)), key=lambda i: -counts[i]):

@@ -20,9 +20,10 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from ride_dive.checkpoint import load_trained_model  # noqa: E402
 from ride_dive.config import ConfigError  # noqa: E402
 from ride_dive.data import build_datasets  # noqa: E402
-from ride_dive.engine import load_model, setup_cfg  # noqa: E402
+from ride_dive.engine import setup_cfg  # noqa: E402
 from ride_dive.engine.cli import run_tool  # noqa: E402
 from ride_dive.evaluation import (  # noqa: E402
     DEFAULT_TAUS,
@@ -60,7 +61,7 @@ def main(args) -> dict:
     seed_all(cfg.SEED)
     device = resolve_device(cfg.MODEL.DEVICE)
     splits = build_datasets(cfg)
-    model = load_model(cfg, splits.class_counts, device)
+    model = load_trained_model(cfg, splits.class_counts, device)
     sweep = EVALUATOR_REGISTRY.get("TauNormSweep")
     evaluators = [e for e in build_evaluators(cfg, model) if isinstance(e, sweep)]
     results = run_evaluators(evaluators, EvaluationContext(cfg, model, splits, device))

@@ -13,12 +13,14 @@ from .serialization import (
     safe_torch_load,
     to_weights_only_safe,
 )
+from .trained_model import load_trained_model
 
 __all__ = [
     "Checkpointer",
     "CheckpointError",
     "CheckpointMismatchError",
     "load_model_state",
+    "load_trained_model",
     "unwrap_model",
     "capture_rng_state",
     "restore_rng_state",

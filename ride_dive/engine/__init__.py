@@ -5,7 +5,6 @@ from .defaults import (
     DefaultTrainer,
     default_argument_parser,
     default_setup,
-    load_model,
     save_config,
     setup_cfg,
 )
@@ -21,7 +20,7 @@ from .launch import launch
 from .train_loop import HookBase, SimpleTrainer
 
 __all__ = [
-    "DefaultTrainer", "default_argument_parser", "default_setup", "evaluate", "load_model",
+    "DefaultTrainer", "default_argument_parser", "default_setup", "evaluate",
     "save_config", "setup_cfg",
     "EvalHook", "IterationTimer", "LRScheduler", "PeriodicCheckpointer", "PeriodicWriter",
     "PrepareForTraining",

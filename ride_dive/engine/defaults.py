@@ -13,7 +13,7 @@ from typing import Dict, Optional
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from ..checkpoint import Checkpointer, atomic_write_text, restore_rng_state
+from ..checkpoint import Checkpointer, atomic_write_text, load_trained_model, restore_rng_state
 from ..config import CfgNode, ConfigError, assert_cfg, get_cfg
 from ..data import build_datasets, build_train_loader, unaugmented_view
 from ..evaluation import (
@@ -108,14 +108,6 @@ def default_setup(cfg: CfgNode, args: Optional[argparse.Namespace] = None) -> No
         torch.backends.cudnn.benchmark = True
 
 
-def load_model(cfg: CfgNode, class_counts, device) -> torch.nn.Module:
-    """A model built from ``cfg`` with ``cfg.MODEL.WEIGHTS`` loaded (``weights_only``), in
-    eval mode, on ``device`` (a teacher, or a model to analyse)."""
-    model = build_model(cfg, class_counts)
-    Checkpointer(model, "").load(cfg.MODEL.WEIGHTS, checkpointables=[])
-    return model.to(device).eval()
-
-
 class _RunSetupContext(TrainingSetupContext):
     """The ``TrainingSetupContext`` of a ``DefaultTrainer`` run."""
 
@@ -136,7 +128,7 @@ class _RunSetupContext(TrainingSetupContext):
         return amp_dtype(self.cfg)
 
     def load_model(self, cfg: CfgNode) -> torch.nn.Module:
-        return load_model(cfg, self.class_counts, self.device)
+        return load_trained_model(cfg, self.class_counts, self.device)
 
     def loader(self, dataset):
         return split_loader(self.cfg, unaugmented_view(self.cfg, dataset), self.device)

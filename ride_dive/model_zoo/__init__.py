@@ -149,7 +149,7 @@ def get(name: str, trained: bool = False, device: Optional[str] = None,
         DownloadError: the checkpoint cannot be fetched or fails verification.
         CheckpointError / CheckpointMismatchError: unreadable or non-matching weights.
     """
-    from ..checkpoint import Checkpointer
+    from ..checkpoint import load_trained_model
     from ..modeling import build_model
 
     cfg = get_config(name, trained=trained, **download_kwargs)
@@ -163,7 +163,6 @@ def get(name: str, trained: bool = False, device: Optional[str] = None,
             f"'{name}' takes its number of classes from the data: pass class_counts "
             "(training images per class)"
         )
-    model = build_model(cfg, class_counts=class_counts)
     if trained:
-        Checkpointer(model, save_dir="").load(cfg.MODEL.WEIGHTS, checkpointables=[])
-    return model.eval()
+        return load_trained_model(cfg, class_counts)
+    return build_model(cfg, class_counts=class_counts).eval()

@@ -10,6 +10,8 @@ import os
 from collections import defaultdict, deque
 from typing import Dict, Optional
 
+from .run_dir import RunDir
+
 logger = logging.getLogger("ride_dive")
 
 
@@ -120,7 +122,7 @@ class ConsoleWriter:
 
 def default_writers(output_dir: str, max_iter: int, tensorboard: bool = True) -> list:
     """Console + ``metrics.json`` + TensorBoard writers for ``output_dir``."""
-    writers = [ConsoleWriter(max_iter), JSONWriter(os.path.join(output_dir, "metrics.json"))]
+    writers = [ConsoleWriter(max_iter), JSONWriter(RunDir(output_dir).metrics)]
     if tensorboard:
         writers.append(TensorboardWriter(os.path.join(output_dir, "tensorboard")))
     return writers

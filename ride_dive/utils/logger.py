@@ -3,6 +3,8 @@ import logging
 import os
 import sys
 
+from .run_dir import RunDir
+
 
 def setup_logger(output_dir: str = "", rank: int = 0, name: str = "ride_dive") -> logging.Logger:
     """Configure the ``ride_dive`` logger once; other ranks only log warnings."""
@@ -17,7 +19,7 @@ def setup_logger(output_dir: str = "", rank: int = 0, name: str = "ride_dive") -
     logger.addHandler(console)
     if output_dir and rank == 0:
         os.makedirs(output_dir, exist_ok=True)
-        file_handler = logging.FileHandler(os.path.join(output_dir, "log.txt"))
+        file_handler = logging.FileHandler(RunDir(output_dir).log)
         file_handler.setFormatter(fmt)
         logger.addHandler(file_handler)
     return logger

@@ -79,7 +79,7 @@ def test_trainer_stores_and_logs_the_expert_warning(ride_run, monkeypatch):
         seen["args"] = (sorted(results), max_gap)
         return "experts collapsed"
 
-    monkeypatch.setattr("ride_dive.engine.defaults.expert_competence_warning", fake)
+    monkeypatch.setattr("ride_dive.evaluation.default_evaluators.expert_competence_warning", fake)
     results = trainer.test()
     assert results["warnings"] == ["experts collapsed"]
     assert "expert_top1" in seen["args"][0] and seen["args"][1] == 15.0
