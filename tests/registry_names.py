@@ -4,6 +4,7 @@
 registration, or a new registry, must be added here); ``tests/modeling/test_modeling_build.py``
 builds every backbone, head and loss it lists.
 """
+
 import importlib
 import pkgutil
 from typing import Dict
@@ -13,18 +14,50 @@ from fvcore.common.registry import Registry
 # Keyed by the registry's own name (``Registry("HEAD")``).
 REGISTERED_NAMES = {
     "META_ARCH": {"Classifier", "RIDE"},
-    "BACKBONE": {"ResNet32", "ResNet50", "ResNeXt50", "ResNet152", "RIDEResNet32",
-                 "RIDEResNet50", "RIDEResNeXt50"},
+    "BACKBONE": {
+        "ResNet32",
+        "ResNet50",
+        "ResNeXt50",
+        "ResNet152",
+        "RIDEResNet32",
+        "RIDEResNet50",
+        "RIDEResNeXt50",
+    },
     "HEAD": {"LinearHead", "CosineHead", "LWSHead", "NCMHead"},
-    "LOSS": {"CrossEntropyLoss", "BalancedSoftmaxLoss", "LDAMLoss", "FocalLoss", "RIDELoss",
-             "DiVELoss"},
-    "DATASET": {"FashionMNISTLT", "CIFAR10LT", "CIFAR100LT", "ImageNetLT", "PlacesLT",
-                "INaturalist2018", "SyntheticLT"},
-    "SAMPLER": {"InstanceBalancedSampler", "ClassAwareSampler", "SquareRootSampler",
-                "ProgressivelyBalancedSampler"},
-    "EVALUATOR": {"FitEvaluationHeads", "RouterThresholdSelection", "TestClassification",
-                  "ExpertCompetenceCheck", "ComponentResults", "ValidationClassification",
-                  "InferenceMacs", "RouterSweep", "TauNormSweep"},
+    "LOSS": {
+        "CrossEntropyLoss",
+        "BalancedSoftmaxLoss",
+        "LDAMLoss",
+        "FocalLoss",
+        "RIDELoss",
+        "DiVELoss",
+    },
+    "DATASET": {
+        "FashionMNISTLT",
+        "CIFAR10LT",
+        "CIFAR100LT",
+        "ImageNetLT",
+        "PlacesLT",
+        "INaturalist2018",
+        "SyntheticLT",
+    },
+    "SAMPLER": {
+        "InstanceBalancedSampler",
+        "ClassAwareSampler",
+        "SquareRootSampler",
+        "ProgressivelyBalancedSampler",
+    },
+    "EVALUATOR": {
+        "FitEvaluationHeads",
+        "RouterThresholdSelection",
+        "TestClassification",
+        "ExpertCompetenceCheck",
+        "ComponentResults",
+        "ValidationClassification",
+        "InferenceMacs",
+        "RouterSweep",
+        "TauNormSweep",
+    },
 }
 
 
@@ -40,8 +73,15 @@ def public_registries() -> Dict[str, Registry]:
         META_ARCH_REGISTRY,
     )
 
-    registries = [META_ARCH_REGISTRY, BACKBONE_REGISTRY, HEAD_REGISTRY, LOSS_REGISTRY,
-                  DATASET_REGISTRY, SAMPLER_REGISTRY, EVALUATOR_REGISTRY]
+    registries = [
+        META_ARCH_REGISTRY,
+        BACKBONE_REGISTRY,
+        HEAD_REGISTRY,
+        LOSS_REGISTRY,
+        DATASET_REGISTRY,
+        SAMPLER_REGISTRY,
+        EVALUATOR_REGISTRY,
+    ]
     return {r._name: r for r in registries}
 
 

@@ -1,5 +1,6 @@
 """Every YAML under configs/ builds (tiny width, CPU); the registries hold exactly the names of
 tests/registry_names.py."""
+
 import glob
 import os
 
@@ -15,14 +16,21 @@ from tests.conftest import ROOT
 from tests.registry_names import REGISTERED_NAMES, every_registry, names, public_registries
 
 ALL_YAML = sorted(
-    p for p in glob.glob(os.path.join(ROOT, "configs", "**", "*.yaml"), recursive=True)
+    p
+    for p in glob.glob(os.path.join(ROOT, "configs", "**", "*.yaml"), recursive=True)
     if not os.path.basename(p).startswith("Base-")
 )
 PIPELINES = [p for p in ALL_YAML if is_pipeline_file(p)]
 CONFIGS = [p for p in ALL_YAML if p not in PIPELINES]
 TINY = ["MODEL.BACKBONE.WIDTH_MULT", "0.25", "MODEL.DEVICE", "cpu"]
-NUM_CLASSES = {"FashionMNISTLT": 10, "CIFAR10LT": 10, "CIFAR100LT": 100, "ImageNetLT": 1000,
-               "PlacesLT": 365, "INaturalist2018": 8142}
+NUM_CLASSES = {
+    "FashionMNISTLT": 10,
+    "CIFAR10LT": 10,
+    "CIFAR100LT": 100,
+    "ImageNetLT": 1000,
+    "PlacesLT": 365,
+    "INaturalist2018": 8142,
+}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -105,7 +113,12 @@ def test_pipeline_stages_are_configs_of_the_same_dataset(path):
 
 def test_every_dataset_has_dive_and_ride_dive_pipelines():
     names = {os.path.relpath(p, os.path.join(ROOT, "configs")) for p in PIPELINES}
-    for folder, suffix in [("FashionMNIST-LT", ""), ("CIFAR100-LT", "_if100"),
-                           ("CIFAR10-LT", "_if100"), ("ImageNet-LT", ""), ("iNat18", "")]:
+    for folder, suffix in [
+        ("FashionMNIST-LT", ""),
+        ("CIFAR100-LT", "_if100"),
+        ("CIFAR10-LT", "_if100"),
+        ("ImageNet-LT", ""),
+        ("iNat18", ""),
+    ]:
         assert f"{folder}/ride_dive_pipeline{suffix}.yaml" in names
         assert f"{folder}/dive_pipeline{suffix}.yaml" in names

@@ -1,6 +1,7 @@
 """The package's layers (docs/ARCHITECTURE.md): a module imports only from its own
 package or from packages in lower layers, and the installed package holds no benchmark or
 publishing code."""
+
 import ast
 import os
 
@@ -40,8 +41,7 @@ def _imported_packages(path, package, depth=None):
                 elif parts[0] == "ride_dive":
                     found += [(a.name, node.lineno) for a in node.names]
             elif node.level > depth:  # ``from .. import x`` / ``from ..x import y``
-                names = [node.module.split(".")[0]] if node.module else [a.name for a in
-                                                                         node.names]
+                names = [node.module.split(".")[0]] if node.module else [a.name for a in node.names]
                 found += [(n, node.lineno) for n in names]
             else:
                 found.append((package, node.lineno))
@@ -71,8 +71,9 @@ def _violations():
 
 
 def test_every_package_is_in_a_layer():
-    packages = {d for d in os.listdir(PACKAGE)
-                if os.path.isfile(os.path.join(PACKAGE, d, "__init__.py"))}
+    packages = {
+        d for d in os.listdir(PACKAGE) if os.path.isfile(os.path.join(PACKAGE, d, "__init__.py"))
+    }
     assert packages == set(LAYER_OF)
 
 
@@ -82,8 +83,10 @@ def test_no_package_imports_its_own_layer_or_a_higher_one():
 
 def test_the_check_sees_relative_and_absolute_imports(tmp_path):
     probe = tmp_path / "probe.py"  # as if it were ride_dive/checkpoint/probe.py
-    probe.write_text("from ..model_zoo import x\nimport ride_dive.engine\nfrom . import y\n"
-                     "from ride_dive.utils.comm import z\n")
+    probe.write_text(
+        "from ..model_zoo import x\nimport ride_dive.engine\nfrom . import y\n"
+        "from ride_dive.utils.comm import z\n"
+    )
     found = sorted(_imported_packages(str(probe), "checkpoint", depth=1), key=lambda f: f[1])
     assert found == [("model_zoo", 1), ("engine", 2), ("checkpoint", 3), ("utils", 4)]
 

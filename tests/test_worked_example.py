@@ -1,6 +1,7 @@
 """docs/ARCHITECTURE.md's worked example: a new loss and a new evaluator, each one file
 outside the package, plus a config, run through tools/train_net.py without touching the
 engine."""
+
 import json
 import os
 import subprocess
@@ -45,8 +46,9 @@ except ValueError:
 
 
 def test_the_loss_is_label_smoothing():
-    r = subprocess.run([sys.executable, "-c", _LOSS_CHECK], capture_output=True, text=True,
-                       timeout=300, cwd=ROOT)
+    r = subprocess.run(
+        [sys.executable, "-c", _LOSS_CHECK], capture_output=True, text=True, timeout=300, cwd=ROOT
+    )
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-3000:]
 
 
@@ -59,11 +61,23 @@ def test_a_missing_plugin_is_a_clear_error():
 
 def _train_net(out, *extra):
     return subprocess.run(
-        [sys.executable, os.path.join(ROOT, "tools", "train_net.py"),
-         "--plugin", LOSS_FILE, "--plugin", EVALUATOR_FILE,
-         "--config-file", os.path.join(EXAMPLE, "label_smoothing_r32.yaml"),
-         *tiny_overrides(out, **{"SOLVER.MAX_EPOCHS": 1, "SOLVER.WARMUP_EPOCHS": 0}), *extra],
-        capture_output=True, text=True, timeout=600, cwd=ROOT)
+        [
+            sys.executable,
+            os.path.join(ROOT, "tools", "train_net.py"),
+            "--plugin",
+            LOSS_FILE,
+            "--plugin",
+            EVALUATOR_FILE,
+            "--config-file",
+            os.path.join(EXAMPLE, "label_smoothing_r32.yaml"),
+            *tiny_overrides(out, **{"SOLVER.MAX_EPOCHS": 1, "SOLVER.WARMUP_EPOCHS": 0}),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
 
 
 def test_the_example_config_trains_and_reports_through_train_net(tmp_path):
@@ -76,9 +90,17 @@ def test_the_example_config_trains_and_reports_through_train_net(tmp_path):
     assert "LabelSmoothingLoss" in config and "WorstClassAccuracy" in config
     # Without the plugin the names are unknown: a clear error, exit status 2.
     r = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "tools", "train_net.py"),
-         "--config-file", os.path.join(EXAMPLE, "label_smoothing_r32.yaml"),
-         *tiny_overrides(tmp_path / "no_plugin")],
-        capture_output=True, text=True, timeout=300, cwd=ROOT)
+        [
+            sys.executable,
+            os.path.join(ROOT, "tools", "train_net.py"),
+            "--config-file",
+            os.path.join(EXAMPLE, "label_smoothing_r32.yaml"),
+            *tiny_overrides(tmp_path / "no_plugin"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert r.returncode == 2 and "LabelSmoothingLoss" in r.stderr
     assert "Traceback" not in r.stderr

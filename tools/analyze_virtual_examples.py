@@ -11,6 +11,7 @@ DISTILL.POWER) next to the real counts', and the tau the rule of thumb picks for
 Writes DIR/virtual_examples.json and DIR/virtual_examples.png (DIR: --output, else the
 config's OUTPUT_DIR). A RIDE teacher is analysed as its full ensemble (router off).
 """
+
 import argparse
 import os
 import sys
@@ -43,20 +44,34 @@ def parse_args(argv=None) -> argparse.Namespace:
         epilog="Example:\n  python tools/analyze_virtual_examples.py --config-file "
         "configs/FashionMNIST-LT/bsce_r32.yaml MODEL.WEIGHTS out/bsce/model_final.pth",
     )
-    parser.add_argument("--config-file", default="", metavar="FILE",
-                        help="the teacher's config (e.g. its run's config.yaml)")
-    parser.add_argument("--output", default="", metavar="DIR",
-                        help="where to write the JSON and PNG (default: OUTPUT_DIR)")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, default=[],
-                        help="config overrides as KEY VALUE pairs; MODEL.WEIGHTS is required")
+    parser.add_argument(
+        "--config-file",
+        default="",
+        metavar="FILE",
+        help="the teacher's config (e.g. its run's config.yaml)",
+    )
+    parser.add_argument(
+        "--output",
+        default="",
+        metavar="DIR",
+        help="where to write the JSON and PNG (default: OUTPUT_DIR)",
+    )
+    parser.add_argument(
+        "opts",
+        nargs=argparse.REMAINDER,
+        default=[],
+        help="config overrides as KEY VALUE pairs; MODEL.WEIGHTS is required",
+    )
     return parser.parse_args(argv)
 
 
 def main(args: argparse.Namespace) -> dict:
     cfg = setup_cfg(args.config_file, list(args.opts) + _NO_ROUTER)
     if not cfg.MODEL.WEIGHTS:
-        raise ConfigError("the analysis needs the teacher's weights: MODEL.WEIGHTS "
-                          "<checkpoint.pth> (e.g. its run's model_final.pth).")
+        raise ConfigError(
+            "the analysis needs the teacher's weights: MODEL.WEIGHTS "
+            "<checkpoint.pth> (e.g. its run's model_final.pth)."
+        )
     if not os.path.isfile(cfg.MODEL.WEIGHTS):  # before the (possibly long) dataset build
         raise FileNotFoundError(f"MODEL.WEIGHTS not found: {cfg.MODEL.WEIGHTS}")
     out_dir = args.output or cfg.OUTPUT_DIR
@@ -68,8 +83,9 @@ def main(args: argparse.Namespace) -> dict:
     model = load_trained_model(cfg, splits.class_counts)
     # p = 1 and DiVE's 0.5, plus the config's own DISTILL.POWER if it differs.
     powers = sorted({1.0, 0.5, float(cfg.DISTILL.POWER)}, reverse=True)
-    table = training_set_distributions(cfg, model, splits.train, splits.class_counts, device,
-                                       TEMPERATURES, powers)
+    table = training_set_distributions(
+        cfg, model, splits.train, splits.class_counts, device, TEMPERATURES, powers
+    )
     table["weights"] = cfg.MODEL.WEIGHTS
     table["num_train_images"] = len(splits.train)
     print(format_virtual_example_table(table), flush=True)

@@ -12,6 +12,7 @@ Trailing ``KEY VALUE`` pairs override the config, as for train_net.py (e.g.
 ``torch.load(weights_only=True)``, foreign objects (the RIDE config, NumPy scalars, paths)
 becoming inert records. See ``ride_dive.checkpoint.importers``.
 """
+
 import argparse
 import os
 import sys
@@ -28,14 +29,18 @@ def main(args) -> dict:
     result = convert_checkpoint(args.source, args.source_format, cfg, args.output)
     meta = result["meta"]
     experts = meta["file"].get("num_experts")
-    print(f"Converted {args.source} ({meta['converted_from']}, {meta['num_classes']} classes"
-          f"{f', {experts} experts' if experts else ''}) -> {args.output}")
+    print(
+        f"Converted {args.source} ({meta['converted_from']}, {meta['num_classes']} classes"
+        f"{f', {experts} experts' if experts else ''}) -> {args.output}"
+    )
     for note in meta["notes"]:
         print(f"  note: {note}")
     if meta["inert_globals"]:
         print(f"  read as inert data, never run: {', '.join(meta['inert_globals'])}")
-    print(f"Evaluate: python tools/train_net.py --config-file {args.config_file} --eval-only "
-          f"MODEL.WEIGHTS {args.output}")
+    print(
+        f"Evaluate: python tools/train_net.py --config-file {args.config_file} --eval-only "
+        f"MODEL.WEIGHTS {args.output}"
+    )
     return result
 
 
@@ -45,14 +50,24 @@ def cli(argv=None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__.split("\n", 2)[2],
     )
-    parser.add_argument("--from", dest="source_format", required=True, metavar="FORMAT",
-                        help=f"format of the source file: {', '.join(IMPORTERS)}")
-    parser.add_argument("--config-file", required=True, metavar="FILE",
-                        help="the ride_dive config the weights are for")
+    parser.add_argument(
+        "--from",
+        dest="source_format",
+        required=True,
+        metavar="FORMAT",
+        help=f"format of the source file: {', '.join(IMPORTERS)}",
+    )
+    parser.add_argument(
+        "--config-file",
+        required=True,
+        metavar="FILE",
+        help="the ride_dive config the weights are for",
+    )
     parser.add_argument("source", help="the checkpoint of the original code")
     parser.add_argument("output", help="where to write the ride_dive checkpoint")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, default=[],
-                        help="config overrides as KEY VALUE pairs")
+    parser.add_argument(
+        "opts", nargs=argparse.REMAINDER, default=[], help="config overrides as KEY VALUE pairs"
+    )
     args = parser.parse_args(argv)
     return run_tool(main, args)
 

@@ -21,6 +21,7 @@ per expert, its top-1 on the raw logits ``z`` and on ``z + log n`` (the logits a
 Softmax loss fits), and which share of the balanced test images it assigns to the Many /
 Medium / Few classes (an unbiased model gives each group its share of the classes).
 """
+
 import argparse
 import json
 import os
@@ -69,8 +70,11 @@ def diversity_ratios(lines, phases: int = 3):
     sums = [[] for _ in range(phases)]
     for r in rows:
         div = sum(abs(v) for k, v in r.items() if k.startswith("loss_div_e"))
-        base = sum(v for k, v in r.items()
-                   if k.startswith("loss_") and "_e" in k and not k.startswith("loss_div_e"))
+        base = sum(
+            v
+            for k, v in r.items()
+            if k.startswith("loss_") and "_e" in k and not k.startswith("loss_div_e")
+        )
         if base > 0:
             phase = min(int(r.get("epoch", 0)) * phases // last_epoch, phases - 1)
             sums[phase].append(div / base)
@@ -87,15 +91,23 @@ def summary_row(name: str, run_dir: str) -> str:
     experts = results.get("expert_top1") or []
     median = statistics.median(experts) if experts else None
     gap = results["top1"] - median if median is not None else None
-    spread = (f"{min(experts):.1f} / {median:.1f} / {max(experts):.1f}" if experts else "–")
+    spread = f"{min(experts):.1f} / {median:.1f} / {max(experts):.1f}" if experts else "–"
     ratios = " / ".join(_fmt(r, 3) for r in diversity_ratios(_metrics_lines(run_dir)))
     cells = [_fmt(results.get(k)) for k in ("top1", "many", "medium", "few")]
     return f"| {name} | {' | '.join(cells)} | {spread} | {_fmt(gap, 1)} | {ratios} |"
 
 
 # Evaluation of a finished run needs no teacher, and every expert runs on every image.
-_EVAL_OPTS = ["MODEL.TEACHER.CONFIG_FILE", "", "MODEL.TEACHER.WEIGHTS", "",
-              "MODEL.ROUTER.ENABLED", "False", "MODEL.ROUTER.TRAIN", "False"]
+_EVAL_OPTS = [
+    "MODEL.TEACHER.CONFIG_FILE",
+    "",
+    "MODEL.TEACHER.WEIGHTS",
+    "",
+    "MODEL.ROUTER.ENABLED",
+    "False",
+    "MODEL.ROUTER.TRAIN",
+    "False",
+]
 
 
 def _run_cfg(run_dir: str):
@@ -112,9 +124,11 @@ def class_counts_of(run_dir: str):
 
 def shot_groups(counts, many: int, few: int):
     """Class indices of the Many / Medium / Few groups (docs/METHODS.md section 1)."""
-    return {"many": [c for c, n in enumerate(counts) if n > many],
-            "medium": [c for c, n in enumerate(counts) if few <= n <= many],
-            "few": [c for c, n in enumerate(counts) if n < few]}
+    return {
+        "many": [c for c, n in enumerate(counts) if n > many],
+        "medium": [c for c, n in enumerate(counts) if few <= n <= many],
+        "few": [c for c, n in enumerate(counts) if n < few],
+    }
 
 
 def expert_predictions(run_dir: str):
@@ -129,8 +143,10 @@ def expert_predictions(run_dir: str):
     loader = build_test_loader(cfg, splits.test, device=device)
     chunks, labels = [], []
     dtype = amp_dtype(cfg)
-    with inference_context(model), torch.autocast(device.type, dtype or torch.bfloat16,
-                                                  enabled=dtype is not None):
+    with (
+        inference_context(model),
+        torch.autocast(device.type, dtype or torch.bfloat16, enabled=dtype is not None),
+    ):
         for images, y in loader:
             chunks.append(model(images.to(device))["expert_logits"].float().cpu())
             labels.append(y.long().cpu())
@@ -142,8 +158,11 @@ def expert_predictions(run_dir: str):
     named = [(f"expert {i}", z) for i, z in enumerate(experts)] + [("ensemble", experts.mean(0))]
     for name, z in named:
         pred = z.argmax(dim=1)
-        row = {"name": name, "top1": 100.0 * float((pred == labels).float().mean()),
-               "top1_prior": 100.0 * float(((z + log_n).argmax(dim=1) == labels).float().mean())}
+        row = {
+            "name": name,
+            "top1": 100.0 * float((pred == labels).float().mean()),
+            "top1_prior": 100.0 * float(((z + log_n).argmax(dim=1) == labels).float().mean()),
+        }
         for group, classes in groups.items():
             if classes:
                 row[group] = 100.0 * float(torch.isin(pred, torch.tensor(classes)).float().mean())
@@ -156,15 +175,20 @@ def expert_table(name: str, run_dir: str) -> str:
     """Markdown table of :func:`expert_predictions`."""
     rows, shares = expert_predictions(run_dir)
     groups = list(shares)
-    lines = [f"{name}: predictions per expert on the balanced test split",
-             "",
-             "| expert | top-1 (z) | top-1 (z + log n) | "
-             + " | ".join(f"predicted {g} (share of classes {shares[g]:.0f} %)" for g in groups)
-             + " |",
-             "|---" * (3 + len(groups)) + "|"]
+    lines = [
+        f"{name}: predictions per expert on the balanced test split",
+        "",
+        "| expert | top-1 (z) | top-1 (z + log n) | "
+        + " | ".join(f"predicted {g} (share of classes {shares[g]:.0f} %)" for g in groups)
+        + " |",
+        "|---" * (3 + len(groups)) + "|",
+    ]
     for r in rows:
-        lines.append(f"| {r['name']} | {r['top1']:.2f} | {r['top1_prior']:.2f} | "
-                     + " | ".join(f"{r[g]:.1f} %" for g in groups) + " |")
+        lines.append(
+            f"| {r['name']} | {r['top1']:.2f} | {r['top1_prior']:.2f} | "
+            + " | ".join(f"{r[g]:.1f} %" for g in groups)
+            + " |"
+        )
     return "\n".join(lines)
 
 
@@ -181,16 +205,25 @@ def per_class_table(named_dirs) -> str:
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="finished RIDE runs")
-    parser.add_argument("--reference", default="", metavar="RUN_DIR",
-                        help="a single-head run to compare per-class recall with")
-    parser.add_argument("--names", nargs="*", default=None,
-                        help="row names (default: the directory names)")
-    parser.add_argument("--experts", action="store_true",
-                        help="also run each model_final.pth over the test split: per-expert "
-                             "top-1 on z and z + log n, predictions per shot group")
+    parser.add_argument(
+        "--reference",
+        default="",
+        metavar="RUN_DIR",
+        help="a single-head run to compare per-class recall with",
+    )
+    parser.add_argument(
+        "--names", nargs="*", default=None, help="row names (default: the directory names)"
+    )
+    parser.add_argument(
+        "--experts",
+        action="store_true",
+        help="also run each model_final.pth over the test split: per-expert "
+        "top-1 on z and z + log n, predictions per shot group",
+    )
     return parser.parse_args(argv)
 
 
@@ -206,15 +239,20 @@ def run(args) -> None:
     """Print the tables for the parsed command line."""
     names = args.names or [os.path.basename(os.path.normpath(d)) for d in args.run_dirs]
     if len(names) != len(args.run_dirs):
-        print(f"ERROR: --names gives {len(names)} names for {len(args.run_dirs)} runs.",
-              file=sys.stderr)
+        print(
+            f"ERROR: --names gives {len(names)} names for {len(args.run_dirs)} runs.",
+            file=sys.stderr,
+        )
         sys.exit(2)
     named = list(zip(names, args.run_dirs))
     if args.reference:
-        named.append(("reference: " + os.path.basename(os.path.normpath(args.reference)),
-                      args.reference))
-    print("| run | top1 | many | medium | few | experts' top1 (min / median / max) "
-          "| ensemble − median expert | abs(diversity) / base (1st / 2nd / 3rd third) |")
+        named.append(
+            ("reference: " + os.path.basename(os.path.normpath(args.reference)), args.reference)
+        )
+    print(
+        "| run | top1 | many | medium | few | experts' top1 (min / median / max) "
+        "| ensemble − median expert | abs(diversity) / base (1st / 2nd / 3rd third) |"
+    )
     print("|---" * 8 + "|")
     for name, run_dir in named:
         print(summary_row(name, run_dir))

@@ -10,6 +10,7 @@ runs ``tools/train_net.py --eval-only`` with the packaged config; results go to
 ``output/model_zoo_eval/<config>/`` unless ``OUTPUT_DIR`` is given. Mirrors and the cache:
 ``$RIDE_DIVE_MODEL_ZOO_URL``, ``$RIDE_DIVE_CACHE`` (see docs/MODEL_ZOO_GUIDE.md).
 """
+
 import argparse
 import os
 import sys
@@ -22,13 +23,16 @@ from ride_dive.model_zoo.download import checkpoint_url  # noqa: E402
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--manifest", help="a manifest file other than the packaged one")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="the zoo's entries and their measured accuracy")
-    for name, text in (("download", "download and verify one checkpoint"),
-                       ("eval", "evaluate one checkpoint on its test split")):
+    for name, text in (
+        ("download", "download and verify one checkpoint"),
+        ("eval", "evaluate one checkpoint on its test split"),
+    ):
         s = sub.add_parser(name, help=text)
         s.add_argument("name", help="config path relative to configs/, as in `list`")
         if name == "eval":
@@ -43,8 +47,10 @@ def list_entries(args) -> None:
     print(f"{'config':44s} {'method':34s} {'top-1':>6s} {'few':>6s} {'GMACs':>7s}")
     for e in zoo.entries.values():
         m = e.metrics
-        print(f"{e.name:44s} {e.method:34s} {m.get('top1', float('nan')):6.2f} "
-              f"{m.get('few', float('nan')):6.2f} {m.get('gmacs', float('nan')):7.4f}")
+        print(
+            f"{e.name:44s} {e.method:34s} {m.get('top1', float('nan')):6.2f} "
+            f"{m.get('few', float('nan')):6.2f} {m.get('gmacs', float('nan')):7.4f}"
+        )
         print(f"    {checkpoint_url(e, base)}  sha256 {e.sha256[:12]}")
 
 
@@ -62,10 +68,13 @@ def main(args) -> int:
     opts = model_zoo.inference_overrides(weights, entry.metrics.get("router_threshold"))
     opts += args.opts
     if "OUTPUT_DIR" not in args.opts[::2]:
-        opts += ["OUTPUT_DIR", os.path.join("output", "model_zoo_eval",
-                                            os.path.splitext(args.name)[0])]
-    return train_net.cli(["--config-file", model_zoo.get_config_file(args.name),
-                          "--eval-only", *opts])
+        opts += [
+            "OUTPUT_DIR",
+            os.path.join("output", "model_zoo_eval", os.path.splitext(args.name)[0]),
+        ]
+    return train_net.cli(
+        ["--config-file", model_zoo.get_config_file(args.name), "--eval-only", *opts]
+    )
 
 
 if __name__ == "__main__":

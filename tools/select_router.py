@@ -9,6 +9,7 @@ run whose chosen threshold runs the fewest experts per image on validation wins 
 higher validation top-1); only then are its test numbers printed. Test numbers never take
 part in the choice. The last line is the choice as JSON, for scripts.
 """
+
 import argparse
 import json
 import os
@@ -37,8 +38,10 @@ def load_selection(run_dir: str) -> Tuple[Dict, Dict]:
 def choose(selections: List[Dict]) -> int:
     """Index of the selection with the fewest validation experts per image (ties: the
     higher validation top-1, then the first given)."""
-    return min(range(len(selections)),
-               key=lambda i: (selections[i]["experts_used_mean"], -selections[i]["top1"], i))
+    return min(
+        range(len(selections)),
+        key=lambda i: (selections[i]["experts_used_mean"], -selections[i]["top1"], i),
+    )
 
 
 def main(argv=None) -> Dict:
@@ -54,8 +57,10 @@ def main(argv=None) -> Dict:
     for i, (run, (results, sel)) in enumerate(zip(args.runs, loaded)):
         pos_weight = _pos_weight(run)
         mark = "*" if i == best else " "
-        print(f"{run:<50} {str(pos_weight):>10} {sel['threshold']:>7g} {sel['top1']:>6.2f} "
-              f"{sel['full_ensemble_top1']:>6.2f} {sel['experts_used_mean']:>6.2f}{mark}")
+        print(
+            f"{run:<50} {str(pos_weight):>10} {sel['threshold']:>7g} {sel['top1']:>6.2f} "
+            f"{sel['full_ensemble_top1']:>6.2f} {sel['experts_used_mean']:>6.2f}{mark}"
+        )
 
     results, sel = loaded[best]
     router = results["router"]
@@ -73,11 +78,13 @@ def main(argv=None) -> Dict:
     for key in ("many", "medium", "few"):
         if key in results:
             summary[f"test_{key}"] = results[key]
-    print(f"\ntest (chosen run {summary['run']}, threshold {sel['threshold']:g}): top-1 "
-          f"{summary['test_top1']:.2f} vs {summary['test_full_ensemble_top1']:.2f} full ensemble "
-          f"(drop {summary['test_top1_drop']:.2f}), {summary['test_experts_used_mean']:.2f} "
-          f"experts/image, {summary['test_gmacs']:.4f} vs {summary['full_ensemble_gmacs']:.4f} "
-          "GMACs/image")
+    print(
+        f"\ntest (chosen run {summary['run']}, threshold {sel['threshold']:g}): top-1 "
+        f"{summary['test_top1']:.2f} vs {summary['test_full_ensemble_top1']:.2f} full ensemble "
+        f"(drop {summary['test_top1_drop']:.2f}), {summary['test_experts_used_mean']:.2f} "
+        f"experts/image, {summary['test_gmacs']:.4f} vs {summary['full_ensemble_gmacs']:.4f} "
+        "GMACs/image"
+    )
     print(json.dumps(summary))
     return summary
 

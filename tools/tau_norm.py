@@ -14,6 +14,7 @@ run's files alone. The model needs a ``LinearHead``.
 This runs the ``TauNormSweep`` evaluator alone; a training or ``--eval-only`` run gets the
 same with ``TEST.TAU_NORM_SWEEP True`` (results.json's ``"tau_norm"``).
 """
+
 import argparse
 import os
 import sys
@@ -47,8 +48,12 @@ def _taus(text: str):
 
 
 def main(args) -> dict:
-    opts = list(args.opts) + ["TEST.TAU_NORM_SWEEP", "True",
-                              "TEST.TAU_NORM_TAUS", str(list(args.taus))]
+    opts = list(args.opts) + [
+        "TEST.TAU_NORM_SWEEP",
+        "True",
+        "TEST.TAU_NORM_TAUS",
+        str(list(args.taus)),
+    ]
     if args.output:
         opts += ["OUTPUT_DIR", args.output]
     cfg = setup_cfg(args.config_file, opts)
@@ -72,12 +77,21 @@ def main(args) -> dict:
 def cli(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config-file", default="", metavar="FILE")
-    parser.add_argument("--taus", type=_taus, default=list(DEFAULT_TAUS),
-                        help="comma-separated taus (default 0,0.1,...,2.0)")
-    parser.add_argument("--output", default="", metavar="DIR",
-                        help="where tau_norm.json goes (default: OUTPUT_DIR)")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, default=[],
-                        help="config overrides as KEY VALUE pairs; MODEL.WEIGHTS is required")
+    parser.add_argument(
+        "--taus",
+        type=_taus,
+        default=list(DEFAULT_TAUS),
+        help="comma-separated taus (default 0,0.1,...,2.0)",
+    )
+    parser.add_argument(
+        "--output", default="", metavar="DIR", help="where tau_norm.json goes (default: OUTPUT_DIR)"
+    )
+    parser.add_argument(
+        "opts",
+        nargs=argparse.REMAINDER,
+        default=[],
+        help="config overrides as KEY VALUE pairs; MODEL.WEIGHTS is required",
+    )
     args = parser.parse_args(argv)
     return run_tool(main, args, extra_errors=(ValueError,))
 

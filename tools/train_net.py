@@ -10,6 +10,7 @@
     # several processes: --num-gpus N (or torchrun --nproc_per_node N tools/train_net.py ...)
     python tools/train_net.py --num-gpus 8 --config-file configs/ImageNet-LT/ride_4e_x50.yaml
 """
+
 import logging
 import os
 import sys
@@ -95,9 +96,11 @@ def cli(argv=None) -> int:
     except SystemExit as e:  # main_in_process in this process: the message is printed
         return e.code if isinstance(e.code, int) else 1
     except mp.ProcessExitedException as e:  # a spawned process printed its own message
-        print(f"ERROR: process {e.error_index} of the job stopped with exit status "
-              f"{e.exit_code}; its message is above, and the other processes were stopped.",
-              file=sys.stderr)
+        print(
+            f"ERROR: process {e.error_index} of the job stopped with exit status "
+            f"{e.exit_code}; its message is above, and the other processes were stopped.",
+            file=sys.stderr,
+        )
         return EXIT_USER_ERROR if e.exit_code == EXIT_USER_ERROR else 1
     return 0
 

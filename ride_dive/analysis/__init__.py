@@ -1,5 +1,6 @@
 """Analyses of trained models: DiVE's virtual-example distribution of a teacher and the
 choice of the distillation temperature from it (docs/METHODS.md 6)."""
+
 from .plots import plot_virtual_examples
 from .virtual_examples import (
     TEMPERATURES,

@@ -1,10 +1,10 @@
 """Bar chart of the virtual-example table, in the style of DiVE's Figs. 1 and 5."""
+
 from typing import Dict, List, Mapping, Tuple
 
 from ..utils.plotting import pyplot, save_figure
 
-_GROUPS = (("many", "Many", "#4c72b0"), ("medium", "Medium", "#dd8452"),
-           ("few", "Few", "#55a868"))
+_GROUPS = (("many", "Many", "#4c72b0"), ("medium", "Medium", "#dd8452"), ("few", "Few", "#55a868"))
 # DiVE Fig. 5 shows tau = 1, 3, 6; 10 is the end of the search range.
 _SHOWN_TAUS = (1.0, 3.0, 6.0, 10.0)
 
@@ -20,8 +20,12 @@ def _bars(table: Mapping) -> List[Tuple[str, Dict]]:
     """``(label, group means)`` per bar cluster: the real counts, p = 1 at the shown taus
     (and its pick), then the pick of every other power."""
     rows, picks = table["rows"], table["picks"]
-    plain = [r for r in rows if r["power"] == 1.0 and
-             (r["temperature"] in _SHOWN_TAUS or r["temperature"] == picks.get(1.0))]
+    plain = [
+        r
+        for r in rows
+        if r["power"] == 1.0
+        and (r["temperature"] in _SHOWN_TAUS or r["temperature"] == picks.get(1.0))
+    ]
     if not plain:  # a custom grid: its first and last p = 1 rows
         ones = [r for r in rows if r["power"] == 1.0]
         plain = ones[:1] + ones[-1:] if len(ones) > 1 else ones

@@ -7,6 +7,7 @@ its Many / Medium / Few table and DiVE's rule of thumb for tau; docs/METHODS.md 
 adds what needs a config: the unaugmented training loader, ``training_set_distributions``
 and ``choose_temperature`` (used by ``tools/analyze_virtual_examples.py``).
 """
+
 import logging
 from typing import Dict, Iterable, Sequence
 
@@ -48,14 +49,22 @@ __all__ = [
 def _training_loader(cfg, train_dataset, device):
     """The (unaugmented) training split in TEST.BATCH_SIZE batches, this rank's shard."""
     return build_test_loader(
-        cfg, unaugmented_view(cfg, train_dataset), num_replicas=comm.get_world_size(),
-        rank=comm.get_rank(), device=device,
+        cfg,
+        unaugmented_view(cfg, train_dataset),
+        num_replicas=comm.get_world_size(),
+        rank=comm.get_rank(),
+        device=device,
     )
 
 
 def training_set_distributions(
-    cfg, teacher: torch.nn.Module, train_dataset, class_counts: Sequence[int], device,
-    temperatures: Iterable[float] = TEMPERATURES, powers: Iterable[float] = (1.0, 0.5),
+    cfg,
+    teacher: torch.nn.Module,
+    train_dataset,
+    class_counts: Sequence[int],
+    device,
+    temperatures: Iterable[float] = TEMPERATURES,
+    powers: Iterable[float] = (1.0, 0.5),
 ) -> Dict:
     """The virtual-example table of ``teacher`` on the (unaugmented) training split.
 
@@ -63,19 +72,30 @@ def training_set_distributions(
     TEST.FEW_THRESHOLD; each rank runs its shard and the sums are shared.
     """
     distributions = teacher_virtual_examples(
-        teacher, _training_loader(cfg, train_dataset, device), device, temperatures, powers,
-        autocast_dtype=amp_dtype(cfg), num_classes=len(class_counts),
+        teacher,
+        _training_loader(cfg, train_dataset, device),
+        device,
+        temperatures,
+        powers,
+        autocast_dtype=amp_dtype(cfg),
+        num_classes=len(class_counts),
     )
-    return table_from_distributions(distributions, class_counts, cfg.TEST.MANY_THRESHOLD,
-                                    cfg.TEST.FEW_THRESHOLD)
+    return table_from_distributions(
+        distributions, class_counts, cfg.TEST.MANY_THRESHOLD, cfg.TEST.FEW_THRESHOLD
+    )
 
 
-def choose_temperature(cfg, teacher: torch.nn.Module, train_dataset, class_counts,
-                       device) -> float:
+def choose_temperature(cfg, teacher: torch.nn.Module, train_dataset, class_counts, device) -> float:
     """``DISTILL.TEMPERATURE: auto`` from a config (see
     :func:`ride_dive.modeling.virtual_examples.auto_temperature`, which the DiVE loss runs
     before training)."""
     return auto_temperature(
-        teacher, _training_loader(cfg, train_dataset, device), class_counts, device,
-        cfg.DISTILL.POWER, amp_dtype(cfg), cfg.TEST.MANY_THRESHOLD, cfg.TEST.FEW_THRESHOLD,
+        teacher,
+        _training_loader(cfg, train_dataset, device),
+        class_counts,
+        device,
+        cfg.DISTILL.POWER,
+        amp_dtype(cfg),
+        cfg.TEST.MANY_THRESHOLD,
+        cfg.TEST.FEW_THRESHOLD,
     )

@@ -1,4 +1,5 @@
 """Checkpoints: atomic saves, ``weights_only`` loads, resume with fallback, RNG state."""
+
 # unwrap_model is re-exported for existing callers; it lives with the module helpers.
 from ..utils.modules import unwrap_model
 from .checkpointer import Checkpointer

@@ -9,6 +9,7 @@ deleted. This mirrors detectron2/fvcore's ``Checkpointer`` interface, but every 
 atomic, every read is ``weights_only``, and weights that do not fit are an error, where
 fvcore would skip them with a log line.
 """
+
 import logging
 import os
 import re
@@ -190,8 +191,11 @@ class Checkpointer:
         """Paths of the periodic checkpoints in ``save_dir``, oldest first."""
         if not os.path.isdir(self.save_dir):
             return []
-        found = [(epoch, f) for f in os.listdir(self.save_dir)
-                 if (epoch := parse_periodic_checkpoint(f)) is not None]
+        found = [
+            (epoch, f)
+            for f in os.listdir(self.save_dir)
+            if (epoch := parse_periodic_checkpoint(f)) is not None
+        ]
         return [os.path.join(self.save_dir, f) for _, f in sorted(found)]
 
     def resume_or_load(self, path: str, resume: bool = True, strict: bool = True) -> Dict:
@@ -211,8 +215,11 @@ class Checkpointer:
         """
         if resume and self.has_checkpoint():
             last = self.get_checkpoint_file()
-            older = [p for p in reversed(self.get_periodic_checkpoints())
-                     if os.path.abspath(p) != os.path.abspath(last)]
+            older = [
+                p
+                for p in reversed(self.get_periodic_checkpoints())
+                if os.path.abspath(p) != os.path.abspath(last)
+            ]
             failures = []
             for candidate in [last] + older:
                 try:
@@ -224,7 +231,9 @@ class Checkpointer:
                 if failures:
                     logger.warning(
                         "Resumed from %s because %s could not be read; training repeats "
-                        "the epochs in between.", candidate, ", ".join(failures),
+                        "the epochs in between.",
+                        candidate,
+                        ", ".join(failures),
                     )
                 return state
             raise CheckpointError(

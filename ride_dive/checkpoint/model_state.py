@@ -11,6 +11,7 @@ initialises itself, e.g. the routers of a RIDE router stage loading its stage-1 
 and ``unused_checkpoint_prefixes`` (parts a file may have that this config does not build,
 e.g. routers when the router is disabled). Every other key is still checked strictly.
 """
+
 import logging
 from collections import OrderedDict
 from typing import Dict, List, Mapping, Tuple
@@ -34,11 +35,11 @@ class CheckpointMismatchError(ValueError):
 def strip_prefix(state_dict: Mapping[str, torch.Tensor], prefix: str) -> Mapping:
     """Remove ``prefix`` from the keys when every key has it (files saved from DDP)."""
     if state_dict and all(k.startswith(prefix) for k in state_dict):
-        stripped = OrderedDict((k[len(prefix):], v) for k, v in state_dict.items())
+        stripped = OrderedDict((k[len(prefix) :], v) for k, v in state_dict.items())
         metadata = getattr(state_dict, "_metadata", None)
         if metadata is not None:
             stripped._metadata = OrderedDict(
-                (k[len(prefix):] if k.startswith(prefix) else k, v) for k, v in metadata.items()
+                (k[len(prefix) :] if k.startswith(prefix) else k, v) for k, v in metadata.items()
             )
         return stripped
     return state_dict
@@ -138,5 +139,7 @@ def _split_by_prefix(keys: List[str], prefixes) -> Tuple[List[str], List[str]]:
     prefixes = tuple(prefixes)
     if not prefixes:
         return list(keys), []
-    return ([k for k in keys if not k.startswith(prefixes)],
-            [k for k in keys if k.startswith(prefixes)])
+    return (
+        [k for k in keys if not k.startswith(prefixes)],
+        [k for k in keys if k.startswith(prefixes)],
+    )

@@ -9,6 +9,7 @@ that loader would refuse or which would need NumPy globals.
 Each process has its own generators; a checkpoint written by the main process holds the
 main process's states.
 """
+
 import logging
 import random
 from typing import Any, Dict
@@ -65,8 +66,13 @@ def restore_rng_state(state: Dict[str, Any]) -> None:
         npy = state["numpy"]
         key = npy["key"].numpy().astype(np.uint32)
         np.random.set_state(
-            (npy["bit_generator"], key, int(npy["pos"]), int(npy["has_gauss"]),
-             float(npy["cached_gaussian"]))
+            (
+                npy["bit_generator"],
+                key,
+                int(npy["pos"]),
+                int(npy["has_gauss"]),
+                float(npy["cached_gaussian"]),
+            )
         )
     if "torch" in state:
         torch.set_rng_state(state["torch"].to(torch.uint8).cpu())
@@ -79,7 +85,10 @@ def restore_rng_state(state: Dict[str, Any]) -> None:
         if count != len(cuda_states):
             logger.warning(
                 "Checkpoint holds CUDA RNG states for %d devices, this machine has %d; "
-                "restoring the first %d.", len(cuda_states), count, min(count, len(cuda_states)),
+                "restoring the first %d.",
+                len(cuda_states),
+                count,
+                min(count, len(cuda_states)),
             )
         for device, s in enumerate(cuda_states[:count]):
             torch.cuda.set_rng_state(s.to(torch.uint8).cpu(), device)

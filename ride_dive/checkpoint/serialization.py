@@ -7,6 +7,7 @@ old file or the complete new one, never a half-written one. Reads always use
 unpickling is refused before anything in it runs. To make that possible, everything saved
 is first reduced to the types the weights-only unpickler accepts.
 """
+
 import contextlib
 import hashlib
 import os
@@ -24,8 +25,18 @@ class CheckpointError(RuntimeError):
 
 # Leaf types torch's weights-only unpickler rebuilds without running code.
 _SAFE_LEAVES = (
-    str, bytes, bytearray, bool, int, float, complex, type(None),
-    torch.Tensor, torch.Size, torch.device, torch.dtype,
+    str,
+    bytes,
+    bytearray,
+    bool,
+    int,
+    float,
+    complex,
+    type(None),
+    torch.Tensor,
+    torch.Size,
+    torch.device,
+    torch.dtype,
 )
 
 

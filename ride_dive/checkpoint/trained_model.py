@@ -1,4 +1,5 @@
 """A trained model from its config: build it and load ``MODEL.WEIGHTS`` in one call."""
+
 from typing import Optional, Sequence, Union
 
 import torch

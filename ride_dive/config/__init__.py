@@ -1,4 +1,5 @@
 """Configuration: defaults, ``get_cfg``, ``@configurable`` and validation."""
+
 from .checks import assert_cfg
 from .config import CfgNode, ConfigError, configurable, get_cfg
 

@@ -2,6 +2,7 @@
 
 Every problem found is collected, so one run of a bad config lists all of them.
 """
+
 from typing import Any, Iterable, List
 
 from .config import CfgNode, ConfigError
@@ -25,9 +26,12 @@ def assert_cfg(cfg: CfgNode) -> None:
     _require(s.MAX_EPOCHS > 0, f"SOLVER.MAX_EPOCHS must be > 0, got {s.MAX_EPOCHS}", p)
     _require(s.BATCH_SIZE > 0, f"SOLVER.BATCH_SIZE must be > 0, got {s.BATCH_SIZE}", p)
     _require(s.BASE_LR > 0, f"SOLVER.BASE_LR must be > 0, got {s.BASE_LR}", p)
-    _require(s.REFERENCE_BATCH_SIZE >= 0,
-             f"SOLVER.REFERENCE_BATCH_SIZE must be >= 0 (0 = SOLVER.BATCH_SIZE), "
-             f"got {s.REFERENCE_BATCH_SIZE}", p)
+    _require(
+        s.REFERENCE_BATCH_SIZE >= 0,
+        f"SOLVER.REFERENCE_BATCH_SIZE must be >= 0 (0 = SOLVER.BATCH_SIZE), "
+        f"got {s.REFERENCE_BATCH_SIZE}",
+        p,
+    )
     _require(s.WEIGHT_DECAY >= 0, f"SOLVER.WEIGHT_DECAY must be >= 0, got {s.WEIGHT_DECAY}", p)
     _require(
         0 <= s.WARMUP_EPOCHS < s.MAX_EPOCHS or s.WARMUP_EPOCHS == 0,
@@ -78,12 +82,17 @@ def assert_cfg(cfg: CfgNode) -> None:
     )
     _require(cfg.TEST.EVAL_PERIOD >= 0, "TEST.EVAL_PERIOD must be >= 0", p)
     _require(cfg.TEST.ECE_BINS > 0, "TEST.ECE_BINS must be > 0", p)
-    _require(isinstance(cfg.TEST.LABEL_SHIFT, bool),
-             f"TEST.LABEL_SHIFT must be True or False, got {cfg.TEST.LABEL_SHIFT!r}", p)
+    _require(
+        isinstance(cfg.TEST.LABEL_SHIFT, bool),
+        f"TEST.LABEL_SHIFT must be True or False, got {cfg.TEST.LABEL_SHIFT!r}",
+        p,
+    )
     _require(cfg.MODEL.BACKBONE.WIDTH_MULT > 0, "MODEL.BACKBONE.WIDTH_MULT must be > 0", p)
-    _require(_one_of(cfg.MODEL.BACKBONE.NORM, ("BN", "SyncBN", "GN")),
-             f"MODEL.BACKBONE.NORM must be 'BN', 'SyncBN' or 'GN', got "
-             f"'{cfg.MODEL.BACKBONE.NORM}'", p)
+    _require(
+        _one_of(cfg.MODEL.BACKBONE.NORM, ("BN", "SyncBN", "GN")),
+        f"MODEL.BACKBONE.NORM must be 'BN', 'SyncBN' or 'GN', got '{cfg.MODEL.BACKBONE.NORM}'",
+        p,
+    )
     _require(cfg.MODEL.BACKBONE.GN_GROUPS >= 1, "MODEL.BACKBONE.GN_GROUPS must be >= 1", p)
     _require(cfg.MODEL.HEAD.COSINE_SCALE > 0, "MODEL.HEAD.COSINE_SCALE must be > 0", p)
     _check_ride(cfg, p)
@@ -143,9 +152,12 @@ def _check_ride(cfg: CfgNode, p: List[str]) -> None:
         p,
     )
     _require(r.TEMPERATURE_BASE > 0, "MODEL.LOSS.RIDE.TEMPERATURE_BASE must be > 0", p)
-    _require(_one_of(r.DIVERSITY_SPACE, DIVERSITY_SPACES),
-             "MODEL.LOSS.RIDE.DIVERSITY_SPACE must be 'fitted' (the logits the base loss "
-             f"fits) or 'raw' (RIDE's code), got '{r.DIVERSITY_SPACE}'", p)
+    _require(
+        _one_of(r.DIVERSITY_SPACE, DIVERSITY_SPACES),
+        "MODEL.LOSS.RIDE.DIVERSITY_SPACE must be 'fitted' (the logits the base loss "
+        f"fits) or 'raw' (RIDE's code), got '{r.DIVERSITY_SPACE}'",
+        p,
+    )
     router = m.ROUTER
     _require(
         not router.TRAIN or router.ENABLED,
@@ -182,48 +194,88 @@ def _check_ranges(cfg: CfgNode, p: List[str]) -> None:
     s, t, d, i, m = cfg.SOLVER, cfg.TEST, cfg.DATASETS, cfg.INPUT, cfg.MODEL
     _require(0 <= s.MOMENTUM < 1, f"SOLVER.MOMENTUM must be in [0, 1), got {s.MOMENTUM}", p)
     _require(s.GAMMA > 0, f"SOLVER.GAMMA (the LR step factor) must be > 0, got {s.GAMMA}", p)
-    _require(0 <= s.WARMUP_FACTOR <= 1,
-             f"SOLVER.WARMUP_FACTOR must be in [0, 1], got {s.WARMUP_FACTOR}", p)
-    _require(s.CLIP_GRAD_NORM >= 0,
-             f"SOLVER.CLIP_GRAD_NORM must be >= 0 (0 = off), got {s.CLIP_GRAD_NORM}", p)
+    _require(
+        0 <= s.WARMUP_FACTOR <= 1,
+        f"SOLVER.WARMUP_FACTOR must be in [0, 1], got {s.WARMUP_FACTOR}",
+        p,
+    )
+    _require(
+        s.CLIP_GRAD_NORM >= 0,
+        f"SOLVER.CLIP_GRAD_NORM must be >= 0 (0 = off), got {s.CLIP_GRAD_NORM}",
+        p,
+    )
     _require(t.BATCH_SIZE > 0, f"TEST.BATCH_SIZE must be > 0, got {t.BATCH_SIZE}", p)
-    _require(_one_of(t.BEST_METRIC, BEST_METRICS),
-             f"TEST.BEST_METRIC must be one of {', '.join(BEST_METRICS)}, got "
-             f"'{t.BEST_METRIC}'", p)
-    _require(t.MANY_THRESHOLD >= t.FEW_THRESHOLD >= 0,
-             f"TEST.MANY_THRESHOLD ({t.MANY_THRESHOLD}) must be >= TEST.FEW_THRESHOLD "
-             f"({t.FEW_THRESHOLD}) >= 0", p)
+    _require(
+        _one_of(t.BEST_METRIC, BEST_METRICS),
+        f"TEST.BEST_METRIC must be one of {', '.join(BEST_METRICS)}, got '{t.BEST_METRIC}'",
+        p,
+    )
+    _require(
+        t.MANY_THRESHOLD >= t.FEW_THRESHOLD >= 0,
+        f"TEST.MANY_THRESHOLD ({t.MANY_THRESHOLD}) must be >= TEST.FEW_THRESHOLD "
+        f"({t.FEW_THRESHOLD}) >= 0",
+        p,
+    )
     _require(cfg.LOG_PERIOD > 0, f"LOG_PERIOD must be > 0 iterations, got {cfg.LOG_PERIOD}", p)
     _require(cfg.SEED >= 0, f"SEED must be >= 0, got {cfg.SEED}", p)
-    _require(_one_of(d.ON_BAD_IMAGE, ON_BAD_IMAGE_CHOICES),
-             f"DATASETS.ON_BAD_IMAGE must be 'fail' or 'skip', got '{d.ON_BAD_IMAGE}'", p)
-    _require(d.IMBALANCE_SEED >= 0, f"DATASETS.IMBALANCE_SEED must be >= 0, got "
-             f"{d.IMBALANCE_SEED}", p)
+    _require(
+        _one_of(d.ON_BAD_IMAGE, ON_BAD_IMAGE_CHOICES),
+        f"DATASETS.ON_BAD_IMAGE must be 'fail' or 'skip', got '{d.ON_BAD_IMAGE}'",
+        p,
+    )
+    _require(
+        d.IMBALANCE_SEED >= 0, f"DATASETS.IMBALANCE_SEED must be >= 0, got {d.IMBALANCE_SEED}", p
+    )
     syn = d.SYNTHETIC
-    _require(syn.NUM_CLASSES >= 2 and syn.IMAGE_SIZE >= 1 and syn.TEST_PER_CLASS >= 1,
-             "DATASETS.SYNTHETIC needs NUM_CLASSES >= 2, IMAGE_SIZE >= 1 and TEST_PER_CLASS "
-             f">= 1, got {syn.NUM_CLASSES}, {syn.IMAGE_SIZE}, {syn.TEST_PER_CLASS}", p)
+    _require(
+        syn.NUM_CLASSES >= 2 and syn.IMAGE_SIZE >= 1 and syn.TEST_PER_CLASS >= 1,
+        "DATASETS.SYNTHETIC needs NUM_CLASSES >= 2, IMAGE_SIZE >= 1 and TEST_PER_CLASS "
+        f">= 1, got {syn.NUM_CLASSES}, {syn.IMAGE_SIZE}, {syn.TEST_PER_CLASS}",
+        p,
+    )
     _require(i.PADDING >= 0, f"INPUT.PADDING must be >= 0, got {i.PADDING}", p)
     _require(i.TEST_RESIZE > 0, f"INPUT.TEST_RESIZE must be > 0, got {i.TEST_RESIZE}", p)
     _require(i.COLOR_JITTER >= 0, f"INPUT.COLOR_JITTER must be >= 0, got {i.COLOR_JITTER}", p)
-    _require(all(x > 0 for x in i.PIXEL_STD),
-             f"INPUT.PIXEL_STD must be positive, got {list(i.PIXEL_STD)}", p)
-    _require(m.NUM_CLASSES >= 0,
-             f"MODEL.NUM_CLASSES must be >= 0 (0 = from the dataset), got {m.NUM_CLASSES}", p)
-    _require(m.BACKBONE.IN_CHANNELS >= 1,
-             f"MODEL.BACKBONE.IN_CHANNELS must be >= 1, got {m.BACKBONE.IN_CHANNELS}", p)
-    _require(m.LOSS.DRW_EPOCH >= -1,
-             f"MODEL.LOSS.DRW_EPOCH must be >= 0, or -1 for never, got {m.LOSS.DRW_EPOCH}", p)
-    _require(m.LOSS.RIDE.TEMPERATURE_EPOCH >= -2,
-             "MODEL.LOSS.RIDE.TEMPERATURE_EPOCH must be >= 0, -1 for never or -2 for "
-             f"MODEL.LOSS.DRW_EPOCH's epoch, got {m.LOSS.RIDE.TEMPERATURE_EPOCH}", p)
-    _require(len(t.TAU_NORM_TAUS) > 0 and all(x >= 0 for x in t.TAU_NORM_TAUS),
-             f"TEST.TAU_NORM_TAUS must be a non-empty list of numbers >= 0, got "
-             f"{list(t.TAU_NORM_TAUS)}", p)
-    _require(0 <= m.LOSS.DRW_BETA < 1,
-             f"MODEL.LOSS.DRW_BETA must be in [0, 1), got {m.LOSS.DRW_BETA}", p)
-    _require(m.LOSS.FOCAL_GAMMA >= 0,
-             f"MODEL.LOSS.FOCAL_GAMMA must be >= 0, got {m.LOSS.FOCAL_GAMMA}", p)
-    _require(m.LOSS.LDAM_MAX_MARGIN > 0 and m.LOSS.LDAM_SCALE > 0,
-             "MODEL.LOSS.LDAM_MAX_MARGIN and MODEL.LOSS.LDAM_SCALE must be > 0, got "
-             f"{m.LOSS.LDAM_MAX_MARGIN} and {m.LOSS.LDAM_SCALE}", p)
+    _require(
+        all(x > 0 for x in i.PIXEL_STD),
+        f"INPUT.PIXEL_STD must be positive, got {list(i.PIXEL_STD)}",
+        p,
+    )
+    _require(
+        m.NUM_CLASSES >= 0,
+        f"MODEL.NUM_CLASSES must be >= 0 (0 = from the dataset), got {m.NUM_CLASSES}",
+        p,
+    )
+    _require(
+        m.BACKBONE.IN_CHANNELS >= 1,
+        f"MODEL.BACKBONE.IN_CHANNELS must be >= 1, got {m.BACKBONE.IN_CHANNELS}",
+        p,
+    )
+    _require(
+        m.LOSS.DRW_EPOCH >= -1,
+        f"MODEL.LOSS.DRW_EPOCH must be >= 0, or -1 for never, got {m.LOSS.DRW_EPOCH}",
+        p,
+    )
+    _require(
+        m.LOSS.RIDE.TEMPERATURE_EPOCH >= -2,
+        "MODEL.LOSS.RIDE.TEMPERATURE_EPOCH must be >= 0, -1 for never or -2 for "
+        f"MODEL.LOSS.DRW_EPOCH's epoch, got {m.LOSS.RIDE.TEMPERATURE_EPOCH}",
+        p,
+    )
+    _require(
+        len(t.TAU_NORM_TAUS) > 0 and all(x >= 0 for x in t.TAU_NORM_TAUS),
+        f"TEST.TAU_NORM_TAUS must be a non-empty list of numbers >= 0, got {list(t.TAU_NORM_TAUS)}",
+        p,
+    )
+    _require(
+        0 <= m.LOSS.DRW_BETA < 1, f"MODEL.LOSS.DRW_BETA must be in [0, 1), got {m.LOSS.DRW_BETA}", p
+    )
+    _require(
+        m.LOSS.FOCAL_GAMMA >= 0, f"MODEL.LOSS.FOCAL_GAMMA must be >= 0, got {m.LOSS.FOCAL_GAMMA}", p
+    )
+    _require(
+        m.LOSS.LDAM_MAX_MARGIN > 0 and m.LOSS.LDAM_SCALE > 0,
+        "MODEL.LOSS.LDAM_MAX_MARGIN and MODEL.LOSS.LDAM_SCALE must be > 0, got "
+        f"{m.LOSS.LDAM_MAX_MARGIN} and {m.LOSS.LDAM_SCALE}",
+        p,
+    )

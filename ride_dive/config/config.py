@@ -4,6 +4,7 @@ The config is an fvcore ``CfgNode`` (YAML files with ``_BASE_`` inheritance, ``K
 overrides). Two things are stricter than fvcore: an unknown key names the closest valid
 keys, and a value of the wrong type names the key and the expected type.
 """
+
 import difflib
 import functools
 import inspect
@@ -49,9 +50,7 @@ def _auto_or_number(full_key: str, value: Any, source: str):
         return "auto"
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
-    raise ConfigError(
-        f"{full_key} (from {source}) must be a number or 'auto', got {value!r}"
-    )
+    raise ConfigError(f"{full_key} (from {source}) must be a number or 'auto', got {value!r}")
 
 
 def _kind(value: Any) -> str:
@@ -103,8 +102,9 @@ def _checked_value(full_key: str, default: Any, value: Any, source: str) -> Any:
 class CfgNode(_FvCfgNode):
     """fvcore ``CfgNode`` with clear errors for unknown keys and wrong value types."""
 
-    def _check_keys(self, new: Dict[str, Any], node: _FvCfgNode, prefix: str, source: str,
-                    deferred: List = None):
+    def _check_keys(
+        self, new: Dict[str, Any], node: _FvCfgNode, prefix: str, source: str, deferred: List = None
+    ):
         """Reject unknown keys; turn ints into floats where the default is a float.
 
         Values of ``AUTO_KEYS`` are taken out of ``new`` into ``deferred`` as
@@ -207,6 +207,7 @@ def configurable(init_func=None, *, from_config=None):
     On a function: ``@configurable(from_config=fn)``.
     """
     if init_func is not None:  # used as @configurable on __init__
+
         @functools.wraps(init_func)
         def wrapped_init(self, *args, **kwargs):
             if _called_with_cfg(*args, **kwargs):

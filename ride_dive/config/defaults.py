@@ -4,6 +4,7 @@ Config files (YAML) and command-line overrides may only set keys that exist here
 unknown key is an error that names the closest valid keys. Schedules are given in epochs
 and converted to iterations once, by the trainer.
 """
+
 from .config import CfgNode
 
 _C = CfgNode()

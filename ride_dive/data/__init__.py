@@ -2,6 +2,7 @@
 
 Importing this package registers every dataset and sampler.
 """
+
 from . import datasets, samplers  # noqa: F401  (registration)
 from .build import build_datasets, build_test_loader, build_train_loader, unaugmented_view
 from .datasets import DatasetSplits, InMemoryImageDataset, ListFileDataset
@@ -12,8 +13,19 @@ from .samplers import build_sampler
 from .transforms import BatchAugment, build_file_transforms
 
 __all__ = [
-    "DATASET_REGISTRY", "SAMPLER_REGISTRY", "DatasetSplits", "InMemoryImageDataset",
-    "ListFileDataset", "BatchAugment", "build_datasets", "build_train_loader",
-    "build_test_loader", "build_sampler", "build_file_transforms", "shard_range",
-    "unaugmented_view", "DatasetError", "BadImageError",
+    "DATASET_REGISTRY",
+    "SAMPLER_REGISTRY",
+    "DatasetSplits",
+    "InMemoryImageDataset",
+    "ListFileDataset",
+    "BatchAugment",
+    "build_datasets",
+    "build_train_loader",
+    "build_test_loader",
+    "build_sampler",
+    "build_file_transforms",
+    "shard_range",
+    "unaugmented_view",
+    "DatasetError",
+    "BadImageError",
 ]

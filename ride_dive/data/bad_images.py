@@ -18,6 +18,7 @@ problem (the exception object, pickled back with the batch) and the main process
 Skipped images are counted (``BadImageLog.total``); each distinct file is logged once, and
 every pass that skipped something logs its count.
 """
+
 import logging
 from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple
 
@@ -51,7 +52,7 @@ def _same_class_after(labels: torch.Tensor, index: int) -> List[int]:
     """Indices of ``index``'s class after it in list order, then those before it."""
     same = torch.nonzero(labels == labels[index]).flatten().tolist()
     position = same.index(index)
-    return same[position + 1:] + same[:position]
+    return same[position + 1 :] + same[:position]
 
 
 def read_training_item(dataset, index: int, load: Callable[[int], Tuple]) -> Tuple:
@@ -75,10 +76,18 @@ def read_training_item(dataset, index: int, load: Callable[[int], Tuple]) -> Tup
             return image, label, Problem(error, False)
         label = int(dataset.labels[index])
         where = getattr(dataset, "list_file", type(dataset).__name__)
-        return None, None, Problem(DatasetError(
-            f"DATASETS.ON_BAD_IMAGE=skip, but no image of class {label} in {where} can be "
-            f"read, so there is nothing to train on in its place. The first failure: {error}"
-        ), True)
+        return (
+            None,
+            None,
+            Problem(
+                DatasetError(
+                    f"DATASETS.ON_BAD_IMAGE=skip, but no image of class {label} in {where} can "
+                    "be read, so there is nothing to train on in its place. The first failure: "
+                    f"{error}"
+                ),
+                True,
+            ),
+        )
 
 
 class CheckedItems(Dataset):
@@ -139,6 +148,11 @@ class BadImageLog:
         if self.in_pass:
             logger.warning(
                 "%s: skipped %d unreadable image(s) of %s (%d distinct file(s) so far, %d "
-                "skips in all).", what, self.in_pass, self.source, len(self._seen), self.total,
+                "skips in all).",
+                what,
+                self.in_pass,
+                self.source,
+                len(self._seen),
+                self.total,
             )
         self.in_pass = 0

@@ -1,4 +1,5 @@
 """Entry points: datasets, training loaders and test loaders from a config."""
+
 import copy
 from typing import Optional
 
@@ -20,17 +21,21 @@ def build_datasets(cfg) -> DatasetSplits:
     builder = lookup(DATASET_REGISTRY, cfg.DATASETS.NAME, "DATASETS.NAME")
     splits = builder(cfg)
     if not isinstance(splits, DatasetSplits):
-        raise TypeError(f"DATASET_REGISTRY entry '{cfg.DATASETS.NAME}' returned "
-                        f"{type(splits).__name__}, not DatasetSplits.")
+        raise TypeError(
+            f"DATASET_REGISTRY entry '{cfg.DATASETS.NAME}' returned "
+            f"{type(splits).__name__}, not DatasetSplits."
+        )
     return splits
 
 
 def _per_rank(total: int, num_replicas: int, key: str) -> int:
     per_rank = total // num_replicas
     if per_rank < 1:
-        raise ConfigError(f"{key}={total} is smaller than the number of processes "
-                          f"({num_replicas}); every process needs at least one image per "
-                          "batch.")
+        raise ConfigError(
+            f"{key}={total} is smaller than the number of processes "
+            f"({num_replicas}); every process needs at least one image per "
+            "batch."
+        )
     return per_rank
 
 
@@ -52,13 +57,21 @@ def check_channels(cfg, dataset: Dataset) -> None:
     if len(cfg.INPUT.PIXEL_MEAN) not in (0, channels):
         problems.append(f"INPUT.PIXEL_MEAN / PIXEL_STD have {len(cfg.INPUT.PIXEL_MEAN)} values")
     if problems:
-        raise ConfigError(f"{kind} have {channels} channel(s), but {' and '.join(problems)}; "
-                          f"set them to match (or leave INPUT.PIXEL_MEAN empty for the "
-                          f"dataset's own statistics).")
+        raise ConfigError(
+            f"{kind} have {channels} channel(s), but {' and '.join(problems)}; "
+            f"set them to match (or leave INPUT.PIXEL_MEAN empty for the "
+            f"dataset's own statistics)."
+        )
 
 
-def build_train_loader(cfg, dataset: Dataset, seed: int, num_replicas: int = 1, rank: int = 0,
-                       device: Optional[str] = None):
+def build_train_loader(
+    cfg,
+    dataset: Dataset,
+    seed: int,
+    num_replicas: int = 1,
+    rank: int = 0,
+    device: Optional[str] = None,
+):
     """Training batches of one rank: ``(float32 NCHW normalised images, int64 labels)``.
 
     The dataset's channels must match the config (``check_channels``). The loader has
@@ -83,12 +96,12 @@ def build_train_loader(cfg, dataset: Dataset, seed: int, num_replicas: int = 1, 
     if isinstance(dataset, InMemoryImageDataset):
         augment = BatchAugment(cfg, mean=dataset.mean, std=dataset.std, train=True)
         return InMemoryTrainLoader(dataset, sampler, batch, augment, seed, drop_last, device)
-    return FileTrainLoader(dataset, sampler, batch, seed, drop_last,
-                           cfg.DATALOADER.NUM_WORKERS)
+    return FileTrainLoader(dataset, sampler, batch, seed, drop_last, cfg.DATALOADER.NUM_WORKERS)
 
 
-def build_test_loader(cfg, dataset: Dataset, num_replicas: int = 1, rank: int = 0,
-                      device: Optional[str] = None):
+def build_test_loader(
+    cfg, dataset: Dataset, num_replicas: int = 1, rank: int = 0, device: Optional[str] = None
+):
     """Sequential, unaugmented batches of this rank's contiguous shard.
 
     Shards are contiguous and never padded, so gathering the ranks' outputs in rank order

@@ -5,6 +5,7 @@ prints a ``ConfigError`` as one ``ERROR:`` paragraph and exits with status 2, an
 the same kind of act (repair the files, or point ``DATASETS.*`` elsewhere). Each message
 names the file (and line, for list files) and says what to do.
 """
+
 from ..config import ConfigError
 
 __all__ = ["DatasetError", "BadImageError"]

@@ -3,6 +3,7 @@
 Both train loaders make an epoch a pure function of (seed, epoch, rank): the sampler order,
 the crops and the flips. Resuming at an epoch boundary therefore replays exactly.
 """
+
 import math
 import os
 import random
@@ -20,8 +21,13 @@ from .errors import DatasetError
 from .samplers import TrainingSampler, derive_seed
 from .transforms import BatchAugment
 
-__all__ = ["InMemoryTrainLoader", "InMemoryTestLoader", "FileTrainLoader", "FileTestLoader",
-           "shard_range"]
+__all__ = [
+    "InMemoryTrainLoader",
+    "InMemoryTestLoader",
+    "FileTrainLoader",
+    "FileTestLoader",
+    "shard_range",
+]
 
 _AUGMENT_STREAM = 1  # keeps augmentation seeds apart from the sampler's (seed, epoch) stream
 _SAMPLE_STREAM = 2
@@ -43,9 +49,16 @@ class InMemoryTrainLoader:
     ``device`` the uint8 images live there, so gathering and augmenting run on it too.
     """
 
-    def __init__(self, dataset: InMemoryImageDataset, sampler: TrainingSampler, batch_size: int,
-                 augment: BatchAugment, seed: int, drop_last: bool = False,
-                 device: Optional[torch.device] = None):
+    def __init__(
+        self,
+        dataset: InMemoryImageDataset,
+        sampler: TrainingSampler,
+        batch_size: int,
+        augment: BatchAugment,
+        seed: int,
+        drop_last: bool = False,
+        device: Optional[torch.device] = None,
+    ):
         """Keep the images where they will be augmented.
 
         Args:
@@ -81,10 +94,11 @@ class InMemoryTrainLoader:
         if self.device is not None:
             order = order.to(self.device)
         generator = torch.Generator()
-        generator.manual_seed(derive_seed(self.seed, self.epoch, self.sampler.rank,
-                                          _AUGMENT_STREAM))
+        generator.manual_seed(
+            derive_seed(self.seed, self.epoch, self.sampler.rank, _AUGMENT_STREAM)
+        )
         for i in range(len(self)):
-            batch = order[i * self.batch_size:(i + 1) * self.batch_size]
+            batch = order[i * self.batch_size : (i + 1) * self.batch_size]
             images = self._images.index_select(0, batch)
             yield self.augment(images, generator), self._labels.index_select(0, batch)
 
@@ -92,8 +106,15 @@ class InMemoryTrainLoader:
 class InMemoryTestLoader:
     """Sequential, unaugmented batches of this rank's contiguous shard (no padding)."""
 
-    def __init__(self, dataset: InMemoryImageDataset, batch_size: int, transform: BatchAugment,
-                 num_replicas: int = 1, rank: int = 0, device: Optional[torch.device] = None):
+    def __init__(
+        self,
+        dataset: InMemoryImageDataset,
+        batch_size: int,
+        transform: BatchAugment,
+        num_replicas: int = 1,
+        rank: int = 0,
+        device: Optional[torch.device] = None,
+    ):
         """Select this rank's contiguous shard.
 
         Args:
@@ -136,8 +157,9 @@ class _SeededSampler(Sampler):
     def __iter__(self):
         order = self.sampler.indices()
         generator = torch.Generator()
-        generator.manual_seed(derive_seed(self.seed, self.sampler.epoch, self.sampler.rank,
-                                          _SAMPLE_STREAM))
+        generator.manual_seed(
+            derive_seed(self.seed, self.sampler.epoch, self.sampler.rank, _SAMPLE_STREAM)
+        )
         seeds = torch.randint(0, 1 << 62, (len(order),), generator=generator)
         return iter(zip(order.tolist(), seeds.tolist()))
 
@@ -184,9 +206,13 @@ def _loader_kwargs(num_workers: int, seed: int = 0) -> dict:
     # the global torch RNG, and the data order would shift the model's random stream.
     generator = torch.Generator()
     generator.manual_seed(seed)
-    return dict(num_workers=num_workers, pin_memory=torch.cuda.is_available(),
-                persistent_workers=num_workers > 0, generator=generator,
-                collate_fn=collate_checked)
+    return dict(
+        num_workers=num_workers,
+        pin_memory=torch.cuda.is_available(),
+        persistent_workers=num_workers > 0,
+        generator=generator,
+        collate_fn=collate_checked,
+    )
 
 
 def _release_workers(loader: DataLoader) -> None:
@@ -204,8 +230,15 @@ def _source(dataset: Dataset) -> str:
 class FileTrainLoader:
     """torch ``DataLoader`` over an image-file dataset with a ``TrainingSampler``."""
 
-    def __init__(self, dataset: Dataset, sampler: TrainingSampler, batch_size: int, seed: int,
-                 drop_last: bool = False, num_workers: int = 0):
+    def __init__(
+        self,
+        dataset: Dataset,
+        sampler: TrainingSampler,
+        batch_size: int,
+        seed: int,
+        drop_last: bool = False,
+        num_workers: int = 0,
+    ):
         """Wrap ``dataset`` and ``sampler`` in a seeded DataLoader.
 
         Args:
@@ -220,13 +253,17 @@ class FileTrainLoader:
         self.sampler = sampler
         self.epoch = 0
         self._loader = DataLoader(
-            _SeededDataset(dataset), batch_size=batch_size,
-            sampler=_SeededSampler(sampler, seed), drop_last=drop_last,
+            _SeededDataset(dataset),
+            batch_size=batch_size,
+            sampler=_SeededSampler(sampler, seed),
+            drop_last=drop_last,
             worker_init_fn=partial(_init_worker, seed, sampler.rank),
-            **_loader_kwargs(num_workers, derive_seed(seed, sampler.rank)))
+            **_loader_kwargs(num_workers, derive_seed(seed, sampler.rank)),
+        )
         weakref.finalize(self, _release_workers, self._loader)
-        self.bad_images = BadImageLog("replaced by the next readable image of its class",
-                                      _source(dataset))
+        self.bad_images = BadImageLog(
+            "replaced by the next readable image of its class", _source(dataset)
+        )
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the epoch (sampler order and per-sample seeds) of the next iteration."""
@@ -246,8 +283,14 @@ class FileTrainLoader:
 class FileTestLoader:
     """Sequential DataLoader over this rank's contiguous shard (no padding duplicates)."""
 
-    def __init__(self, dataset: Dataset, batch_size: int, num_replicas: int = 1, rank: int = 0,
-                 num_workers: int = 0):
+    def __init__(
+        self,
+        dataset: Dataset,
+        batch_size: int,
+        num_replicas: int = 1,
+        rank: int = 0,
+        num_workers: int = 0,
+    ):
         """Select this rank's contiguous shard.
 
         Args:
@@ -259,8 +302,12 @@ class FileTestLoader:
         self.dataset = dataset
         self.start, self.end = shard_range(len(dataset), num_replicas, rank)
         self.indices = range(self.start, self.end)
-        self._loader = DataLoader(CheckedItems(dataset, self.indices), batch_size=batch_size,
-                                  shuffle=False, **_loader_kwargs(num_workers))
+        self._loader = DataLoader(
+            CheckedItems(dataset, self.indices),
+            batch_size=batch_size,
+            shuffle=False,
+            **_loader_kwargs(num_workers),
+        )
         weakref.finalize(self, _release_workers, self._loader)
         self.bad_images = BadImageLog("left out of the evaluation", _source(dataset))
 

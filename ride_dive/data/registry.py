@@ -1,4 +1,5 @@
 """Data registries. Each docstring states what a registered object is called with."""
+
 from fvcore.common.registry import Registry
 
 DATASET_REGISTRY = Registry("DATASET")

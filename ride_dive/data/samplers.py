@@ -4,6 +4,7 @@ Every sampler builds the same global sequence on every rank from (seed, epoch) a
 to a multiple of the number of replicas and hands rank ``r`` the items ``r::num_replicas``.
 Sequences are built with tensor ops (a Python loop over classes at most), never per sample.
 """
+
 import math
 from typing import Sequence
 
@@ -15,8 +16,15 @@ from ..config import configurable
 from ..utils.registry import lookup
 from .registry import SAMPLER_REGISTRY
 
-__all__ = ["derive_seed", "TrainingSampler", "InstanceBalancedSampler", "ClassAwareSampler",
-           "SquareRootSampler", "ProgressivelyBalancedSampler", "build_sampler"]
+__all__ = [
+    "derive_seed",
+    "TrainingSampler",
+    "InstanceBalancedSampler",
+    "ClassAwareSampler",
+    "SquareRootSampler",
+    "ProgressivelyBalancedSampler",
+    "build_sampler",
+]
 
 
 def derive_seed(*parts: int) -> int:
@@ -32,8 +40,7 @@ class TrainingSampler(Sampler):
     """
 
     @configurable
-    def __init__(self, labels: torch.Tensor, seed: int = 0, num_replicas: int = 1,
-                 rank: int = 0):
+    def __init__(self, labels: torch.Tensor, seed: int = 0, num_replicas: int = 1, rank: int = 0):
         """Store the labels and the distributed layout.
 
         Args:
@@ -48,8 +55,9 @@ class TrainingSampler(Sampler):
         if labels.min() < 0:
             raise ValueError(f"Labels must be >= 0; found {int(labels.min())}.")
         if num_replicas < 1 or not 0 <= rank < num_replicas:
-            raise ValueError(f"Need 0 <= rank < num_replicas; got rank={rank}, "
-                             f"num_replicas={num_replicas}.")
+            raise ValueError(
+                f"Need 0 <= rank < num_replicas; got rank={rank}, num_replicas={num_replicas}."
+            )
         self.labels = labels
         self.seed = int(seed)
         self.num_replicas = int(num_replicas)
@@ -80,7 +88,7 @@ class TrainingSampler(Sampler):
         total = len(self) * self.num_replicas
         if total > len(seq):  # pad by wrapping around, as DistributedSampler does
             seq = seq.repeat(math.ceil(total / len(seq)))[:total]
-        return seq[self.rank::self.num_replicas]
+        return seq[self.rank :: self.num_replicas]
 
     def __iter__(self):
         return iter(self.indices().tolist())
@@ -91,8 +99,9 @@ class TrainingSampler(Sampler):
     def _generate(self, generator: torch.Generator) -> torch.Tensor:
         raise NotImplementedError
 
-    def _draw_within_classes(self, classes: torch.Tensor,
-                             generator: torch.Generator) -> torch.Tensor:
+    def _draw_within_classes(
+        self, classes: torch.Tensor, generator: torch.Generator
+    ) -> torch.Tensor:
         """One uniformly chosen member of each class in ``classes`` (with replacement)."""
         sizes = self.counts[classes]
         u = torch.rand(len(classes), generator=generator, dtype=torch.float64)
@@ -122,8 +131,14 @@ class ClassAwareSampler(TrainingSampler):
     balances_classes = True
 
     @configurable
-    def __init__(self, labels, seed: int = 0, num_replicas: int = 1, rank: int = 0,
-                 samples_per_class: int = 4):
+    def __init__(
+        self,
+        labels,
+        seed: int = 0,
+        num_replicas: int = 1,
+        rank: int = 0,
+        samples_per_class: int = 4,
+    ):
         """Args: as ``TrainingSampler``, plus ``samples_per_class`` images per class visit."""
         super().__init__(labels, seed, num_replicas, rank)
         if samples_per_class < 1:
@@ -132,8 +147,13 @@ class ClassAwareSampler(TrainingSampler):
 
     @classmethod
     def from_config(cls, cfg, labels, seed: int = 0, num_replicas: int = 1, rank: int = 0):
-        return dict(labels=labels, seed=seed, num_replicas=num_replicas, rank=rank,
-                    samples_per_class=cfg.DATALOADER.SAMPLES_PER_CLASS)
+        return dict(
+            labels=labels,
+            seed=seed,
+            num_replicas=num_replicas,
+            rank=rank,
+            samples_per_class=cfg.DATALOADER.SAMPLES_PER_CLASS,
+        )
 
     def _generate(self, generator):
         k = self.samples_per_class
@@ -141,8 +161,9 @@ class ClassAwareSampler(TrainingSampler):
         visits = math.ceil(n / k)
         present = torch.nonzero(self.counts > 0).flatten()
         passes = math.ceil(visits / len(present))
-        cycle = torch.cat([present[torch.randperm(len(present), generator=generator)]
-                           for _ in range(passes)])[:visits]
+        cycle = torch.cat(
+            [present[torch.randperm(len(present), generator=generator)] for _ in range(passes)]
+        )[:visits]
         per_class = torch.bincount(cycle, minlength=len(self.counts)).tolist()
         # Fill the visits class by class; visits of one class keep their cycle order.
         chunks = []
@@ -153,8 +174,9 @@ class ClassAwareSampler(TrainingSampler):
             size = int(self.counts[cls])
             start = int(self.starts[cls])
             rounds = math.ceil(need / size)
-            stream = torch.cat([torch.randperm(size, generator=generator)
-                                for _ in range(rounds)])[:need]
+            stream = torch.cat([torch.randperm(size, generator=generator) for _ in range(rounds)])[
+                :need
+            ]
             chunks.append(self.order[start + stream].view(-1, k))
         grouped = torch.cat(chunks)
         out = torch.empty_like(grouped)
@@ -171,8 +193,7 @@ class _ClassProbabilitySampler(TrainingSampler):
 
     def _generate(self, generator):
         probs = self.class_probabilities()
-        classes = torch.multinomial(probs, len(self.labels), replacement=True,
-                                    generator=generator)
+        classes = torch.multinomial(probs, len(self.labels), replacement=True, generator=generator)
         return self._draw_within_classes(classes, generator)
 
 
@@ -190,8 +211,9 @@ class ProgressivelyBalancedSampler(_ClassProbabilitySampler):
     """Class probability ``(1 - t) * n_c / N + t / C`` with ``t = epoch / max_epochs``."""
 
     @configurable
-    def __init__(self, labels, seed: int = 0, num_replicas: int = 1, rank: int = 0,
-                 max_epochs: int = 1):
+    def __init__(
+        self, labels, seed: int = 0, num_replicas: int = 1, rank: int = 0, max_epochs: int = 1
+    ):
         """Args: as ``TrainingSampler``, plus ``max_epochs`` E of the schedule."""
         super().__init__(labels, seed, num_replicas, rank)
         if max_epochs < 1:
@@ -200,8 +222,13 @@ class ProgressivelyBalancedSampler(_ClassProbabilitySampler):
 
     @classmethod
     def from_config(cls, cfg, labels, seed: int = 0, num_replicas: int = 1, rank: int = 0):
-        return dict(labels=labels, seed=seed, num_replicas=num_replicas, rank=rank,
-                    max_epochs=cfg.SOLVER.MAX_EPOCHS)
+        return dict(
+            labels=labels,
+            seed=seed,
+            num_replicas=num_replicas,
+            rank=rank,
+            max_epochs=cfg.SOLVER.MAX_EPOCHS,
+        )
 
     def class_probabilities(self):
         t = min(self.epoch / self.max_epochs, 1.0)
@@ -210,9 +237,9 @@ class ProgressivelyBalancedSampler(_ClassProbabilitySampler):
         return (1.0 - t) * counts / counts.sum() + t * present / present.sum()
 
 
-def build_sampler(cfg, labels: Sequence[int], seed: int, num_replicas: int = 1,
-                  rank: int = 0) -> TrainingSampler:
+def build_sampler(
+    cfg, labels: Sequence[int], seed: int, num_replicas: int = 1, rank: int = 0
+) -> TrainingSampler:
     """Build the sampler named by DATALOADER.SAMPLER."""
     cls = lookup(SAMPLER_REGISTRY, cfg.DATALOADER.SAMPLER, "DATALOADER.SAMPLER")
-    return cls(cfg, labels=torch.as_tensor(labels), seed=seed, num_replicas=num_replicas,
-               rank=rank)
+    return cls(cfg, labels=torch.as_tensor(labels), seed=seed, num_replicas=num_replicas, rank=rank)

@@ -1,4 +1,5 @@
 """Augmentation: batched tensor ops for in-memory uint8 sets, torchvision for image files."""
+
 from typing import Dict, Optional, Sequence, Tuple
 
 import torch
@@ -71,15 +72,23 @@ class BatchAugment:
     @classmethod
     def from_config(cls, cfg, mean: Sequence[float], std: Sequence[float], train: bool = True):
         mean, std = resolve_mean_std(cfg, mean, std)
-        return dict(mean=mean, std=std, crop_size=cfg.INPUT.CROP_SIZE,
-                    padding=cfg.INPUT.PADDING, hflip=cfg.INPUT.HFLIP, train=train)
+        return dict(
+            mean=mean,
+            std=std,
+            crop_size=cfg.INPUT.CROP_SIZE,
+            padding=cfg.INPUT.PADDING,
+            hflip=cfg.INPUT.HFLIP,
+            train=train,
+        )
 
-    def __call__(self, images: torch.Tensor,
-                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    def __call__(
+        self, images: torch.Tensor, generator: Optional[torch.Generator] = None
+    ) -> torch.Tensor:
         """Return the float32 batch; ``generator`` drives the random crops and flips."""
         if images.dtype != torch.uint8 or images.dim() != 4:
-            raise ValueError(f"BatchAugment expects uint8 (B, C, H, W); got {images.dtype} "
-                             f"{tuple(images.shape)}")
+            raise ValueError(
+                f"BatchAugment expects uint8 (B, C, H, W); got {images.dtype} {tuple(images.shape)}"
+            )
         if images.shape[1] != len(self.mean):
             raise ValueError(
                 f"Images have {images.shape[1]} channels but {len(self.mean)} mean/std values "
@@ -96,12 +105,16 @@ class BatchAugment:
         padded = F.pad(images, (pad_w, pad_w, pad_h, pad_h)) if pad_h or pad_w else images
         hp, wp = h + 2 * pad_h, w + 2 * pad_w
         # Draw on the CPU generator (same numbers on any device), move only 3 x B values.
-        draws = torch.stack([
-            torch.randint(0, hp - s + 1, (b,), generator=generator),
-            torch.randint(0, wp - s + 1, (b,), generator=generator),
-            (torch.rand(b, generator=generator) < 0.5).long() if self.hflip
-            else torch.zeros(b, dtype=torch.long),
-        ], dim=1).to(images.device, non_blocking=True)
+        draws = torch.stack(
+            [
+                torch.randint(0, hp - s + 1, (b,), generator=generator),
+                torch.randint(0, wp - s + 1, (b,), generator=generator),
+                (torch.rand(b, generator=generator) < 0.5).long()
+                if self.hflip
+                else torch.zeros(b, dtype=torch.long),
+            ],
+            dim=1,
+        ).to(images.device, non_blocking=True)
         oy, ox, flip = draws[:, 0:1], draws[:, 1:2], draws[:, 2:3].bool()
         ar = torch.arange(s, device=images.device)
         rows = oy + ar
@@ -158,5 +171,12 @@ def make_file_transforms(
 def build_file_transforms(cfg, train: bool, mean: Sequence[float], std: Sequence[float]):
     """``make_file_transforms`` from cfg.INPUT; ``mean``/``std`` are the dataset defaults."""
     mean, std = resolve_mean_std(cfg, mean, std)
-    return make_file_transforms(train, cfg.INPUT.CROP_SIZE, mean, std, cfg.INPUT.HFLIP,
-                                cfg.INPUT.COLOR_JITTER, cfg.INPUT.TEST_RESIZE)
+    return make_file_transforms(
+        train,
+        cfg.INPUT.CROP_SIZE,
+        mean,
+        std,
+        cfg.INPUT.HFLIP,
+        cfg.INPUT.COLOR_JITTER,
+        cfg.INPUT.TEST_RESIZE,
+    )

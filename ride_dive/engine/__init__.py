@@ -1,4 +1,5 @@
 """Training engine: one trainer with hooks, set-up helpers and the process launcher."""
+
 from .. import model_zoo  # noqa: F401  (registers the zoo: path handler)
 from ..evaluation import evaluate  # re-exported: engine.evaluate predates evaluation's
 from .defaults import (
@@ -20,9 +21,19 @@ from .launch import launch
 from .train_loop import HookBase, SimpleTrainer
 
 __all__ = [
-    "DefaultTrainer", "default_argument_parser", "default_setup", "evaluate",
-    "save_config", "setup_cfg",
-    "EvalHook", "IterationTimer", "LRScheduler", "PeriodicCheckpointer", "PeriodicWriter",
+    "DefaultTrainer",
+    "default_argument_parser",
+    "default_setup",
+    "evaluate",
+    "save_config",
+    "setup_cfg",
+    "EvalHook",
+    "IterationTimer",
+    "LRScheduler",
+    "PeriodicCheckpointer",
+    "PeriodicWriter",
     "PrepareForTraining",
-    "launch", "HookBase", "SimpleTrainer",
+    "launch",
+    "HookBase",
+    "SimpleTrainer",
 ]

@@ -4,6 +4,7 @@ which builds data, model, optimizer, schedule, checkpointer and hooks from a cfg
 There is one trainer. Methods (CE, BSCE, LDAM-DRW, RIDE, DiVE, cRT, ...) differ by the
 model, loss, sampler and config it is given.
 """
+
 import argparse
 import logging
 import os
@@ -52,19 +53,29 @@ def default_argument_parser(description: str = "ride_dive training") -> argparse
         "configs/FashionMNIST-LT/bsce_r32.yaml SOLVER.MAX_EPOCHS 10 OUTPUT_DIR out/x",
     )
     parser.add_argument("--config-file", default="", metavar="FILE", help="path to a config")
-    parser.add_argument("--plugin", action="append", default=[], metavar="FILE_OR_MODULE",
-                        help="import this .py file or module first (your own registered "
-                        "losses, heads, evaluators, ...); repeatable")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue from OUTPUT_DIR's last checkpoint (exactly)")
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="FILE_OR_MODULE",
+        help="import this .py file or module first (your own registered "
+        "losses, heads, evaluators, ...); repeatable",
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from OUTPUT_DIR's last checkpoint (exactly)"
+    )
     parser.add_argument("--eval-only", action="store_true", help="evaluate MODEL.WEIGHTS only")
     parser.add_argument("--num-gpus", type=int, default=1, help="processes per machine")
     parser.add_argument("--num-machines", type=int, default=1)
     parser.add_argument("--machine-rank", type=int, default=0, help="rank of this machine")
-    parser.add_argument("--dist-url", default="tcp://127.0.0.1:29500",
-                        help="rendezvous URL for multi-process training")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, default=[],
-                        help="config overrides as KEY VALUE pairs")
+    parser.add_argument(
+        "--dist-url",
+        default="tcp://127.0.0.1:29500",
+        help="rendezvous URL for multi-process training",
+    )
+    parser.add_argument(
+        "opts", nargs=argparse.REMAINDER, default=[], help="config overrides as KEY VALUE pairs"
+    )
     return parser
 
 
@@ -168,7 +179,11 @@ class DefaultTrainer:
         self.optimizer = build_optimizer(cfg, self.model)
         logger.info(describe_lr_scaling(cfg, world))
         loader = build_train_loader(
-            cfg, self.splits.train, seed=cfg.SEED, num_replicas=world, rank=rank,
+            cfg,
+            self.splits.train,
+            seed=cfg.SEED,
+            num_replicas=world,
+            rank=rank,
             device=self.device,
         )
         trained = self.model

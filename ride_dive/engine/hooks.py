@@ -2,6 +2,7 @@
 before-training steps, timer, LR schedule, evaluation, checkpointing, writers. Evaluation
 precedes checkpointing so that a resumable checkpoint already holds this epoch's
 best-so-far score; writers come last so they see everything recorded during the step."""
+
 import logging
 import time
 from typing import Callable, Dict, List, Optional
@@ -164,7 +165,9 @@ class EvalHook(HookBase):
             # tag_last=False: --resume must continue from the periodic checkpoint, which
             # carries the optimizer/RNG/hook state, not from model_best.
             self.best_checkpointer.save(
-                RunDir.BEST, tag_last=False, epoch=next_epoch,
+                RunDir.BEST,
+                tag_last=False,
+                epoch=next_epoch,
                 **{f"{self.split_name}_{self.metric}": score},
             )
             logger.info(

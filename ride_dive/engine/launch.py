@@ -4,6 +4,7 @@ With ``torchrun`` the environment variables RANK/WORLD_SIZE/LOCAL_RANK are set a
 process initialises itself; with ``--num-gpus N`` this module spawns N local processes.
 Backend: NCCL on CUDA, gloo on CPU.
 """
+
 import logging
 import os
 from typing import Callable, Tuple
@@ -19,8 +20,7 @@ def _backend() -> str:
     return "nccl" if torch.cuda.is_available() else "gloo"
 
 
-def _init_and_run(local_rank, main_func, world_size, num_per_machine, machine_rank, dist_url,
-                  args):
+def _init_and_run(local_rank, main_func, world_size, num_per_machine, machine_rank, dist_url, args):
     rank = machine_rank * num_per_machine + local_rank
     if torch.cuda.is_available():
         torch.cuda.set_device(local_rank)

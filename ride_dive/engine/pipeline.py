@@ -34,6 +34,7 @@ file's ``OPTS``), except ``OUTPUT_DIR``, which moves the whole pipeline. At the 
 compares the stages on top-1 / many / medium / few, experts per image and GMACs per image
 (``summary.md`` and ``summary.json`` in the pipeline's folder).
 """
+
 import json
 import logging
 import os
@@ -47,8 +48,14 @@ from ..config import ConfigError
 from ..utils import comm
 from ..utils.run_dir import RunDir
 
-__all__ = ["PipelineStage", "Pipeline", "is_pipeline_file", "load_pipeline", "run_pipeline",
-           "format_summary"]
+__all__ = [
+    "PipelineStage",
+    "Pipeline",
+    "is_pipeline_file",
+    "load_pipeline",
+    "run_pipeline",
+    "format_summary",
+]
 
 logger = logging.getLogger("ride_dive")
 
@@ -163,16 +170,26 @@ def load_pipeline(path: str) -> Pipeline:
         if kind not in STAGE_KINDS:
             raise ConfigError(f"{where}: KIND '{kind}' must be one of {list(STAGE_KINDS)}")
         if kind != "train" and not s.get("WEIGHTS"):
-            raise ConfigError(f"{where}: a '{kind}' stage needs WEIGHTS (the stage whose model "
-                              "it evaluates)")
-        stages.append(PipelineStage(
-            name=str(name), config=config_path, label=str(s.get("LABEL") or name),
-            teacher=s.get("TEACHER"), weights=s.get("WEIGHTS"),
-            opts=_opts(s.get("OPTS"), f"{where}.OPTS"), kind=kind,
-        ))
-    return Pipeline(name=str(spec.get("NAME") or os.path.basename(path)),
-                    output_dir=str(spec["OUTPUT_DIR"]), stages=stages,
-                    opts=_opts(spec.get("OPTS"), f"{path}: PIPELINE.OPTS"))
+            raise ConfigError(
+                f"{where}: a '{kind}' stage needs WEIGHTS (the stage whose model it evaluates)"
+            )
+        stages.append(
+            PipelineStage(
+                name=str(name),
+                config=config_path,
+                label=str(s.get("LABEL") or name),
+                teacher=s.get("TEACHER"),
+                weights=s.get("WEIGHTS"),
+                opts=_opts(s.get("OPTS"), f"{where}.OPTS"),
+                kind=kind,
+            )
+        )
+    return Pipeline(
+        name=str(spec.get("NAME") or os.path.basename(path)),
+        output_dir=str(spec["OUTPUT_DIR"]),
+        stages=stages,
+        opts=_opts(spec.get("OPTS"), f"{path}: PIPELINE.OPTS"),
+    )
 
 
 def _split_output_dir(opts: Sequence[str]):
@@ -199,8 +216,12 @@ def _stage_opts(pipeline, stage, dirs, cli_opts) -> List[str]:
     opts = _KIND_OPTS[stage.kind] + list(pipeline.opts) + list(stage.opts) + list(cli_opts)
     if stage.teacher:
         teacher = RunDir(dirs[stage.teacher])
-        opts += ["MODEL.TEACHER.CONFIG_FILE", teacher.config,
-                 "MODEL.TEACHER.WEIGHTS", teacher.final_model]
+        opts += [
+            "MODEL.TEACHER.CONFIG_FILE",
+            teacher.config,
+            "MODEL.TEACHER.WEIGHTS",
+            teacher.final_model,
+        ]
     if stage.weights:
         opts += ["MODEL.WEIGHTS", RunDir(dirs[stage.weights]).final_model]
     return opts + ["OUTPUT_DIR", dirs[stage.name]]
@@ -232,8 +253,11 @@ def run_pipeline(path: str, opts: Sequence[str] = ()) -> Dict:
         default_setup(cfg)
         logger.info(f"{banner}: {stage.config} -> {cfg.OUTPUT_DIR}")
         stage_results[stage.name] = stage_metrics(stage, _run_stage(stage, cfg))
-    summary = {"pipeline": pipeline.name, "output_dir": root,
-               "rows": summary_rows(pipeline, stage_results)}
+    summary = {
+        "pipeline": pipeline.name,
+        "output_dir": root,
+        "rows": summary_rows(pipeline, stage_results),
+    }
     if comm.is_main_process():
         table = format_summary(summary)
         atomic_write_text(os.path.join(root, "summary.md"), table + "\n")

@@ -5,6 +5,7 @@ epoch-based because long-tailed recipes are: samplers, DRW and RIDE's temperatur
 at epoch boundaries, and an epoch is replayable from (seed, epoch) alone, which is what
 makes ``--resume`` exact.
 """
+
 import logging
 import math
 import time
@@ -117,8 +118,10 @@ class SimpleTrainer:
         self.iter = start_epoch * self.iters_per_epoch
         self.storage = EventStorage(self.iter)
         set_event_storage(self.storage)
-        logger.info(f"Training epochs {start_epoch}..{self.max_epochs - 1} "
-                    f"({self.iters_per_epoch} iterations each)")
+        logger.info(
+            f"Training epochs {start_epoch}..{self.max_epochs - 1} "
+            f"({self.iters_per_epoch} iterations each)"
+        )
         try:
             self._call("before_train")
             for self.epoch in range(start_epoch, self.max_epochs):

@@ -2,6 +2,7 @@
 reporting, and for multi-expert models each expert's accuracy and the router's
 accuracy/compute sweep; a run's final evaluation as a list of evaluators
 (``build_evaluators``, ``EVALUATOR_REGISTRY``)."""
+
 # gather_predictions is re-exported for existing callers; it lives in utils.comm.
 from ..utils.comm import gather_predictions
 from . import default_evaluators  # noqa: F401  (registers the default evaluators)

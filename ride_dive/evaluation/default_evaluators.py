@@ -1,4 +1,5 @@
 """The default evaluators of a run (see ``evaluation.evaluators``), in the order they run."""
+
 import logging
 import sys
 from typing import Dict, List
@@ -89,8 +90,14 @@ class TestClassification(RunEvaluator):
     (from the same logits)."""
 
     def __call__(self, ctx, results) -> Dict:
-        return evaluate(ctx.cfg, ctx.model, ctx.splits.test, ctx.class_counts, ctx.device,
-                        label_shift=ctx.cfg.TEST.LABEL_SHIFT)
+        return evaluate(
+            ctx.cfg,
+            ctx.model,
+            ctx.splits.test,
+            ctx.class_counts,
+            ctx.device,
+            label_shift=ctx.cfg.TEST.LABEL_SHIFT,
+        )
 
 
 @EVALUATOR_REGISTRY.register()
@@ -152,8 +159,9 @@ class RouterSweep(RunEvaluator):
         return has_router(model) and len(cfg.TEST.ROUTER_THRESHOLDS) > 0
 
     def __call__(self, ctx, results) -> Dict:
-        report = router_evaluation(ctx.cfg, ctx.model, ctx.splits.test, ctx.class_counts,
-                                   ctx.device)
+        report = router_evaluation(
+            ctx.cfg, ctx.model, ctx.splits.test, ctx.class_counts, ctx.device
+        )
         return {"router": report, "gmacs": report["gmacs"]}
 
 
@@ -198,19 +206,37 @@ class TauNormSweep(RunEvaluator):
             selected_on, select_features = "val", features(ctx.splits.val)
         else:
             selected_on, select_features = "test", test_features
-            print("!" * 78 + "\nWARNING: NO VALIDATION SPLIT: tau is chosen on the TEST split, "
-                  "so the test numbers\nbelow are optimistic. Set DATASETS.VAL_SOURCE (or a val "
-                  "list) to choose it on validation.\n" + "!" * 78, file=sys.stderr, flush=True)
+            print(
+                "!" * 78 + "\nWARNING: NO VALIDATION SPLIT: tau is chosen on the TEST split, "
+                "so the test numbers\nbelow are optimistic. Set DATASETS.VAL_SOURCE (or a val "
+                "list) to choose it on validation.\n" + "!" * 78,
+                file=sys.stderr,
+                flush=True,
+            )
         sweep = tau_norm_sweep(head, *select_features, counts, taus, *groups)
         best = select_tau(sweep)
         test = tau_norm_sweep(head, *test_features, counts, [best["tau"], 0.0], *groups)
-        report = {"selected_on": selected_on, "tau": best["tau"], "sweep": sweep,
-                  "test": test[0], "test_tau0": test[1], "weights": cfg.MODEL.WEIGHTS}
+        report = {
+            "selected_on": selected_on,
+            "tau": best["tau"],
+            "sweep": sweep,
+            "test": test[0],
+            "test_tau0": test[1],
+            "weights": cfg.MODEL.WEIGHTS,
+        }
         if comm.is_main_process():
-            print(format_tau_table(sweep, f"tau-norm sweep on the {selected_on} split "
-                                          f"({len(select_features[1])} images)"))
+            print(
+                format_tau_table(
+                    sweep,
+                    f"tau-norm sweep on the {selected_on} split ({len(select_features[1])} images)",
+                )
+            )
             print(f"\nbest tau on {selected_on}: {best['tau']:g} (top-1 {best['top1']:.2f})")
-            print(format_tau_table(test, "test split: chosen tau, and tau = 0 (raw W, no "
-                                         "bias) for reference"), flush=True)
+            print(
+                format_tau_table(
+                    test, "test split: chosen tau, and tau = 0 (raw W, no bias) for reference"
+                ),
+                flush=True,
+            )
             save_results_json(report, ctx.run_dir.tau_norm)
         return {"tau_norm": report}

@@ -5,6 +5,7 @@ the shards before any metric is computed, so every rank ends with the same numbe
 kept on the CPU in float32: even iNaturalist's 24k x 8142 validation logits fit in memory,
 and the metrics need them all at once (ECE, per-class accuracy).
 """
+
 import logging
 import time
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -57,9 +58,7 @@ def compute_classification_metrics(
                 f"train_counts has {len(train_counts)} classes but the model outputs "
                 f"{num_classes} logits"
             )
-        results.update(
-            shot_group_accuracy(per_class, train_counts, many_threshold, few_threshold)
-        )
+        results.update(shot_group_accuracy(per_class, train_counts, many_threshold, few_threshold))
     results["per_class"] = nan_to_none(per_class)
     results["ece"] = expected_calibration_error(probs, labels, ece_bins)
     results["nll"] = nll(logits, labels)
@@ -106,13 +105,19 @@ class ClassificationEvaluator:
         self.reset()
 
     @classmethod
-    def from_config(cls, cfg, train_counts: Optional[Sequence[int]] = None,
-                    model: Optional[torch.nn.Module] = None) -> dict:
+    def from_config(
+        cls,
+        cfg,
+        train_counts: Optional[Sequence[int]] = None,
+        model: Optional[torch.nn.Module] = None,
+    ) -> dict:
         # Whether the logits are prior-free is a property of the model's components, so the
         # label-shift table needs the model; without the table nothing depends on it.
         if cfg.TEST.LABEL_SHIFT and model is None:
-            raise ValueError("TEST.LABEL_SHIFT: pass the model (model=...) so that the "
-                             "post-compensation knows whether its logits are prior-free")
+            raise ValueError(
+                "TEST.LABEL_SHIFT: pass the model (model=...) so that the "
+                "post-compensation knows whether its logits are prior-free"
+            )
         return {
             "train_counts": train_counts,
             "many_threshold": cfg.TEST.MANY_THRESHOLD,
@@ -138,13 +143,21 @@ class ClassificationEvaluator:
             raise ValueError("cannot evaluate: no batch was processed")
         logits, labels = gather_predictions(torch.cat(self._logits), torch.cat(self._labels))
         results = compute_classification_metrics(
-            logits, labels, self.train_counts, self.many_threshold, self.few_threshold,
+            logits,
+            labels,
+            self.train_counts,
+            self.many_threshold,
+            self.few_threshold,
             self.ece_bins,
         )
         if self.label_shift:
             results["label_shift"] = label_shift_report(
-                logits, labels, self.train_counts, self.trained_with_prior,
-                many_threshold=self.many_threshold, few_threshold=self.few_threshold,
+                logits,
+                labels,
+                self.train_counts,
+                self.trained_with_prior,
+                many_threshold=self.many_threshold,
+                few_threshold=self.few_threshold,
             )
         return results
 
@@ -160,14 +173,18 @@ def _logits_of(output: Union[torch.Tensor, Mapping]) -> torch.Tensor:
     )
 
 
-def _model_outputs(model: torch.nn.Module, loader, device: torch.device,
-                   autocast_dtype: Optional[torch.dtype]):
+def _model_outputs(
+    model: torch.nn.Module, loader, device: torch.device, autocast_dtype: Optional[torch.dtype]
+):
     """Yield ``(model output, labels)`` per batch in eval and inference mode (autocast if
     asked); every module's ``training`` flag is restored afterwards."""
-    with inference_context(model), torch.autocast(
-        device_type=device.type,
-        dtype=autocast_dtype or torch.bfloat16,
-        enabled=autocast_dtype is not None,
+    with (
+        inference_context(model),
+        torch.autocast(
+            device_type=device.type,
+            dtype=autocast_dtype or torch.bfloat16,
+            enabled=autocast_dtype is not None,
+        ),
     ):
         for images, labels in loader:
             yield model(images.to(device, non_blocking=True)), labels
@@ -237,8 +254,9 @@ def inference_on_dataset(
         ``"experts_used_mean"``. ``label_shift`` adds ``"label_shift"``.
     """
     device = torch.device(device)
-    evaluator = ClassificationEvaluator(train_counts, many_threshold, few_threshold, ece_bins,
-                                        label_shift, trained_with_prior)
+    evaluator = ClassificationEvaluator(
+        train_counts, many_threshold, few_threshold, ece_bins, label_shift, trained_with_prior
+    )
     experts = ExpertOutputsEvaluator()
     start = time.perf_counter()
     for output, labels in _model_outputs(model, loader, device, autocast_dtype):

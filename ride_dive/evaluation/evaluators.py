@@ -21,6 +21,7 @@ A new evaluator is one class in its own file (see docs/ARCHITECTURE.md)::
 
 and ``TEST.EXTRA_EVALUATORS: ["WorstClassAccuracy"]`` in a config.
 """
+
 from dataclasses import dataclass
 from typing import Dict, List
 
@@ -136,8 +137,9 @@ def build_evaluators(cfg: CfgNode, model: nn.Module) -> List[RunEvaluator]:
     return evaluators
 
 
-def run_evaluators(evaluators: List[RunEvaluator], ctx: EvaluationContext,
-                   results: Dict = None) -> Dict:
+def run_evaluators(
+    evaluators: List[RunEvaluator], ctx: EvaluationContext, results: Dict = None
+) -> Dict:
     """Run ``evaluators`` in order, merging each one's entries into ``results``.
 
     A dict entry that is already present (e.g. ``"router"``, ``"warnings"``) is merged one

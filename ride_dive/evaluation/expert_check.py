@@ -6,6 +6,7 @@ diversity term outweighs the base loss, the experts instead learn individually w
 predictions whose mean alone is right: the ensemble's top-1 hides it, the per-expert top-1
 shows it. This module turns that into one log line naming the cause and the keys to change.
 """
+
 import statistics
 from typing import Mapping, Optional
 

@@ -13,6 +13,7 @@ fixed by the protocol) and adds ``log p_target - log p_train`` to the logits. Mo
 logits already estimate the class-balanced posterior (trained with the log-prior added,
 Balanced Softmax / DiVE, or on class-balanced batches) get ``+ log p_target`` only.
 """
+
 import math
 from typing import Dict, List, Optional, Sequence
 
@@ -51,8 +52,9 @@ def trained_with_prior_logits(cfg, model: torch.nn.Module) -> bool:
     classifiers see a uniform prior). PC then adds ``log p_target`` only. Square-root and
     progressively balanced samplers count as instance-balanced.
     """
-    if any(getattr(m, "estimates_balanced_posterior", False)
-           for m in unwrap_model(model).modules()):
+    if any(
+        getattr(m, "estimates_balanced_posterior", False) for m in unwrap_model(model).modules()
+    ):
         return True
     sampler = SAMPLER_REGISTRY.get(cfg.DATALOADER.SAMPLER)
     return bool(getattr(sampler, "balances_classes", False))
@@ -83,8 +85,7 @@ def shifted_class_counts(
     """
     num_classes = len(train_counts)
     if len(test_counts) != num_classes:
-        raise ValueError(f"train_counts has {num_classes} classes, test_counts "
-                         f"{len(test_counts)}")
+        raise ValueError(f"train_counts has {num_classes} classes, test_counts {len(test_counts)}")
     if num_classes < 2:
         raise ValueError("label shift needs at least 2 classes")
     if protocol not in PROTOCOLS:
@@ -154,8 +155,11 @@ def post_compensate(
 def _protocol_grid(rhos: Sequence[float]):
     """(protocol, rho) in the LADE table order: Forward 50..2, Uniform, Backward 2..50."""
     down = sorted({float(r) for r in rhos}, reverse=True)
-    return ([("forward", r) for r in down] + [("uniform", 1.0)]
-            + [("backward", r) for r in reversed(down)])
+    return (
+        [("forward", r) for r in down]
+        + [("uniform", 1.0)]
+        + [("backward", r) for r in reversed(down)]
+    )
 
 
 def label_shift_rows(
@@ -185,8 +189,7 @@ def label_shift_rows(
     logits, labels = logits.float().cpu(), labels.long().cpu()
     num_classes = logits.shape[1]
     if len(train_counts) != num_classes:
-        raise ValueError(f"train_counts has {len(train_counts)} classes, the logits "
-                         f"{num_classes}")
+        raise ValueError(f"train_counts has {len(train_counts)} classes, the logits {num_classes}")
     test_counts = torch.bincount(labels, minlength=num_classes).tolist()
     rows = []
     for protocol, rho in _protocol_grid(rhos):
@@ -196,14 +199,18 @@ def label_shift_rows(
         for pc in (False, True):
             scores = post_compensate(z, counts, train_counts, trained_with_prior) if pc else z
             per_class = per_class_accuracy(scores.argmax(dim=1), y, num_classes)
-            rows.append({
-                "protocol": protocol, "rho": rho, "pc": pc,
-                # ks as in compute_classification_metrics: exact ties of bf16 logits then
-                # break the same way, and Uniform without PC repeats the headline top-1.
-                "top1": topk_accuracy(scores, y, ks=(1, 5))[1],
-                **shot_group_accuracy(per_class, train_counts, many_threshold, few_threshold),
-                "n": int(len(y)),
-            })
+            rows.append(
+                {
+                    "protocol": protocol,
+                    "rho": rho,
+                    "pc": pc,
+                    # ks as in compute_classification_metrics: exact ties of bf16 logits then
+                    # break the same way, and Uniform without PC repeats the headline top-1.
+                    "top1": topk_accuracy(scores, y, ks=(1, 5))[1],
+                    **shot_group_accuracy(per_class, train_counts, many_threshold, few_threshold),
+                    "n": int(len(y)),
+                }
+            )
     return rows
 
 
@@ -222,8 +229,9 @@ def label_shift_report(
         ``{"trained_with_prior_logits", "n_test_per_class", "rhos", "rows"}``.
     """
     rhos = list(DEFAULT_RHOS if rhos is None else rhos)
-    rows = label_shift_rows(logits, labels, train_counts, trained_with_prior, rhos,
-                            many_threshold, few_threshold)
+    rows = label_shift_rows(
+        logits, labels, train_counts, trained_with_prior, rhos, many_threshold, few_threshold
+    )
     test_counts = torch.bincount(labels.long().cpu(), minlength=logits.shape[1])
     return {
         "trained_with_prior_logits": bool(trained_with_prior),
@@ -244,17 +252,27 @@ def format_label_shift_table(report: Dict) -> str:
     """Markdown: top-1 per protocol (columns) without / with PC, then every row in full."""
     rows = report["rows"]
     names = list(dict.fromkeys(protocol_name(r["protocol"], r["rho"]) for r in rows))
-    prior = "+ log p_target" if report["trained_with_prior_logits"] else \
-        "+ log p_target - log p_train"
-    lines = [f"Top-1 (%) under label shift; PC adds {prior} to the logits.", "",
-             "| | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    prior = (
+        "+ log p_target" if report["trained_with_prior_logits"] else "+ log p_target - log p_train"
+    )
+    lines = [
+        f"Top-1 (%) under label shift; PC adds {prior} to the logits.",
+        "",
+        "| | " + " | ".join(names) + " |",
+        "|---" * (len(names) + 1) + "|",
+    ]
     for pc in (False, True):
         cells = [f"{r['top1']:.2f}" for r in rows if r["pc"] == pc]
         lines.append(f"| {'PC' if pc else 'no PC'} | " + " | ".join(cells) + " |")
-    lines += ["", "| protocol | PC | images | top1 | many | medium | few |",
-              "|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "| protocol | PC | images | top1 | many | medium | few |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         groups = " | ".join(f"{r[k]:.2f}" if k in r else "-" for k in ("many", "medium", "few"))
-        lines.append(f"| {protocol_name(r['protocol'], r['rho'])} | {'yes' if r['pc'] else 'no'}"
-                     f" | {r['n']} | {r['top1']:.2f} | {groups} |")
+        lines.append(
+            f"| {protocol_name(r['protocol'], r['rho'])} | {'yes' if r['pc'] else 'no'}"
+            f" | {r['n']} | {r['top1']:.2f} | {groups} |"
+        )
     return "\n".join(lines) + "\n"

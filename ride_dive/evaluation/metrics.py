@@ -4,6 +4,7 @@ Accuracies are returned in percent (0..100), and so is the expected calibration 
 every number in a results table shares one scale. Inputs may live on any device; results
 are Python numbers or CPU tensors.
 """
+
 import math
 from typing import Dict, Iterable, Sequence, Union
 
@@ -56,9 +57,7 @@ def topk_accuracy(
     return {k: 100.0 * c / n if n else math.nan for k, c in counts.items()}
 
 
-def per_class_accuracy(
-    preds: torch.Tensor, labels: torch.Tensor, num_classes: int
-) -> torch.Tensor:
+def per_class_accuracy(preds: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """Accuracy of each class in percent, as a float64 CPU tensor of length ``num_classes``.
 
     A class with no sample in ``labels`` gets NaN: it has no accuracy, and averaging code
@@ -149,6 +148,7 @@ def reliability_bins(
     count = zeros.clone().index_add_(0, bins, torch.ones_like(conf))
     conf_sum = zeros.clone().index_add_(0, bins, conf)
     correct_sum = zeros.clone().index_add_(0, bins, correct)
+
     def per_bin_mean(total: torch.Tensor) -> list:
         return [float(t / c) if c > 0 else None for t, c in zip(total, count)]
 
@@ -179,4 +179,3 @@ def brier(probs: torch.Tensor, labels: torch.Tensor) -> float:
 def nan_to_none(values: torch.Tensor) -> list:
     """Tensor to a list of floats with NaN as ``None`` (JSON has no NaN)."""
     return [None if math.isnan(v) else float(v) for v in values.tolist()]
-

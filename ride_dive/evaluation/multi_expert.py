@@ -19,6 +19,7 @@ distribution. The model must provide ``router``, ``num_experts``, ``forward_all(
 and ``forward_first_experts(images, k, routers=True)`` (as ``modeling.meta_arch.RIDE``
 does).
 """
+
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
@@ -69,8 +70,9 @@ class ExpertOutputsEvaluator:
         used = output.get("experts_used")
         if used is not None:
             self._used.append(used.detach().cpu().long())
-            self._num_experts = max(self._num_experts, int(used.max()),
-                                    int(output.get("num_experts", 0)))
+            self._num_experts = max(
+                self._num_experts, int(used.max()), int(output.get("num_experts", 0))
+            )
 
     def evaluate(self) -> Dict[str, object]:
         """``{"expert_top1": [E percentages], "experts_used": {"1": %, ...},
@@ -134,10 +136,13 @@ def expert_count_macs(
 def _collect(model, loader, device, autocast_dtype):
     """Per sample: predictions of ensembles 1..k ``(N, E)``, router logits ``(N, E-1)``."""
     preds, router_logits, labels = [], [], []
-    with inference_context(model), torch.autocast(
-        device_type=device.type,
-        dtype=autocast_dtype or torch.bfloat16,
-        enabled=autocast_dtype is not None,
+    with (
+        inference_context(model),
+        torch.autocast(
+            device_type=device.type,
+            dtype=autocast_dtype or torch.bfloat16,
+            enabled=autocast_dtype is not None,
+        ),
     ):
         for images, targets in loader:
             out = model.forward_all(images.to(device, non_blocking=True))

@@ -4,6 +4,7 @@
 :func:`ride_dive.evaluation.inference_on_dataset`; ``format_router_table`` and
 ``plot_router_tradeoff`` the report of :func:`ride_dive.evaluation.router_tradeoff`.
 """
+
 import json
 import math
 import os
@@ -108,13 +109,15 @@ def format_router_table(report: Mapping[str, Any], title: str = "Router") -> str
     rows = []
     for row in report["sweep"]:
         mark = "*" if row["threshold"] == report["threshold"] else " "
-        rows.append([
-            f"{row['threshold']:g}{mark}",
-            *(_cell(row.get(k)) for k in ("top1", "many", "medium", "few")),
-            f"{row['experts_used_mean']:.2f}",
-            f"{row['gmacs']:.4f}",
-            f"{100.0 * row['gmacs'] / full:.0f}%",
-        ])
+        rows.append(
+            [
+                f"{row['threshold']:g}{mark}",
+                *(_cell(row.get(k)) for k in ("top1", "many", "medium", "few")),
+                f"{row['experts_used_mean']:.2f}",
+                f"{row['gmacs']:.4f}",
+                f"{100.0 * row['gmacs'] / full:.0f}%",
+            ]
+        )
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
     for cells in [headers] + rows:
         lines.append("  ".join(c.rjust(w) for c, w in zip(cells, widths)))
@@ -134,12 +137,21 @@ def plot_router_tradeoff(report: Mapping[str, Any], path: str) -> bool:
     fig, ax = plt.subplots(figsize=(5.5, 4.0))
     ax.plot([r["gmacs"] for r in sweep], [r["top1"] for r in sweep], "o-", label="router")
     for r in sweep:
-        ax.annotate(f"{r['threshold']:g}", (r["gmacs"], r["top1"]), fontsize=7,
-                    textcoords="offset points", xytext=(3, 3))
-    ax.plot([report["gmacs"]], [report["top1"]], "r*", markersize=12,
-            label=f"threshold {report['threshold']:g}")
-    ax.axvline(report["full_ensemble_gmacs"], color="gray", linestyle="--",
-               label="full ensemble")
+        ax.annotate(
+            f"{r['threshold']:g}",
+            (r["gmacs"], r["top1"]),
+            fontsize=7,
+            textcoords="offset points",
+            xytext=(3, 3),
+        )
+    ax.plot(
+        [report["gmacs"]],
+        [report["top1"]],
+        "r*",
+        markersize=12,
+        label=f"threshold {report['threshold']:g}",
+    )
+    ax.axvline(report["full_ensemble_gmacs"], color="gray", linestyle="--", label="full ensemble")
     ax.set_xlabel("average GMACs per image")
     ax.set_ylabel("top-1 (%)")
     ax.set_title("Router threshold sweep")

@@ -4,6 +4,7 @@ threshold chosen on validation, its accuracy/compute sweep, and the MACs per ima
 These are the building blocks of the evaluators (``evaluation.evaluators``) and of the
 periodic evaluation during training.
 """
+
 import logging
 from typing import Dict, Optional
 
@@ -39,8 +40,9 @@ def split_loader(cfg: CfgNode, dataset, device):
     )
 
 
-def evaluate(cfg: CfgNode, model: torch.nn.Module, dataset, class_counts, device,
-             label_shift: bool = False) -> Dict:
+def evaluate(
+    cfg: CfgNode, model: torch.nn.Module, dataset, class_counts, device, label_shift: bool = False
+) -> Dict:
     """Top-1/top-5, many/medium/few, per-class accuracy and ECE of ``model`` on ``dataset``;
     with ``label_shift`` also the LADE label-shift table (``"label_shift"``), computed from
     the same logits."""
@@ -58,12 +60,16 @@ def evaluate(cfg: CfgNode, model: torch.nn.Module, dataset, class_counts, device
     )
 
 
-def _router_sweep(cfg: CfgNode, model: torch.nn.Module, dataset, class_counts, device,
-                  thresholds) -> Dict:
+def _router_sweep(
+    cfg: CfgNode, model: torch.nn.Module, dataset, class_counts, device, thresholds
+) -> Dict:
     """``router_tradeoff`` on ``dataset`` at the model's current threshold."""
     size = cfg.INPUT.CROP_SIZE
     return router_tradeoff(
-        model, split_loader(cfg, dataset, device), class_counts, device,
+        model,
+        split_loader(cfg, dataset, device),
+        class_counts,
+        device,
         input_shape=(cfg.MODEL.BACKBONE.IN_CHANNELS, size, size),
         thresholds=thresholds,
         threshold=unwrap_model(model).router_threshold,
@@ -73,8 +79,9 @@ def _router_sweep(cfg: CfgNode, model: torch.nn.Module, dataset, class_counts, d
     )
 
 
-def select_router_threshold_on_val(cfg: CfgNode, model: torch.nn.Module, val_dataset,
-                                   class_counts, device) -> Optional[Dict]:
+def select_router_threshold_on_val(
+    cfg: CfgNode, model: torch.nn.Module, val_dataset, class_counts, device
+) -> Optional[Dict]:
     """Set the model's router threshold to the one chosen on the validation split.
 
     Active for a model with a router when ``TEST.ROUTER_SELECT_MAX_TOP1_DROP >= 0``: sweeps
@@ -113,8 +120,9 @@ def select_router_threshold_on_val(cfg: CfgNode, model: torch.nn.Module, val_dat
     return {"split": "val", **choice, "sweep": report["sweep"]}
 
 
-def router_evaluation(cfg: CfgNode, model: torch.nn.Module, dataset, class_counts,
-                      device) -> Optional[Dict]:
+def router_evaluation(
+    cfg: CfgNode, model: torch.nn.Module, dataset, class_counts, device
+) -> Optional[Dict]:
     """Accuracy/compute sweep over TEST.ROUTER_THRESHOLDS for a model with a router.
 
     The starred row is the model's current threshold (MODEL.ROUTER.THRESHOLD, or the one

@@ -6,6 +6,7 @@ the same seed (same split, same initialisation stream), so the per-seed differen
 ``d_s = A(s) - B(s)`` is far less noisy than either mean. Its 95 % interval
 ``mean(d) +- t_{0.975, n-1} * sd(d) / sqrt(n)`` says whether the difference is signal.
 """
+
 import math
 import statistics
 from typing import Dict, Iterable, Optional, Sequence
@@ -14,9 +15,36 @@ __all__ = ["format_mean_std", "paired_difference", "t_quantile_975", "format_pai
 
 # Student's t 0.975 quantiles for 1..30 degrees of freedom (standard tables, 3 decimals).
 _T975 = (
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+    12.706,
+    4.303,
+    3.182,
+    2.776,
+    2.571,
+    2.447,
+    2.365,
+    2.306,
+    2.262,
+    2.228,
+    2.201,
+    2.179,
+    2.160,
+    2.145,
+    2.131,
+    2.120,
+    2.110,
+    2.101,
+    2.093,
+    2.086,
+    2.080,
+    2.074,
+    2.069,
+    2.064,
+    2.060,
+    2.056,
+    2.052,
+    2.048,
+    2.045,
+    2.042,
 )
 
 
@@ -52,8 +80,15 @@ def paired_difference(a: Sequence[float], b: Sequence[float]) -> Dict[str, float
     mean = sum(d) / n
     sd = math.sqrt(sum((v - mean) ** 2 for v in d) / (n - 1))
     half = t_quantile_975(n - 1) * sd / math.sqrt(n)
-    return {"n": n, "mean": mean, "sd": sd, "half_width": half, "low": mean - half,
-            "high": mean + half, "significant": not (mean - half <= 0.0 <= mean + half)}
+    return {
+        "n": n,
+        "mean": mean,
+        "sd": sd,
+        "half_width": half,
+        "low": mean - half,
+        "high": mean + half,
+        "significant": not (mean - half <= 0.0 <= mean + half),
+    }
 
 
 def format_paired(diff: Dict[str, float]) -> str:

@@ -5,6 +5,7 @@ features do not depend on tau, so they are computed once per split and every tau
 matrix product. The choice uses the validation split; only when there is none does it fall
 back to the test split, and the result says so (``"selected_on": "test"``).
 """
+
 import logging
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -23,9 +24,9 @@ logger = logging.getLogger("ride_dive")
 DEFAULT_TAUS = tuple(round(0.1 * i, 1) for i in range(21))
 
 
-def collect_features(model: nn.Module, loader, device,
-                     autocast_dtype: Optional[torch.dtype] = None
-                     ) -> Tuple[torch.Tensor, torch.Tensor]:
+def collect_features(
+    model: nn.Module, loader, device, autocast_dtype: Optional[torch.dtype] = None
+) -> Tuple[torch.Tensor, torch.Tensor]:
     """Float32 features ``(N, D)`` and labels of a whole split (gathered across ranks).
 
     The model runs in eval and inference mode; every submodule's ``training`` flag is
@@ -34,9 +35,13 @@ def collect_features(model: nn.Module, loader, device,
     model = unwrap_model(model)
     device = torch.device(device)
     features, labels = [], []
-    with inference_context(model), torch.autocast(
-        device_type=device.type, dtype=autocast_dtype or torch.bfloat16,
-        enabled=autocast_dtype is not None,
+    with (
+        inference_context(model),
+        torch.autocast(
+            device_type=device.type,
+            dtype=autocast_dtype or torch.bfloat16,
+            enabled=autocast_dtype is not None,
+        ),
     ):
         for images, targets in loader:
             features.append(model.extract_features(images.to(device)).float().cpu())
@@ -77,10 +82,12 @@ def tau_norm_sweep(
                 head.tau = float(tau)
                 logits = head(features.to(weight.device, weight.dtype)).float().cpu()
                 metrics = compute_classification_metrics(
-                    logits, labels, train_counts, many_threshold, few_threshold)
+                    logits, labels, train_counts, many_threshold, few_threshold
+                )
                 row = {"tau": float(tau)}
-                row.update({k: metrics[k] for k in ("top1", "many", "medium", "few")
-                            if k in metrics})
+                row.update(
+                    {k: metrics[k] for k in ("top1", "many", "medium", "few") if k in metrics}
+                )
                 rows.append(row)
     finally:
         head.tau = saved_tau
@@ -98,7 +105,8 @@ def format_tau_table(rows: Sequence[Dict], title: str) -> str:
     """The sweep as text: tau, top-1 / many / medium / few per row."""
     lines = [title, f"{'tau':>5} {'top1':>7} {'many':>7} {'medium':>7} {'few':>7}"]
     for r in rows:
-        cells = [f"{r[k]:7.2f}" if k in r else f"{'-':>7}"
-                 for k in ("top1", "many", "medium", "few")]
+        cells = [
+            f"{r[k]:7.2f}" if k in r else f"{'-':>7}" for k in ("top1", "many", "medium", "few")
+        ]
         lines.append(f"{r['tau']:5.1f} " + " ".join(cells))
     return "\n".join(lines)

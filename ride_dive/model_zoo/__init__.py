@@ -13,6 +13,7 @@ command line resolves the same way: importing this package registers
 :class:`ZooPathHandler` on ``ride_dive.utils.file_io.PathManager``, through which the
 checkpointer reads every weights path.
 """
+
 import os
 from typing import List, Optional, Sequence
 
@@ -25,10 +26,25 @@ from .manifest import Manifest, ManifestError, ZooEntry
 from .resources import config_path, list_config_names, manifest_path
 
 __all__ = [
-    "ZOO_PREFIX", "BASE_URL_ENV", "CACHE_ENV", "MANIFEST_ENV", "DownloadError", "Manifest",
-    "ManifestError", "ZooEntry", "ZooPathHandler", "download", "get", "get_checkpoint_url",
-    "get_config", "get_config_file", "inference_overrides", "list_config_names", "list_models",
-    "load_manifest", "resolve_weights",
+    "ZOO_PREFIX",
+    "BASE_URL_ENV",
+    "CACHE_ENV",
+    "MANIFEST_ENV",
+    "DownloadError",
+    "Manifest",
+    "ManifestError",
+    "ZooEntry",
+    "ZooPathHandler",
+    "download",
+    "get",
+    "get_checkpoint_url",
+    "get_config",
+    "get_config_file",
+    "inference_overrides",
+    "list_config_names",
+    "list_models",
+    "load_manifest",
+    "resolve_weights",
 ]
 
 ZOO_PREFIX = "zoo:"
@@ -49,15 +65,22 @@ def _base_url(manifest: Manifest, base_url: Optional[str]) -> str:
     return base_url or os.environ.get(BASE_URL_ENV) or manifest.base_url
 
 
-def get_checkpoint_url(name: str, base_url: Optional[str] = None,
-                       manifest: Optional[str] = None) -> str:
+def get_checkpoint_url(
+    name: str, base_url: Optional[str] = None, manifest: Optional[str] = None
+) -> str:
     """The URL the checkpoint of entry ``name`` is downloaded from."""
     zoo = load_manifest(manifest)
     return checkpoint_url(zoo.get(name), _base_url(zoo, base_url))
 
 
-def download(name: str, *, base_url: Optional[str] = None, cache: Optional[str] = None,
-             progress: bool = True, manifest: Optional[str] = None) -> str:
+def download(
+    name: str,
+    *,
+    base_url: Optional[str] = None,
+    cache: Optional[str] = None,
+    progress: bool = True,
+    manifest: Optional[str] = None,
+) -> str:
     """Local path of entry ``name``'s checkpoint, downloaded and verified if not cached.
 
     Raises:
@@ -71,7 +94,7 @@ def download(name: str, *, base_url: Optional[str] = None, cache: Optional[str] 
 def resolve_weights(path: str, **download_kwargs) -> str:
     """``path`` itself, or for ``zoo:<name>`` the verified local copy of that checkpoint."""
     if path.startswith(ZOO_PREFIX):
-        return download(path[len(ZOO_PREFIX):], **download_kwargs)
+        return download(path[len(ZOO_PREFIX) :], **download_kwargs)
     return path
 
 
@@ -114,8 +137,11 @@ def get_config(name: str, trained: bool = False, **download_kwargs) -> CfgNode:
     cfg.merge_from_file(get_config_file(name))
     if trained:
         entry = load_manifest(download_kwargs.get("manifest")).get(name)
-        cfg.merge_from_list(inference_overrides(download(name, **download_kwargs),
-                                                entry.metrics.get("router_threshold")))
+        cfg.merge_from_list(
+            inference_overrides(
+                download(name, **download_kwargs), entry.metrics.get("router_threshold")
+            )
+        )
     assert_cfg(cfg)
     return cfg
 
@@ -124,15 +150,28 @@ def inference_overrides(weights: str, router_threshold: Optional[float] = None) 
     """``KEY VALUE`` overrides that evaluate ``weights`` with a packaged training config:
     no teacher (only training distils), no router training (a router stage's config
     trains it), and the published router threshold when one is given."""
-    opts = ["MODEL.WEIGHTS", weights, "MODEL.ROUTER.TRAIN", "False",
-            "MODEL.TEACHER.CONFIG_FILE", "", "MODEL.TEACHER.WEIGHTS", ""]
+    opts = [
+        "MODEL.WEIGHTS",
+        weights,
+        "MODEL.ROUTER.TRAIN",
+        "False",
+        "MODEL.TEACHER.CONFIG_FILE",
+        "",
+        "MODEL.TEACHER.WEIGHTS",
+        "",
+    ]
     if router_threshold is not None:
         opts += ["MODEL.ROUTER.THRESHOLD", str(router_threshold)]
     return opts
 
 
-def get(name: str, trained: bool = False, device: Optional[str] = None,
-        class_counts: Optional[Sequence[int]] = None, **download_kwargs) -> nn.Module:
+def get(
+    name: str,
+    trained: bool = False,
+    device: Optional[str] = None,
+    class_counts: Optional[Sequence[int]] = None,
+    **download_kwargs,
+) -> nn.Module:
     """Build the model of the packaged config ``name``, in eval mode.
 
     Args:

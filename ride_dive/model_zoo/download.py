@@ -7,6 +7,7 @@ the file is placed, atomically, under its final name. A file that fails verifica
 deleted and the error says why; a cached file is re-verified on every use, so a file
 corrupted on disk is downloaded again rather than loaded.
 """
+
 import contextlib
 import logging
 import os
@@ -20,7 +21,12 @@ from ..checkpoint import CheckpointError, file_sha256
 from .manifest import ZooEntry
 
 __all__ = [
-    "CACHE_ENV", "BASE_URL_ENV", "DownloadError", "cache_dir", "checkpoint_url", "fetch",
+    "CACHE_ENV",
+    "BASE_URL_ENV",
+    "DownloadError",
+    "cache_dir",
+    "checkpoint_url",
+    "fetch",
 ]
 
 logger = logging.getLogger(__name__)
@@ -61,8 +67,9 @@ def _verification_error(entry: ZooEntry, path: str) -> Optional[str]:
     return None
 
 
-def fetch(entry: ZooEntry, base_url: str, cache: Optional[str] = None,
-          progress: bool = True) -> str:
+def fetch(
+    entry: ZooEntry, base_url: str, cache: Optional[str] = None, progress: bool = True
+) -> str:
     """The local path of ``entry``'s verified checkpoint, downloading it if needed.
 
     Args:
@@ -81,8 +88,9 @@ def fetch(entry: ZooEntry, base_url: str, cache: Optional[str] = None,
         if problem is None:
             logger.info("Model zoo: using cached %s", target)
             return target
-        logger.warning("Model zoo: cached %s is damaged (%s); downloading it again",
-                       target, problem)
+        logger.warning(
+            "Model zoo: cached %s is damaged (%s); downloading it again", target, problem
+        )
         os.remove(target)
     if not base_url:
         raise DownloadError(

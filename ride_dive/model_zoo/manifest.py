@@ -6,6 +6,7 @@ its sha256 and size (checked after every download), and the metrics measured by 
 that produced it. ``MODEL_ZOO.md`` is generated from this file (see ``publish``), so the
 table and the downloads cannot drift apart.
 """
+
 import json
 import re
 from dataclasses import asdict, dataclass, field

@@ -6,6 +6,7 @@ carries copies (``package_data`` in setup.py). Either way they are found through
 ``importlib.resources``, so the zoo works from a pip-installed package without the
 repository.
 """
+
 import os
 from importlib import resources
 from typing import List

@@ -3,6 +3,7 @@
 Importing this package imports every module that registers something, so each registered
 name is available to ``build_model`` and friends.
 """
+
 from . import backbones, distill_loss, heads, losses, meta_arch, ride_loss  # noqa: F401
 from .build import build_backbone, build_head, build_loss, build_model, resolve_device
 from .complexity import count_macs, count_parameters

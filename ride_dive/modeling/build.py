@@ -1,4 +1,5 @@
 """``build_*`` functions: look a registered name up in its registry and build it from cfg."""
+
 from typing import Optional, Sequence
 
 import torch

@@ -1,4 +1,5 @@
 """Model size and compute: parameter counts and multiply-accumulates (MACs) via fvcore."""
+
 import warnings
 from typing import Sequence
 

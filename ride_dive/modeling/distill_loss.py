@@ -11,6 +11,7 @@ algebraically the first (the softmax's normaliser cancels) and needs no power of
 probabilities, so it is exact and stable. The KL compares raw logits on both sides: the
 log prior of Balanced Softmax is not added there.
 """
+
 from typing import Dict, Optional
 
 import torch
@@ -106,8 +107,14 @@ class DiVELoss(nn.Module):
             raise RuntimeError("DISTILL.TEMPERATURE auto needs the teacher attached first")
         cfg = ctx.cfg
         self.temperature = auto_temperature(
-            teacher, ctx.loader(ctx.train_dataset), ctx.class_counts, ctx.device, self.power,
-            ctx.autocast_dtype, cfg.TEST.MANY_THRESHOLD, cfg.TEST.FEW_THRESHOLD,
+            teacher,
+            ctx.loader(ctx.train_dataset),
+            ctx.class_counts,
+            ctx.device,
+            self.power,
+            ctx.autocast_dtype,
+            cfg.TEST.MANY_THRESHOLD,
+            cfg.TEST.FEW_THRESHOLD,
         )
         return f"DISTILL.TEMPERATURE auto -> tau = {self.temperature:g} (p = {self.power:g})"
 

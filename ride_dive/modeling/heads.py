@@ -15,6 +15,7 @@ A head may declare how it reads a stage-1 checkpoint (the meta-architecture pref
 with its own name): ``newly_initialized_keys``, state keys it initialises itself (LWS's
 scales), and ``unused_checkpoint_keys``, keys of the stage-1 head it does not use (NCM).
 """
+
 from typing import Optional
 
 import torch
@@ -92,8 +93,15 @@ class LinearHead(_ReinitBeforeTraining, nn.Module):
     supports_tau_norm = True
 
     @configurable
-    def __init__(self, *, in_features: int, num_classes: int, bias: bool = True, tau: float = -1.0,
-                 reinit: bool = False):
+    def __init__(
+        self,
+        *,
+        in_features: int,
+        num_classes: int,
+        bias: bool = True,
+        tau: float = -1.0,
+        reinit: bool = False,
+    ):
         super().__init__()
         _check_sizes(in_features, num_classes)
         self.fc = nn.Linear(in_features, num_classes, bias=bias)
@@ -137,8 +145,9 @@ class CosineHead(_ReinitBeforeTraining, nn.Module):
     """
 
     @configurable
-    def __init__(self, *, in_features: int, num_classes: int, scale: float = 30.0,
-                 reinit: bool = False):
+    def __init__(
+        self, *, in_features: int, num_classes: int, scale: float = 30.0, reinit: bool = False
+    ):
         super().__init__()
         _check_sizes(in_features, num_classes)
         if scale <= 0:
@@ -181,8 +190,9 @@ class LWSHead(_ReinitBeforeTraining, nn.Module):
     """
 
     @configurable
-    def __init__(self, *, in_features: int, num_classes: int, bias: bool = True,
-                 reinit: bool = False):
+    def __init__(
+        self, *, in_features: int, num_classes: int, bias: bool = True, reinit: bool = False
+    ):
         super().__init__()
         _check_sizes(in_features, num_classes)
         self.reinit = reinit
@@ -195,8 +205,12 @@ class LWSHead(_ReinitBeforeTraining, nn.Module):
     @classmethod
     def from_config(cls, cfg, in_features, num_classes):
         _reject_tau(cfg, "LWSHead")
-        return {"in_features": in_features, "num_classes": num_classes,
-                "bias": cfg.MODEL.HEAD.BIAS, "reinit": cfg.MODEL.HEAD.REINIT}
+        return {
+            "in_features": in_features,
+            "num_classes": num_classes,
+            "bias": cfg.MODEL.HEAD.BIAS,
+            "reinit": cfg.MODEL.HEAD.REINIT,
+        }
 
     def reset_parameters(self) -> None:
         """Reset the scales to 1; the frozen ``W``, ``b`` come from stage 1 and are kept."""

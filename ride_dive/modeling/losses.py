@@ -7,6 +7,7 @@ on: class weights ``w_c = (1 - beta) / (1 - beta^n_c)`` normalised to sum to C, 
 switches DRW on. Count-derived tensors are non-persistent buffers: they follow the module's
 device but are never saved in checkpoints (they are recomputed from the dataset).
 """
+
 from typing import Optional, Sequence
 
 import torch
@@ -127,13 +128,11 @@ class LongTailLoss(nn.Module):
             raise ValueError(f"logits must be (N, C), got shape {tuple(logits.shape)}")
         if self.num_classes is not None and logits.shape[1] != self.num_classes:
             raise ValueError(
-                f"logits have {logits.shape[1]} classes but class_counts has "
-                f"{self.num_classes}"
+                f"logits have {logits.shape[1]} classes but class_counts has {self.num_classes}"
             )
         if targets.dim() != 1 or targets.shape[0] != logits.shape[0]:
             raise ValueError(
-                f"targets must be ({logits.shape[0]},) to match logits, got "
-                f"{tuple(targets.shape)}"
+                f"targets must be ({logits.shape[0]},) to match logits, got {tuple(targets.shape)}"
             )
         if targets.dtype.is_floating_point:
             raise ValueError(f"targets must be class indices (integers), got {targets.dtype}")

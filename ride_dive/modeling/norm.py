@@ -5,6 +5,7 @@ the built model, so every architecture supports them without a norm argument thr
 through its constructors. Parameter names stay those of the BatchNorm layers (``bn1.weight``
 ...), so GN and BN checkpoints differ only by the BN running statistics.
 """
+
 import logging
 import math
 

@@ -1,4 +1,5 @@
 """Model registries. Each docstring states what a registered object is called with."""
+
 from fvcore.common.registry import Registry
 
 META_ARCH_REGISTRY = Registry("META_ARCH")

@@ -21,6 +21,7 @@ right (docs/RIDE_DIVERSITY.md measures it). ``"fitted"`` (the default) compares
 always costs base loss; for LDAM, CE, focal and DiVE those are the raw logits, so RIDE's
 recipe is unchanged. ``"raw"`` is RIDE's code as it is.
 """
+
 import logging
 from typing import Dict, Optional, Sequence
 

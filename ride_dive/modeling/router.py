@@ -6,6 +6,7 @@ per-router ``Linear(D -> hidden) + ReLU``, concatenated with the top-K (sorted d
 values of the running mean logits of experts 0..k; a ``Linear(hidden + K -> 1)`` shared by
 all routers gives the logit of "the next expert helps".
 """
+
 import torch
 import torch.nn.functional as F
 from torch import nn

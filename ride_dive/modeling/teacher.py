@@ -11,6 +11,7 @@ The teacher is stored outside the module tree (not a submodule), so it is never 
 student's ``state_dict`` (checkpoints), ``parameters()`` (optimizer, DDP) or ``train()``
 calls; ``.to()``/``.cuda()`` on the student still move it, through ``_apply``.
 """
+
 import logging
 import os
 from typing import Optional
@@ -51,15 +52,23 @@ def teacher_cfg(cfg: CfgNode) -> CfgNode:
         )
     tcfg = get_cfg()
     tcfg.merge_from_file(t.CONFIG_FILE)
-    tcfg.merge_from_list([
-        "MODEL.DEVICE", cfg.MODEL.DEVICE,
-        "MODEL.WEIGHTS", weights,
-        "MODEL.ROUTER.ENABLED", "False",
-        "MODEL.ROUTER.TRAIN", "False",
-        # The teacher of a teacher is not needed to run it.
-        "MODEL.TEACHER.CONFIG_FILE", "",
-        "MODEL.TEACHER.WEIGHTS", "",
-    ])
+    tcfg.merge_from_list(
+        [
+            "MODEL.DEVICE",
+            cfg.MODEL.DEVICE,
+            "MODEL.WEIGHTS",
+            weights,
+            "MODEL.ROUTER.ENABLED",
+            "False",
+            "MODEL.ROUTER.TRAIN",
+            "False",
+            # The teacher of a teacher is not needed to run it.
+            "MODEL.TEACHER.CONFIG_FILE",
+            "",
+            "MODEL.TEACHER.WEIGHTS",
+            "",
+        ]
+    )
     tcfg.freeze()
     return tcfg
 
@@ -129,8 +138,10 @@ class TeacherMixin:
         if ctx.cfg.MODEL.CHANNELS_LAST:
             teacher.to(memory_format=torch.channels_last)
         self.attach_teacher(teacher)
-        return (f"Teacher: {tcfg.MODEL.META_ARCHITECTURE}/{tcfg.MODEL.BACKBONE.NAME} from "
-                f"{ctx.cfg.MODEL.TEACHER.WEIGHTS} (frozen, eval mode)")
+        return (
+            f"Teacher: {tcfg.MODEL.META_ARCHITECTURE}/{tcfg.MODEL.BACKBONE.NAME} from "
+            f"{ctx.cfg.MODEL.TEACHER.WEIGHTS} (frozen, eval mode)"
+        )
 
     def attach_teacher(self, teacher: Optional[FrozenTeacher]) -> None:
         """Use ``teacher`` in training from now on (None detaches)."""

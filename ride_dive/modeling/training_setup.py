@@ -18,6 +18,7 @@ The context (:class:`TrainingSetupContext`) carries the run and a few generic se
 that a component needs nothing from the engine: building and loading another model from a
 config, and a test-time loader over a dataset.
 """
+
 import logging
 from collections import Counter
 from typing import Sequence

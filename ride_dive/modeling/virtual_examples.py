@@ -11,6 +11,7 @@ Two ways in: from a logits matrix (``virtual_example_table``, ``pick_temperature
 streamed from a model over a loader (``teacher_virtual_examples``), which never holds the
 ``N x C`` logits (iNaturalist's training set would need 14 GB of them).
 """
+
 import logging
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -121,7 +122,9 @@ def _head_tail(class_counts: Sequence[int], real: Mapping[str, float]):
 
 
 def table_from_distributions(
-    distributions: Grid, class_counts: Sequence[int], many_threshold: int = 100,
+    distributions: Grid,
+    class_counts: Sequence[int],
+    many_threshold: int = 100,
     few_threshold: int = 20,
 ) -> Dict:
     """The virtual-example table of ``{(temperature, power): V}`` (see
@@ -138,27 +141,41 @@ def table_from_distributions(
         for tau in taus:
             v = distributions[(tau, power)].double().cpu()
             if len(v) != len(class_counts):
-                raise ValueError(f"{len(v)} classes in the distribution, {len(class_counts)} "
-                                 "in class_counts")
+                raise ValueError(
+                    f"{len(v)} classes in the distribution, {len(class_counts)} in class_counts"
+                )
             groups = shot_group_means(v, class_counts, many_threshold, few_threshold)
             if head_idx is None:
                 head, tail = groups[head_name], groups[tail_name]
             else:
                 head, tail = float(v[head_idx].mean()), float(v[tail_idx].mean())
-            block.append({
-                "temperature": tau, "power": power, "effective_temperature": tau / power,
-                **groups, "head": head, "tail": tail,
-                "tail_head_ratio": tail / head if head > 0 else float("inf"),
-                "flat": tail >= head - _FLAT_RTOL * abs(head),
-            })
+            block.append(
+                {
+                    "temperature": tau,
+                    "power": power,
+                    "effective_temperature": tau / power,
+                    **groups,
+                    "head": head,
+                    "tail": tail,
+                    "tail_head_ratio": tail / head if head > 0 else float("inf"),
+                    "flat": tail >= head - _FLAT_RTOL * abs(head),
+                }
+            )
         flat = [r for r in block if r["flat"]]
         # Not flat anywhere: the flattest tau (ties: the smaller one).
-        best = flat[0] if flat else max(block, key=lambda r: (r["tail_head_ratio"],
-                                                              -r["temperature"]))
+        best = (
+            flat[0] if flat else max(block, key=lambda r: (r["tail_head_ratio"], -r["temperature"]))
+        )
         picks[power], reached[power] = best["temperature"], bool(flat)
         rows += block
-    return {"real": real, "head_group": head_name, "tail_group": tail_name, "rows": rows,
-            "picks": picks, "reached_flatness": reached}
+    return {
+        "real": real,
+        "head_group": head_name,
+        "tail_group": tail_name,
+        "rows": rows,
+        "picks": picks,
+        "reached_flatness": reached,
+    }
 
 
 def virtual_example_table(
@@ -186,8 +203,9 @@ def virtual_example_table(
         one with the largest tail/head ratio when none is flat.
     """
     temperatures, powers = _check_grid(temperatures, powers)
-    distributions = {(t, p): virtual_example_distribution(logits, t, p)
-                     for p in powers for t in temperatures}
+    distributions = {
+        (t, p): virtual_example_distribution(logits, t, p) for p in powers for t in temperatures
+    }
     return table_from_distributions(distributions, class_counts, many_threshold, few_threshold)
 
 
@@ -206,8 +224,9 @@ def pick_temperature(
         tail/head ratio and False.
     """
     power = float(power)
-    table = virtual_example_table(logits, class_counts, temperatures, (power,),
-                                  many_threshold, few_threshold)
+    table = virtual_example_table(
+        logits, class_counts, temperatures, (power,), many_threshold, few_threshold
+    )
     return float(table["picks"][power]), table["reached_flatness"][power]
 
 
@@ -219,15 +238,20 @@ def _logits_of(output: Union[torch.Tensor, Mapping]) -> torch.Tensor:
         return output
     if isinstance(output, Mapping) and "logits" in output:
         return output["logits"]
-    raise TypeError("in eval mode the teacher must return logits (a tensor, or a dict with a "
-                    f"'logits' entry); got {type(output).__name__}")
+    raise TypeError(
+        "in eval mode the teacher must return logits (a tensor, or a dict with a "
+        f"'logits' entry); got {type(output).__name__}"
+    )
 
 
 def _batch_logits(model, loader, device, autocast_dtype):
     """Float32 logits of each batch; call inside ``inference_context``."""
     for images, _ in loader:
-        with torch.autocast(device_type=device.type, dtype=autocast_dtype or torch.bfloat16,
-                            enabled=autocast_dtype is not None):
+        with torch.autocast(
+            device_type=device.type,
+            dtype=autocast_dtype or torch.bfloat16,
+            enabled=autocast_dtype is not None,
+        ):
             output = model(images.to(device, non_blocking=True))
         yield _logits_of(output).float()
 
@@ -253,8 +277,11 @@ def _sum_over_ranks(t: torch.Tensor) -> torch.Tensor:
     if not comm.is_dist() or comm.get_world_size() == 1:
         return t
     # NCCL only moves CUDA tensors; gloo takes CPU ones.
-    on = (torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl"
-          else torch.device("cpu"))
+    on = (
+        torch.device("cuda", torch.cuda.current_device())
+        if dist.get_backend() == "nccl"
+        else torch.device("cpu")
+    )
     t = t.to(on).clone()
     dist.all_reduce(t)
     return t
@@ -281,8 +308,7 @@ def teacher_virtual_examples(
     temperatures, powers = _check_grid(temperatures, powers)
     grid = [(t, p) for p in powers for t in temperatures]
     device = torch.device(device)
-    sums = None if num_classes is None else torch.zeros(len(grid), num_classes,
-                                                        dtype=torch.float64)
+    sums = None if num_classes is None else torch.zeros(len(grid), num_classes, dtype=torch.float64)
     with inference_context(model):
         for z in _batch_logits(model, loader, device, autocast_dtype):
             batch = torch.stack([_target_sums(z, p / t) for t, p in grid]).cpu()
@@ -311,17 +337,25 @@ def auto_temperature(
     """
     power = float(power)
     distributions = teacher_virtual_examples(
-        teacher, loader, device, TEMPERATURES, (1.0, power), autocast_dtype=autocast_dtype,
+        teacher,
+        loader,
+        device,
+        TEMPERATURES,
+        (1.0, power),
+        autocast_dtype=autocast_dtype,
         num_classes=len(class_counts),
     )
-    table = table_from_distributions(distributions, class_counts, many_threshold,
-                                     few_threshold)
+    table = table_from_distributions(distributions, class_counts, many_threshold, few_threshold)
     tau, flat = float(table["picks"][power]), table["reached_flatness"][power]
     if comm.is_main_process():
-        logger.info("Teacher's virtual examples on the training set:\n"
-                    + format_virtual_example_table(table))
-        logger.info(f"DISTILL.TEMPERATURE auto: tau = {tau:g} at DISTILL.POWER {power:g} "
-                    f"(effective temperature {tau / power:g})")
+        logger.info(
+            "Teacher's virtual examples on the training set:\n"
+            + format_virtual_example_table(table)
+        )
+        logger.info(
+            f"DISTILL.TEMPERATURE auto: tau = {tau:g} at DISTILL.POWER {power:g} "
+            f"(effective temperature {tau / power:g})"
+        )
         if not flat:
             logger.warning(
                 f"No temperature in 1..10 makes the teacher's virtual examples flat at p = "
@@ -344,16 +378,26 @@ def format_virtual_example_table(table: Mapping) -> str:
     the picks. ``tail/head`` is the ratio the rule of thumb compares with 1."""
     headers = ["", "p", "tau", "tau/p", "many", "medium", "few", "tail/head", "flat"]
     real = table["real"]
-    lines = [["real counts", "", "", "", *(_num(real, g) for g in ("many", "medium", "few")),
-              "", ""]]
+    lines = [
+        ["real counts", "", "", "", *(_num(real, g) for g in ("many", "medium", "few")), "", ""]
+    ]
     for r in table["rows"]:
-        lines.append(["", f"{r['power']:g}", f"{r['temperature']:g}",
-                      f"{r['effective_temperature']:g}",
-                      *(_num(r, g) for g in ("many", "medium", "few")),
-                      f"{r['tail_head_ratio']:.3f}", "yes" if r["flat"] else ""])
+        lines.append(
+            [
+                "",
+                f"{r['power']:g}",
+                f"{r['temperature']:g}",
+                f"{r['effective_temperature']:g}",
+                *(_num(r, g) for g in ("many", "medium", "few")),
+                f"{r['tail_head_ratio']:.3f}",
+                "yes" if r["flat"] else "",
+            ]
+        )
     widths = [max(len(h), *(len(c[i]) for c in lines)) for i, h in enumerate(headers)]
-    out = [f"Virtual examples per class, mean over each shot group (flat: the "
-           f"{table['tail_group']} average reaches the {table['head_group']} average)"]
+    out = [
+        f"Virtual examples per class, mean over each shot group (flat: the "
+        f"{table['tail_group']} average reaches the {table['head_group']} average)"
+    ]
     out += ["  ".join(c.rjust(w) for c, w in zip(cells, widths)) for cells in [headers] + lines]
     picks = []
     for power, tau in table["picks"].items():

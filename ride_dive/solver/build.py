@@ -1,4 +1,5 @@
 """Optimizer construction."""
+
 from typing import Dict, List
 
 import torch

@@ -3,6 +3,7 @@
 Schedules are configured in epochs (long-tailed recipes are epoch based) and converted to
 iterations here, once, from the number of iterations per epoch.
 """
+
 import math
 from typing import Sequence
 

@@ -1,4 +1,5 @@
 """Process-group helpers that also work when torch.distributed is not initialised."""
+
 from typing import Dict, Tuple
 
 import torch

@@ -1,4 +1,5 @@
 """Seeding, device selection and the autocast dtype."""
+
 import random
 from typing import Optional
 

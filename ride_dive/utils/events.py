@@ -3,6 +3,7 @@
 The trainer and hooks only ``put_scalar`` into the storage; writers (console with ETA,
 ``metrics.json``, TensorBoard) read it periodically, on the main process only.
 """
+
 import datetime
 import json
 import logging

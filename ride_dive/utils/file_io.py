@@ -12,6 +12,7 @@ registered by other libraries in the same process cannot take over a prefix. Onl
 paths and the registered prefixes are understood: no handler for ``http(s)://`` is
 registered, because downloads must go through the zoo's size and sha256 check.
 """
+
 from iopath.common.file_io import PathHandler
 from iopath.common.file_io import PathManager as PathManagerBase
 

@@ -1,4 +1,5 @@
 """Logging set-up: console on the main process, plus a log file in OUTPUT_DIR."""
+
 import logging
 import os
 import sys

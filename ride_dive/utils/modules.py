@@ -1,5 +1,6 @@
 """Helpers on ``nn.Module`` objects that every layer needs: unwrapping data-parallel
 wrappers, and running a model for inference without losing its train/eval modes."""
+
 import contextlib
 from typing import Iterator
 

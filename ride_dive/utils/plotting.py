@@ -1,4 +1,5 @@
 """Optional matplotlib: figures for reports, skipped cleanly where matplotlib is missing."""
+
 import os
 
 __all__ = ["pyplot", "save_figure"]

@@ -5,6 +5,7 @@ that lives outside this package needs only that import: ``tools/train_net.py --p
 FILE.py`` (or a dotted module name) runs it before the config is read, in every process of
 the job. docs/ARCHITECTURE.md has a worked example.
 """
+
 import hashlib
 import importlib
 import importlib.util
@@ -54,7 +55,9 @@ def import_plugins(plugins: Sequence[str]) -> List[ModuleType]:
             modules.append(importlib.import_module(plugin))
         except ModuleNotFoundError as e:
             if e.name and plugin.startswith(e.name):
-                raise ConfigError(f"--plugin {plugin}: no module named '{e.name}' (give a "
-                                  "path to a .py file, or a module on the Python path)") from None
+                raise ConfigError(
+                    f"--plugin {plugin}: no module named '{e.name}' (give a "
+                    "path to a .py file, or a module on the Python path)"
+                ) from None
             raise
     return modules

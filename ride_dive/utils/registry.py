@@ -1,4 +1,5 @@
 """Registry look-up with an error that lists the valid names."""
+
 import difflib
 from typing import Any
 

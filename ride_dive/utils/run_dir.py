@@ -11,6 +11,7 @@ What each file holds: ``config.yaml`` the merged config, ``log.txt`` the log,
 final evaluation, ``model_final.pth`` / ``model_best.pth`` / ``model_epoch_XXXX.pth`` the
 checkpoints, ``last_checkpoint`` the name of the newest resumable one.
 """
+
 import os
 import re
 from typing import Optional

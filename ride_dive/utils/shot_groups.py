@@ -3,6 +3,7 @@
 One definition, used by the accuracy tables (``evaluation.metrics``) and by DiVE's
 virtual-example table (``modeling.virtual_examples``).
 """
+
 from typing import Dict, Sequence, Union
 
 import torch
@@ -37,9 +38,7 @@ def shot_group_accuracy(
     acc = torch.as_tensor(per_class_acc, dtype=torch.float64).reshape(-1).cpu()
     counts = torch.as_tensor(train_counts, dtype=torch.float64).reshape(-1).cpu()
     if acc.shape != counts.shape:
-        raise ValueError(
-            f"per_class_acc has {len(acc)} classes but train_counts has {len(counts)}"
-        )
+        raise ValueError(f"per_class_acc has {len(acc)} classes but train_counts has {len(counts)}")
     if few_threshold > many_threshold:
         raise ValueError(f"few_threshold ({few_threshold}) > many_threshold ({many_threshold})")
     groups = {

@@ -1,5 +1,6 @@
 """Virtual examples (docs/METHODS.md 6): the formulas, DiVE's choice of tau, the teacher pass and
 tools/analyze_virtual_examples.py end to end on the tiny synthetic set."""
+
 import json
 import math
 import os
@@ -92,12 +93,15 @@ def test_shot_group_means_by_hand():
     counts = [200, 150, 100, 50, 20, 19, 5]  # 100 and 20 are Medium (thresholds inclusive)
     values = [1.0, 3.0, 10.0, 20.0, 30.0, 4.0, 6.0]
     assert shot_group_means(values, counts) == pytest.approx(
-        {"many": 2.0, "medium": 20.0, "few": 5.0})
+        {"many": 2.0, "medium": 20.0, "few": 5.0}
+    )
     out = shot_group_means([1.0, 2.0, 4.0], [500, 300, 60])
     assert out == pytest.approx({"many": 1.5, "medium": 4.0}) and "few" not in out
     assert shot_group_means([7.0, 9.0], [5, 1]) == {"few": 8.0}
     assert shot_group_means([1.0, 2.0], [30, 40], many_threshold=35, few_threshold=35) == {
-        "many": 2.0, "few": 1.0}
+        "many": 2.0,
+        "few": 1.0,
+    }
 
 
 # ---------------------------------------------------------------------------------------
@@ -147,9 +151,11 @@ def test_no_flat_tau_falls_back_to_the_flattest():
     assert pick_temperature(z, COUNTS, power=1.0) == (10.0, False)
     # Hand-made distributions with the largest ratio in the middle.
     counts = [200, 150, 10, 5]
-    dists = {(1.0, 1.0): torch.tensor([10.0, 10.0, 5.0, 5.0]),
-             (2.0, 1.0): torch.tensor([10.0, 10.0, 8.0, 8.0]),
-             (3.0, 1.0): torch.tensor([10.0, 10.0, 7.0, 7.0])}
+    dists = {
+        (1.0, 1.0): torch.tensor([10.0, 10.0, 5.0, 5.0]),
+        (2.0, 1.0): torch.tensor([10.0, 10.0, 8.0, 8.0]),
+        (3.0, 1.0): torch.tensor([10.0, 10.0, 7.0, 7.0]),
+    }
     table = table_from_distributions(dists, counts)
     assert table["picks"] == {1.0: 2.0} and table["reached_flatness"] == {1.0: False}
     assert "NOT flat" in format_virtual_example_table(table)
@@ -224,7 +230,7 @@ def test_streamed_sums_equal_the_logit_path():
     torch.manual_seed(0)
     model = _Teacher(as_dict=True)
     images = torch.randn(9, 4)
-    loader = [(images[i:i + 4], torch.zeros(len(images[i:i + 4]))) for i in range(0, 9, 4)]
+    loader = [(images[i : i + 4], torch.zeros(len(images[i : i + 4]))) for i in range(0, 9, 4)]
     grid = teacher_virtual_examples(model, loader, "cpu", temperatures=(1, 2), powers=(1, 0.5))
     assert model.training
     logits = teacher_logits_on(model, loader, "cpu")
@@ -233,8 +239,9 @@ def test_streamed_sums_equal_the_logit_path():
         torch.testing.assert_close(v, virtual_example_distribution(logits, tau, p))
     with pytest.raises(ValueError):
         teacher_virtual_examples(model, [], "cpu")
-    empty = teacher_virtual_examples(model, [], "cpu", temperatures=(1,), powers=(1,),
-                                     num_classes=3)
+    empty = teacher_virtual_examples(
+        model, [], "cpu", temperatures=(1,), powers=(1,), num_classes=3
+    )
     assert torch.equal(empty[(1.0, 1.0)], torch.zeros(3, dtype=torch.float64))
 
 
@@ -245,8 +252,9 @@ def test_file_datasets_are_analysed_with_the_test_transform(tmp_path):
     (tmp_path / "train.txt").write_text("a/1.jpg 0\nb/2.jpg 1\n")
     cfg = get_cfg()
     train = build_file_transforms(cfg, True, (0.5,) * 3, (0.25,) * 3)
-    dataset = ListFileDataset(str(tmp_path), str(tmp_path / "train.txt"), train, 2,
-                              check_files=False)  # no image is read
+    dataset = ListFileDataset(
+        str(tmp_path), str(tmp_path / "train.txt"), train, 2, check_files=False
+    )  # no image is read
     view = unaugmented_view(cfg, dataset)
     assert dataset.transform is train  # the training split itself is unchanged
     names = [type(t).__name__ for t in view.transform.transforms]
@@ -294,15 +302,17 @@ def test_plot_without_matplotlib_writes_nothing(tmp_path, monkeypatch):
 
 
 def _run(args):
-    return subprocess.run([sys.executable, TOOL, *args], capture_output=True, text=True,
-                          timeout=300, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, TOOL, *args], capture_output=True, text=True, timeout=300, cwd=ROOT
+    )
 
 
 def test_cli_end_to_end(tmp_path):
     _, _, _, weights = _tiny_teacher(tmp_path)
     out = tmp_path / "analysis"
-    r = _run(["--output", str(out)] + tiny_overrides(tmp_path / "teacher", **{
-        "MODEL.WEIGHTS": weights}))
+    r = _run(
+        ["--output", str(out)] + tiny_overrides(tmp_path / "teacher", **{"MODEL.WEIGHTS": weights})
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert "real counts" in r.stdout and "picks: p=1: tau=" in r.stdout
     table = json.load(open(out / "virtual_examples.json"))

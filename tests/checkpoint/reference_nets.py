@@ -8,6 +8,7 @@ logits; expert assignment: early exit at ``sigmoid > 0.5`` with the router readi
 hard-codes 16/64-channel stems. Pooling is global averaging, which is what the reference's
 ``AvgPool2d(7)`` does on its 224-pixel inputs.
 """
+
 from typing import Sequence
 
 import torch
@@ -70,8 +71,13 @@ class CifarBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(cout)
         self.shortcut = nn.Sequential()
         if stride != 1 or cin != cout:
-            self.shortcut = _PadA((cout - cin) // 2) if option == "A" else nn.Sequential(
-                nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+            self.shortcut = (
+                _PadA((cout - cin) // 2)
+                if option == "A"
+                else nn.Sequential(
+                    nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
+                )
+            )
 
     def forward(self, x):
         out = F.relu(self.bn1(self.conv1(x)))
@@ -101,11 +107,13 @@ class Bottleneck(nn.Module):
 def bottleneck_stage(cin, planes, blocks, stride, groups, base_width):
     down = None
     if stride != 1 or cin != planes * 4:
-        down = nn.Sequential(nn.Conv2d(cin, planes * 4, 1, stride, bias=False),
-                             nn.BatchNorm2d(planes * 4))
+        down = nn.Sequential(
+            nn.Conv2d(cin, planes * 4, 1, stride, bias=False), nn.BatchNorm2d(planes * 4)
+        )
     layers = [Bottleneck(cin, planes, stride, down, groups, base_width)]
-    layers += [Bottleneck(planes * 4, planes, 1, None, groups, base_width)
-               for _ in range(blocks - 1)]
+    layers += [
+        Bottleneck(planes * 4, planes, 1, None, groups, base_width) for _ in range(blocks - 1)
+    ]
     return nn.Sequential(*layers)
 
 
@@ -116,12 +124,14 @@ class _Experts(nn.Module):
         self.num_experts = num_experts
         self.linears = nn.ModuleList(
             NormedLinear(dim, num_classes) if use_norm else nn.Linear(dim, num_classes)
-            for _ in range(num_experts))
+            for _ in range(num_experts)
+        )
         self.s = s if use_norm else 1
         self.top_k = top_k
         if top_k:
             self.expert_help_pred_hidden_fcs = nn.ModuleList(
-                nn.Linear(dim, 16) for _ in range(num_experts - 1))
+                nn.Linear(dim, 16) for _ in range(num_experts - 1)
+            )
             self.expert_help_pred_fc = nn.Linear(16 + top_k, 1)
 
     def expert(self, shared, e):
@@ -142,8 +152,9 @@ class _Experts(nn.Module):
         """Eval-mode output: mean logits; with routers ``(logits, experts used (N, 1))``."""
         shared = self.trunk(x)
         if not self.top_k:
-            return torch.stack([self.expert(shared, e)[0]
-                                for e in range(self.num_experts)], 1).mean(1)
+            return torch.stack(
+                [self.expert(shared, e)[0] for e in range(self.num_experts)], 1
+            ).mean(1)
         nxt = torch.ones(x.shape[0], dtype=torch.bool)
         used = torch.ones(x.shape[0], 1, dtype=torch.long)
         output, fmap = self.expert(shared, 0)
@@ -161,23 +172,38 @@ class _Experts(nn.Module):
 class RefResNetS(_Experts):
     """RIDE's ``ResNet_s`` (CIFAR ResNet-32) with E experts; ``top_k`` adds the EA routers."""
 
-    def __init__(self, num_experts=3, num_classes=10, widths=(4, 6, 12), use_norm=True,
-                 s=30.0, top_k=0, option="A", blocks=5):
+    def __init__(
+        self,
+        num_experts=3,
+        num_classes=10,
+        widths=(4, 6, 12),
+        use_norm=True,
+        s=30.0,
+        top_k=0,
+        option="A",
+        blocks=5,
+    ):
         super().__init__()
         stem, w2, w3 = widths
         self.conv1 = nn.Conv2d(3, stem, 3, 1, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(stem)
         self.layer1 = self._stage(stem, stem, blocks, 1, option)
-        self.layer2s = nn.ModuleList(self._stage(stem, w2, blocks, 2, option)
-                                     for _ in range(num_experts))
-        self.layer3s = nn.ModuleList(self._stage(w2, w3, blocks, 2, option)
-                                     for _ in range(num_experts))
+        self.layer2s = nn.ModuleList(
+            self._stage(stem, w2, blocks, 2, option) for _ in range(num_experts)
+        )
+        self.layer3s = nn.ModuleList(
+            self._stage(w2, w3, blocks, 2, option) for _ in range(num_experts)
+        )
         self._init_heads(num_experts, w3, num_classes, use_norm, s, top_k)
 
     @staticmethod
     def _stage(cin, cout, blocks, stride, option):
-        return nn.Sequential(*[CifarBlock(cin if i == 0 else cout, cout, stride if i == 0 else 1,
-                                          option) for i in range(blocks)])
+        return nn.Sequential(
+            *[
+                CifarBlock(cin if i == 0 else cout, cout, stride if i == 0 else 1, option)
+                for i in range(blocks)
+            ]
+        )
 
     def trunk(self, x):
         return self.layer1(F.relu(self.bn1(self.conv1(x))))
@@ -189,9 +215,19 @@ class RefResNetS(_Experts):
 class RefRIDEResNeXt(_Experts):
     """RIDE's ``ResNext``/``ResNet`` (bottlenecks; layer3s/layer4s per expert)."""
 
-    def __init__(self, num_experts=2, num_classes=10, stem=8, planes=(8, 16, 24, 48),
-                 groups=2, base_width=16, use_norm=True, s=30.0, top_k=0,
-                 blocks: Sequence[int] = (3, 4, 6, 3)):
+    def __init__(
+        self,
+        num_experts=2,
+        num_classes=10,
+        stem=8,
+        planes=(8, 16, 24, 48),
+        groups=2,
+        base_width=16,
+        use_norm=True,
+        s=30.0,
+        top_k=0,
+        blocks: Sequence[int] = (3, 4, 6, 3),
+    ):
         super().__init__()
         self.conv1 = nn.Conv2d(3, stem, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(stem)
@@ -200,10 +236,12 @@ class RefRIDEResNeXt(_Experts):
         self.layer2 = bottleneck_stage(planes[0] * 4, planes[1], blocks[1], 2, groups, base_width)
         self.layer3s = nn.ModuleList(
             bottleneck_stage(planes[1] * 4, planes[2], blocks[2], 2, groups, base_width)
-            for _ in range(num_experts))
+            for _ in range(num_experts)
+        )
         self.layer4s = nn.ModuleList(
             bottleneck_stage(planes[2] * 4, planes[3], blocks[3], 2, groups, base_width)
-            for _ in range(num_experts))
+            for _ in range(num_experts)
+        )
         self._init_heads(num_experts, planes[3] * 4, num_classes, use_norm, s, top_k)
 
     def trunk(self, x):
@@ -217,16 +255,18 @@ class RefRIDEResNeXt(_Experts):
 class RefFeatureResNeXt(nn.Module):
     """classifier-balancing's ``ResNext`` feature model (returns ``(features, None)``)."""
 
-    def __init__(self, stem=8, planes=(8, 16, 32, 64), groups=2, base_width=16,
-                 blocks=(3, 4, 6, 3)):
+    def __init__(
+        self, stem=8, planes=(8, 16, 32, 64), groups=2, base_width=16, blocks=(3, 4, 6, 3)
+    ):
         super().__init__()
         self.conv1 = nn.Conv2d(3, stem, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(stem)
         self.maxpool = nn.MaxPool2d(3, 2, 1)
         cin = stem
         for i, (p, b) in enumerate(zip(planes, blocks)):
-            self.add_module(f"layer{i + 1}",
-                            bottleneck_stage(cin, p, b, 1 if i == 0 else 2, groups, base_width))
+            self.add_module(
+                f"layer{i + 1}", bottleneck_stage(cin, p, b, 1 if i == 0 else 2, groups, base_width)
+            )
             cin = p * 4
 
     def forward(self, x):

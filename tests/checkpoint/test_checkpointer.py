@@ -1,4 +1,5 @@
 """Checkpointer: round trip, strict loading, pruning, resume with fallback."""
+
 import logging
 import os
 
@@ -48,12 +49,24 @@ def test_round_trip_resumes_training_exactly(tmp_path):
     _steps(model, opt, sched, 4)
     ckpt = Checkpointer(model, str(tmp_path), opt, sched)
     rng = capture_rng_state()
-    path = ckpt.save("model_epoch_0004", epoch=4, iteration=40, rng=rng,
-                     sampler={"perm": np.arange(5, dtype=np.int64), "pos": np.int64(2)})
+    path = ckpt.save(
+        "model_epoch_0004",
+        epoch=4,
+        iteration=40,
+        rng=rng,
+        sampler={"perm": np.arange(5, dtype=np.int64), "pos": np.int64(2)},
+    )
     assert path == str(tmp_path / "model_epoch_0004.pth")
     assert sorted(os.listdir(tmp_path)) == ["last_checkpoint", "model_epoch_0004.pth"]
     assert set(torch.load(path, weights_only=True)) == {
-        "model", "optimizer", "scheduler", "epoch", "iteration", "rng", "sampler"}
+        "model",
+        "optimizer",
+        "scheduler",
+        "epoch",
+        "iteration",
+        "rng",
+        "sampler",
+    }
     expected_rand = torch.rand(3)
 
     model2, opt2, sched2 = _trainer(1)
@@ -89,9 +102,14 @@ def test_save_unwraps_data_parallel(tmp_path):
 
 
 def test_wrong_architecture_names_keys_and_leaves_model(tmp_path):
-    torch.save({"model": nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.ReLU(),
-                                       nn.Linear(6, 5), nn.Linear(5, 2)).state_dict()},
-               tmp_path / "other.pth")
+    torch.save(
+        {
+            "model": nn.Sequential(
+                nn.Linear(4, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 5), nn.Linear(5, 2)
+            ).state_dict()
+        },
+        tmp_path / "other.pth",
+    )
     model = _net(out=3)
     before = _params(model)
     ckpt = Checkpointer(model, str(tmp_path))
@@ -129,8 +147,12 @@ def test_pruning_keeps_newest_periodic_and_named(tmp_path):
     ckpt.save(Checkpointer.periodic_name(4), epoch=4)
     ckpt.save("model_final", epoch=4)
     assert sorted(os.listdir(tmp_path)) == [
-        "last_checkpoint", "model_best.pth", "model_epoch_0003.pth", "model_epoch_0004.pth",
-        "model_final.pth"]
+        "last_checkpoint",
+        "model_best.pth",
+        "model_epoch_0003.pth",
+        "model_epoch_0004.pth",
+        "model_final.pth",
+    ]
     assert ckpt.get_checkpoint_file() == str(tmp_path / "model_final.pth")
     keep_all = Checkpointer(_net(), str(tmp_path / "all"), max_to_keep=0)
     for epoch in range(4):
@@ -172,8 +194,7 @@ def test_resume_falls_back_when_latest_is_truncated(tmp_path, caplog):
 def test_no_resume_loads_weights_only(tmp_path):
     src_model, src_opt, src_sched = _trainer(0)
     _steps(src_model, src_opt, src_sched, 2)
-    Checkpointer(src_model, str(tmp_path / "src"), src_opt, src_sched).save("model_final",
-                                                                           epoch=2)
+    Checkpointer(src_model, str(tmp_path / "src"), src_opt, src_sched).save("model_final", epoch=2)
     model, opt, sched = _trainer(1)
     ckpt = Checkpointer(model, str(tmp_path / "run"), opt, sched)
     assert ckpt.resume_or_load(str(tmp_path / "src" / "model_final.pth"), resume=True) == {}

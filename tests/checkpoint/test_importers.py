@@ -1,6 +1,7 @@
 """Importers of original RIDE / classifier-balancing checkpoints: the converted model computes
 the reference networks' logits, foreign pickles run nothing, and every misuse gets a clear
 one-paragraph error."""
+
 import builtins
 import collections
 import json
@@ -37,13 +38,22 @@ LWS = os.path.join(ROOT, "configs/ImageNet-LT/lws_x50.yaml")
 # Tiny versions of the published architectures: RIDE ResNet-32 at a quarter width (stem 4,
 # experts 6/12 channels), bottleneck networks at 1/8 width with 2 groups of 16.
 CIFAR_OPTS = ["MODEL.BACKBONE.WIDTH_MULT", "0.25", "MODEL.DEVICE", "'cpu'"]
-BOTTLENECK_OPTS = ["MODEL.BACKBONE.WIDTH_MULT", "0.125", "MODEL.RESNET.GROUPS", "2",
-                   "MODEL.RESNET.WIDTH_PER_GROUP", "16", "MODEL.DEVICE", "'cpu'"]
+BOTTLENECK_OPTS = [
+    "MODEL.BACKBONE.WIDTH_MULT",
+    "0.125",
+    "MODEL.RESNET.GROUPS",
+    "2",
+    "MODEL.RESNET.WIDTH_PER_GROUP",
+    "16",
+    "MODEL.DEVICE",
+    "'cpu'",
+]
 
 
 def _cfg(config_file, *opts):
-    return setup_cfg(config_file, [*CIFAR_OPTS, *opts] if "CIFAR" in config_file
-                     else [*BOTTLENECK_OPTS, *opts])
+    return setup_cfg(
+        config_file, [*CIFAR_OPTS, *opts] if "CIFAR" in config_file else [*BOTTLENECK_OPTS, *opts]
+    )
 
 
 def _fake_config_module(payload=None):
@@ -71,12 +81,21 @@ def save_ride(path, net, args=None, payload=None):
         if payload is None:
             config._config = collections.OrderedDict(
                 name="Imbalance_CIFAR100_LT_RIDE",
-                arch={"type": "ResNet32Model", "args": dict(args or {})})
+                arch={"type": "ResNet32Model", "args": dict(args or {})},
+            )
             config._save_dir = pathlib.PosixPath("saved/models/x")
             config.resume = None
-        torch.save({"arch": "ResNet32Model", "epoch": 5, "state_dict": ride_state_dict(net),
-                    "optimizer": {"state": {}, "param_groups": []},
-                    "monitor_best": np.float64(0.42), "config": config}, path)
+        torch.save(
+            {
+                "arch": "ResNet32Model",
+                "epoch": 5,
+                "state_dict": ride_state_dict(net),
+                "optimizer": {"state": {}, "param_groups": []},
+                "monitor_best": np.float64(0.42),
+                "config": config,
+            },
+            path,
+        )
     finally:
         del sys.modules["parse_config"]  # the loader must not find the class
 
@@ -101,8 +120,16 @@ def test_ride_cifar_logits_match_reference(tmp_path, use_norm, experts):
     ref = RefResNetS(num_experts=experts, use_norm=use_norm, s=30.0).eval()
     randomize_bn(ref)
     src, out = str(tmp_path / "RIDE.pth"), str(tmp_path / "out.pth")
-    save_ride(src, ref, args={"num_experts": experts, "use_norm": use_norm,
-                              "reduce_dimension": True, "num_classes": 10})
+    save_ride(
+        src,
+        ref,
+        args={
+            "num_experts": experts,
+            "use_norm": use_norm,
+            "reduce_dimension": True,
+            "num_classes": 10,
+        },
+    )
     head = [] if use_norm else ["MODEL.HEAD.NAME", "'LinearHead'"]
     cfg = _cfg(RIDE_CIFAR, "MODEL.RIDE.NUM_EXPERTS", str(experts), *head)
     result = convert_checkpoint(src, "ride", cfg, out)
@@ -115,8 +142,10 @@ def test_ride_cifar_logits_match_reference(tmp_path, use_norm, experts):
     assert ("heads.0.weight" if use_norm else "heads.0.fc.bias") in result["model"]
     x = torch.randn(6, 3, 16, 16)
     # Checkpointer.load is strict: every key and shape of the config's model is checked.
-    model = _converted_model(_cfg(RIDE_CIFAR, "MODEL.NUM_CLASSES", "10",
-                                  "MODEL.RIDE.NUM_EXPERTS", str(experts), *head), out)
+    model = _converted_model(
+        _cfg(RIDE_CIFAR, "MODEL.NUM_CLASSES", "10", "MODEL.RIDE.NUM_EXPERTS", str(experts), *head),
+        out,
+    )
     torch.testing.assert_close(_logits(model, x), ref(x), atol=1e-5, rtol=1e-5)
 
 
@@ -134,8 +163,16 @@ def test_ride_expert_assignment_early_exit_matches_reference(tmp_path):
         ref.expert_help_pred_fc.bias -= middle.mean()
     src, out = str(tmp_path / "RIDE_EA.pth"), str(tmp_path / "out.pth")
     save_ride(src, ref, args={"num_experts": 3, "top_choices_num": 5, "use_norm": True})
-    opts = ["MODEL.RIDE.NUM_EXPERTS", "3", "MODEL.ROUTER.ENABLED", "True",
-            "MODEL.ROUTER.TOP_K", "5", "MODEL.ROUTER.THRESHOLD", "0.5"]
+    opts = [
+        "MODEL.RIDE.NUM_EXPERTS",
+        "3",
+        "MODEL.ROUTER.ENABLED",
+        "True",
+        "MODEL.ROUTER.TOP_K",
+        "5",
+        "MODEL.ROUTER.THRESHOLD",
+        "0.5",
+    ]
     convert_checkpoint(src, "ride", _cfg(RIDE_CIFAR, *opts), out)
     model = _converted_model(_cfg(RIDE_CIFAR, *opts, "MODEL.NUM_CLASSES", "10"), out).eval()
     with torch.no_grad():
@@ -162,12 +199,21 @@ def test_ride_resnext_logits_match_reference(tmp_path):
     cfg = _cfg(RIDE_IMAGENET, "MODEL.RIDE.NUM_EXPERTS", "2", "MODEL.NUM_CLASSES", "10")
     convert_checkpoint(src, "ride", cfg, out)
     x = torch.randn(2, 3, 32, 32)
-    torch.testing.assert_close(_logits(_converted_model(cfg, out), x), ref(x),
-                               atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(_logits(_converted_model(cfg, out), x), ref(x), atol=1e-5, rtol=1e-5)
     with pytest.raises(ConfigError, match="MODEL.BACKBONE.NAME 'RIDEResNeXt50'"):
-        convert_checkpoint(src, "ride", _cfg(RIDE_IMAGENET, "MODEL.RIDE.NUM_EXPERTS", "2",
-                                             "MODEL.BACKBONE.NAME", "'RIDEResNet50'",
-                                             "MODEL.RESNET.GROUPS", "1"))
+        convert_checkpoint(
+            src,
+            "ride",
+            _cfg(
+                RIDE_IMAGENET,
+                "MODEL.RIDE.NUM_EXPERTS",
+                "2",
+                "MODEL.BACKBONE.NAME",
+                "'RIDEResNet50'",
+                "MODEL.RESNET.GROUPS",
+                "1",
+            ),
+        )
 
 
 @pytest.mark.parametrize("lws", [False, True])
@@ -178,20 +224,32 @@ def test_decoupling_logits_match_reference(tmp_path, lws):
     feat_state = torch.nn.DataParallel(feat).state_dict()
     if lws:  # files from before PyTorch 0.4.1 lack the BN counters
         feat_state = collections.OrderedDict(
-            (k, v) for k, v in feat_state.items() if not k.endswith("num_batches_tracked"))
+            (k, v) for k, v in feat_state.items() if not k.endswith("num_batches_tracked")
+        )
     src, out = str(tmp_path / "final_model_checkpoint.pth"), str(tmp_path / "out.pth")
-    torch.save({"epoch": 90, "best_epoch": 88, "best_acc": np.float64(0.5), "centroids": None,
-                "state_dict_best": {"feat_model": feat_state,
-                                    "classifier": torch.nn.DataParallel(clf).state_dict()}},
-               src, _use_new_zipfile_serialization=False)  # the format of that era
+    torch.save(
+        {
+            "epoch": 90,
+            "best_epoch": 88,
+            "best_acc": np.float64(0.5),
+            "centroids": None,
+            "state_dict_best": {
+                "feat_model": feat_state,
+                "classifier": torch.nn.DataParallel(clf).state_dict(),
+            },
+        },
+        src,
+        _use_new_zipfile_serialization=False,
+    )  # the format of that era
     cfg = _cfg(LWS if lws else CRT, "MODEL.NUM_CLASSES", "10")
     meta = convert_checkpoint(src, "decoupling", cfg, out)["meta"]
     assert meta["file"]["best_epoch"] == 88 and meta["file"]["groups"] == 2
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         expected = clf(feat(x)[0])[0]
-    torch.testing.assert_close(_logits(_converted_model(cfg, out), x), expected,
-                               atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        _logits(_converted_model(cfg, out), x), expected, atol=1e-5, rtol=1e-5
+    )
     if lws:
         with pytest.raises(ConfigError, match="set it to 'LWSHead'"):
             convert_checkpoint(src, "decoupling", _cfg(CRT))
@@ -199,8 +257,9 @@ def test_decoupling_logits_match_reference(tmp_path, lws):
 
 def test_a_config_that_names_os_functions_is_refused_unread(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    save_ride("evil.pth", RefResNetS(num_experts=2).eval(),
-              payload=(os.system, ("touch SENTINEL",)))
+    save_ride(
+        "evil.pth", RefResNetS(num_experts=2).eval(), payload=(os.system, ("touch SENTINEL",))
+    )
     with pytest.raises(CheckpointError, match=r"names posix.system.*nothing in it was executed"):
         convert_checkpoint("evil.pth", "ride", _cfg(RIDE_CIFAR, "MODEL.RIDE.NUM_EXPERTS", "2"))
     assert not os.path.exists("SENTINEL")
@@ -214,8 +273,9 @@ def test_a_config_that_would_exec_code_becomes_inert(tmp_path, monkeypatch):
     assert not os.path.exists("SENTINEL")
     assert "builtins.exec" in result["meta"]["inert_globals"]
     x = torch.randn(2, 3, 16, 16)
-    model = build_model(_cfg(RIDE_CIFAR, "MODEL.RIDE.NUM_EXPERTS", "2", "MODEL.NUM_CLASSES",
-                             "10"), [1] * 10)
+    model = build_model(
+        _cfg(RIDE_CIFAR, "MODEL.RIDE.NUM_EXPERTS", "2", "MODEL.NUM_CLASSES", "10"), [1] * 10
+    )
     model.load_state_dict(result["model"])
     torch.testing.assert_close(_logits(model, x), ref(x), atol=1e-5, rtol=1e-5)
     with pytest.raises(CheckpointError):  # the project's own loader still refuses it
@@ -232,26 +292,41 @@ def ride_file(tmp_path_factory):
 
 def test_errors_are_specific(tmp_path, ride_file):
     cfg = _cfg(RIDE_CIFAR)  # 4 experts
-    with pytest.raises(ConfigError, match=r"file has 3 experts but the config builds 4: "
-                                          r"set MODEL.RIDE.NUM_EXPERTS 3"):
+    with pytest.raises(
+        ConfigError,
+        match=r"file has 3 experts but the config builds 4: "
+        r"set MODEL.RIDE.NUM_EXPERTS 3",
+    ):
         convert_checkpoint(ride_file, "ride", cfg)
     with pytest.raises(ConfigError, match=r"Unknown checkpoint format 'rdie'.*Did you mean 'ride'"):
         convert_checkpoint(ride_file, "rdie", cfg)
     with pytest.raises(FileNotFoundError, match="not found"):
         convert_checkpoint(str(tmp_path / "nope.pth"), "ride", cfg)
-    with pytest.raises(CheckpointError, match=r"not a classifier-balancing.*keys \[arch, epoch, "
-                                              r"state_dict.*use --from ride"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"not a classifier-balancing.*keys \[arch, epoch, "
+        r"state_dict.*use --from ride",
+    ):
         convert_checkpoint(ride_file, "decoupling", _cfg(CRT))
     three = _cfg(RIDE_CIFAR, "MODEL.RIDE.NUM_EXPERTS", "3")
     with pytest.raises(ConfigError, match="MODEL.NUM_CLASSES is 20: set it to 10"):
-        convert_checkpoint(ride_file, "ride", _cfg(RIDE_CIFAR, "MODEL.RIDE.NUM_EXPERTS", "3",
-                                                   "MODEL.NUM_CLASSES", "20"))
+        convert_checkpoint(
+            ride_file,
+            "ride",
+            _cfg(RIDE_CIFAR, "MODEL.RIDE.NUM_EXPERTS", "3", "MODEL.NUM_CLASSES", "20"),
+        )
     with pytest.raises(CheckpointMismatchError, match=r"backbone\.layer3s\.0\.0\.conv1\.weight"):
-        convert_checkpoint(ride_file, "ride", _cfg(RIDE_CIFAR, "MODEL.RIDE.NUM_EXPERTS", "3",
-                                                   "MODEL.RIDE.EXPERT_WIDTHS", "[24, 64]"))
+        convert_checkpoint(
+            ride_file,
+            "ride",
+            _cfg(RIDE_CIFAR, "MODEL.RIDE.NUM_EXPERTS", "3", "MODEL.RIDE.EXPERT_WIDTHS", "[24, 64]"),
+        )
     with pytest.raises(ConfigError, match="MODEL.HEAD.COSINE_SCALE is 16: set it to 30"):
-        convert_checkpoint(ride_file, "ride", _cfg(RIDE_CIFAR, "MODEL.RIDE.NUM_EXPERTS", "3",
-                                                   "MODEL.HEAD.COSINE_SCALE", "16.0"))
+        convert_checkpoint(
+            ride_file,
+            "ride",
+            _cfg(RIDE_CIFAR, "MODEL.RIDE.NUM_EXPERTS", "3", "MODEL.HEAD.COSINE_SCALE", "16.0"),
+        )
     with pytest.raises(ConfigError, match="MODEL.META_ARCHITECTURE 'RIDE'"):
         convert_checkpoint(ride_file, "ride", _cfg(CRT))
     (tmp_path / "garbage.pth").write_bytes(b"PK\x03\x04 not really a checkpoint")
@@ -262,30 +337,69 @@ def test_errors_are_specific(tmp_path, ride_file):
         convert_checkpoint(str(tmp_path / "ours.pth"), "ride", three)
     option_b = str(tmp_path / "option_b.pth")
     save_ride(option_b, RefResNetS(num_experts=3, option="B"))
-    with pytest.raises(CheckpointMismatchError, match=r"1x1-convolution \(option B\) shortcuts "
-                                                      r"but RIDEResNet32 builds parameter-free"):
+    with pytest.raises(
+        CheckpointMismatchError,
+        match=r"1x1-convolution \(option B\) shortcuts "
+        r"but RIDEResNet32 builds parameter-free",
+    ):
         convert_checkpoint(option_b, "ride", three)
 
 
 def test_cli_end_to_end(tmp_path, ride_file, capsys):
     tool = os.path.join(ROOT, "tools", "convert_checkpoint.py")
     out = str(tmp_path / "out.pth")
-    ok = subprocess.run([sys.executable, tool, "--from", "ride", ride_file, "--config-file",
-                         RIDE_CIFAR, out, *CIFAR_OPTS, "MODEL.RIDE.NUM_EXPERTS", "3"],
-                        capture_output=True, text=True, cwd=str(tmp_path))
+    ok = subprocess.run(
+        [
+            sys.executable,
+            tool,
+            "--from",
+            "ride",
+            ride_file,
+            "--config-file",
+            RIDE_CIFAR,
+            out,
+            *CIFAR_OPTS,
+            "MODEL.RIDE.NUM_EXPERTS",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=str(tmp_path),
+    )
     assert ok.returncode == 0, ok.stderr
     assert "3 experts" in ok.stdout and "--eval-only MODEL.WEIGHTS" in ok.stdout
     assert safe_torch_load(out)["meta"]["source"] == ride_file
     # ... and our evaluator takes the converted file as it is (tiny synthetic test split).
     results = tmp_path / "eval" / "results.json"
     evaluated = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "tools", "train_net.py"), "--config-file",
-         RIDE_CIFAR, "--eval-only", "MODEL.WEIGHTS", out, *CIFAR_OPTS,
-         "MODEL.RIDE.NUM_EXPERTS", "3", "DATASETS.NAME", "SyntheticLT",
-         "DATASETS.SYNTHETIC.NUM_CLASSES", "10", "DATASETS.MAX_PER_CLASS", "20",
-         "DATASETS.IMBALANCE_FACTOR", "10",
-         "INPUT.CROP_SIZE", "16", "OUTPUT_DIR", str(results.parent)],
-        capture_output=True, text=True, cwd=ROOT)
+        [
+            sys.executable,
+            os.path.join(ROOT, "tools", "train_net.py"),
+            "--config-file",
+            RIDE_CIFAR,
+            "--eval-only",
+            "MODEL.WEIGHTS",
+            out,
+            *CIFAR_OPTS,
+            "MODEL.RIDE.NUM_EXPERTS",
+            "3",
+            "DATASETS.NAME",
+            "SyntheticLT",
+            "DATASETS.SYNTHETIC.NUM_CLASSES",
+            "10",
+            "DATASETS.MAX_PER_CLASS",
+            "20",
+            "DATASETS.IMBALANCE_FACTOR",
+            "10",
+            "INPUT.CROP_SIZE",
+            "16",
+            "OUTPUT_DIR",
+            str(results.parent),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     assert 0 <= json.loads(results.read_text())["top1"] <= 100
 
@@ -294,8 +408,17 @@ def test_cli_end_to_end(tmp_path, ride_file, capsys):
         import convert_checkpoint as tool_module
     finally:
         sys.path.pop(0)
-    code = tool_module.cli(["--from", "ride", ride_file, "--config-file", RIDE_CIFAR,
-                            str(tmp_path / "bad.pth"), *CIFAR_OPTS])  # 4 experts configured
+    code = tool_module.cli(
+        [
+            "--from",
+            "ride",
+            ride_file,
+            "--config-file",
+            RIDE_CIFAR,
+            str(tmp_path / "bad.pth"),
+            *CIFAR_OPTS,
+        ]
+    )  # 4 experts configured
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("ERROR: ") and "Traceback" not in err
     assert "set MODEL.RIDE.NUM_EXPERTS 3" in err and err.count("\n") == 1

@@ -1,4 +1,5 @@
 """Atomic writes, weights-only loads, refusal of corrupt and malicious files, RNG state."""
+
 import os
 import pickle
 import random
@@ -28,8 +29,11 @@ class _Evil:
 
 
 def test_numpy_values_become_loadable(tmp_path):
-    state = {"perm": np.array([3, 1, 2], dtype=np.uint32), "pos": np.int64(5),
-             "nested": [(np.float32(0.5), "a")]}
+    state = {
+        "perm": np.array([3, 1, 2], dtype=np.uint32),
+        "pos": np.int64(5),
+        "nested": [(np.float32(0.5), "a")],
+    }
     safe = to_weights_only_safe(state)
     assert safe["perm"].dtype == torch.int64 and safe["perm"].tolist() == [3, 1, 2]
     assert type(safe["pos"]) is int and safe["nested"] == [(0.5, "a")]
@@ -101,8 +105,13 @@ def test_missing_file_is_file_not_found(tmp_path):
 
 
 def _draw():
-    return (random.random(), random.gauss(0, 1), np.random.rand(3).tolist(),
-            np.random.randn(), torch.rand(3).tolist())
+    return (
+        random.random(),
+        random.gauss(0, 1),
+        np.random.rand(3).tolist(),
+        np.random.randn(),
+        torch.rand(3).tolist(),
+    )
 
 
 def test_rng_round_trip_through_file(tmp_path):

@@ -1,4 +1,5 @@
 """Config merge, overrides, unknown keys, type errors, assert_cfg and @configurable."""
+
 import pytest
 
 from ride_dive.config import ConfigError, assert_cfg, configurable, get_cfg
@@ -100,16 +101,23 @@ def test_every_problem_is_listed_at_once():
     assert "IMBALANCE_FACTOR must be >= 1 (n_max / n_min), got 0.5" in str(e.value)
 
 
-@pytest.mark.parametrize("key,value,message", [
-    ("SOLVER.MAX_EPOCHS", "ten", "SOLVER.MAX_EPOCHS (from command line) must be an integer like "
-                                 "its default 200, got 'ten', which is a string."),
-    ("SOLVER.BATCH_SIZE", "2.5", "must be an integer like its default 128, got 2.5"),
-    ("SOLVER.BATCH_SIZE", "True", "got True, which is a boolean"),
-    ("INPUT.HFLIP", "1", "INPUT.HFLIP (from command line) must be a boolean"),
-    ("MODEL.LOSS.NAME", "5", "got 5, which is an integer (quote it to pass a string)"),
-    ("SOLVER", "3", "SOLVER (from command line) is a section (keys: OPTIMIZER, BASE_LR"),
-    ("SEED", "{'a': 1}", "SEED (from command line) must be an integer"),
-])
+@pytest.mark.parametrize(
+    "key,value,message",
+    [
+        (
+            "SOLVER.MAX_EPOCHS",
+            "ten",
+            "SOLVER.MAX_EPOCHS (from command line) must be an integer like "
+            "its default 200, got 'ten', which is a string.",
+        ),
+        ("SOLVER.BATCH_SIZE", "2.5", "must be an integer like its default 128, got 2.5"),
+        ("SOLVER.BATCH_SIZE", "True", "got True, which is a boolean"),
+        ("INPUT.HFLIP", "1", "INPUT.HFLIP (from command line) must be a boolean"),
+        ("MODEL.LOSS.NAME", "5", "got 5, which is an integer (quote it to pass a string)"),
+        ("SOLVER", "3", "SOLVER (from command line) is a section (keys: OPTIMIZER, BASE_LR"),
+        ("SEED", "{'a': 1}", "SEED (from command line) must be an integer"),
+    ],
+)
 def test_wrong_type_names_key_expected_type_and_value(key, value, message):
     with pytest.raises(ConfigError) as e:
         get_cfg().merge_from_list([key, value])

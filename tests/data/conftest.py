@@ -1,4 +1,5 @@
 """Helpers shared by the data tests: writers of format-correct dataset files."""
+
 import io
 import os
 import pickle
@@ -70,11 +71,17 @@ def write_cifar10(root, train_labels, test_labels):
     os.makedirs(folder, exist_ok=True)
     data = index_images(len(train_labels))
     for i, part in enumerate(np.array_split(np.arange(len(train_labels)), 5)):
-        batch = {b"batch_label": b"training batch", b"labels": [int(v) for v in train_labels[part]],
-                 b"data": data[part], b"filenames": [b"x.png"] * len(part)}
+        batch = {
+            b"batch_label": b"training batch",
+            b"labels": [int(v) for v in train_labels[part]],
+            b"data": data[part],
+            b"filenames": [b"x.png"] * len(part),
+        }
         dump_py2(batch, os.path.join(folder, f"data_batch_{i + 1}"))
-    dump_py2({b"labels": [int(v) for v in test_labels], b"data": index_images(len(test_labels))},
-             os.path.join(folder, "test_batch"))
+    dump_py2(
+        {b"labels": [int(v) for v in test_labels], b"data": index_images(len(test_labels))},
+        os.path.join(folder, "test_batch"),
+    )
     return folder
 
 
@@ -83,9 +90,14 @@ def write_cifar100(root, train_labels, test_labels, names=None):
     folder = os.path.join(root, "cifar-100-python")
     os.makedirs(folder, exist_ok=True)
     for name, labels in (("train", train_labels), ("test", test_labels)):
-        dump_py2({b"fine_labels": [int(v) for v in labels],
-                  b"coarse_labels": [int(v) // 5 for v in labels],
-                  b"data": index_images(len(labels))}, os.path.join(folder, name))
+        dump_py2(
+            {
+                b"fine_labels": [int(v) for v in labels],
+                b"coarse_labels": [int(v) // 5 for v in labels],
+                b"data": index_images(len(labels)),
+            },
+            os.path.join(folder, name),
+        )
     if names is not None:
         dump_py2({b"fine_label_names": names}, os.path.join(folder, "meta"))
     return folder

@@ -1,6 +1,7 @@
 """DATASETS.ON_BAD_IMAGE: undecodable images stop a run with one clear error, or are skipped
 deterministically and counted (training: replaced by the next image of the class; evaluation:
 left out)."""
+
 import numpy as np
 import pytest
 import torch
@@ -23,7 +24,7 @@ def folder(tmp_path):
         Image.fromarray(pixels).save(tmp_path / f"{i}.png")
     (tmp_path / "garbage.png").write_bytes(b"not an image")
     full = (tmp_path / "0.png").read_bytes()
-    (tmp_path / "cut.png").write_bytes(full[:len(full) // 2])
+    (tmp_path / "cut.png").write_bytes(full[: len(full) // 2])
     lines = [f"{i}.png {y}" for i, y in enumerate(LABELS)]
     for name, replacement in (("bad", "garbage.png"), ("cut", "cut.png"), ("same", "3.png")):
         text = lines.copy()
@@ -34,14 +35,25 @@ def folder(tmp_path):
 
 def _dataset(folder, listing, mode="fail", train=True):
     transform = make_file_transforms(train, 8, [0.5] * 3, [0.5] * 3)
-    return ListFileDataset(str(folder), str(folder / listing), transform, num_classes=2,
-                           on_bad_image=mode)
+    return ListFileDataset(
+        str(folder), str(folder / listing), transform, num_classes=2, on_bad_image=mode
+    )
 
 
 def _cfg(workers=0):
     cfg = get_cfg()
-    cfg.merge_from_list(["SOLVER.BATCH_SIZE", 3, "TEST.BATCH_SIZE", 2,
-                         "DATALOADER.NUM_WORKERS", workers, "INPUT.CROP_SIZE", 8])
+    cfg.merge_from_list(
+        [
+            "SOLVER.BATCH_SIZE",
+            3,
+            "TEST.BATCH_SIZE",
+            2,
+            "DATALOADER.NUM_WORKERS",
+            workers,
+            "INPUT.CROP_SIZE",
+            8,
+        ]
+    )
     return cfg
 
 
@@ -50,10 +62,13 @@ def _epoch(loader, epoch=0):
     return list(loader)
 
 
-@pytest.mark.parametrize("listing,reason", [
-    ("bad.txt", "UnidentifiedImageError: not an image format PIL can identify"),
-    ("cut.txt", "OSError: image file is truncated"),
-])
+@pytest.mark.parametrize(
+    "listing,reason",
+    [
+        ("bad.txt", "UnidentifiedImageError: not an image format PIL can identify"),
+        ("cut.txt", "OSError: image file is truncated"),
+    ],
+)
 def test_undecodable_image_names_file_and_line(folder, listing, reason):
     ds = _dataset(folder, listing)
     with pytest.raises(BadImageError) as info:
@@ -89,8 +104,7 @@ def test_skip_with_workers_matches_skip_without(folder):
     single = _epoch(build_train_loader(_cfg(0), _dataset(folder, "bad.txt", "skip"), seed=1))
     loader = build_train_loader(_cfg(2), _dataset(folder, "bad.txt", "skip"), seed=1)
     workers = _epoch(loader)
-    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
-               for a, b in zip(single, workers))
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(single, workers))
     assert loader.bad_images.total == 1
 
 

@@ -1,4 +1,5 @@
 """Registration, SyntheticLT, and the train / test loaders (length, determinism, sharding)."""
+
 import numpy as np
 import pytest
 import torch
@@ -20,25 +21,53 @@ from ride_dive.data.transforms import make_file_transforms
 
 def synthetic_cfg(*opts):
     cfg = get_cfg()
-    cfg.merge_from_list(["DATASETS.NAME", "SyntheticLT", "DATASETS.IMBALANCE_FACTOR", 10,
-                         "INPUT.CROP_SIZE", 16, "SOLVER.BATCH_SIZE", 32, *opts])
+    cfg.merge_from_list(
+        [
+            "DATASETS.NAME",
+            "SyntheticLT",
+            "DATASETS.IMBALANCE_FACTOR",
+            10,
+            "INPUT.CROP_SIZE",
+            16,
+            "SOLVER.BATCH_SIZE",
+            32,
+            *opts,
+        ]
+    )
     return cfg
 
 
 def test_every_name_is_registered():
-    for name in ("CIFAR10LT", "CIFAR100LT", "FashionMNISTLT", "ImageNetLT", "PlacesLT",
-                 "INaturalist2018", "SyntheticLT"):
+    for name in (
+        "CIFAR10LT",
+        "CIFAR100LT",
+        "FashionMNISTLT",
+        "ImageNetLT",
+        "PlacesLT",
+        "INaturalist2018",
+        "SyntheticLT",
+    ):
         assert name in DATASET_REGISTRY and DATASET_REGISTRY.get(name).__name__ == name
-    for name in ("InstanceBalancedSampler", "ClassAwareSampler", "SquareRootSampler",
-                 "ProgressivelyBalancedSampler"):
+    for name in (
+        "InstanceBalancedSampler",
+        "ClassAwareSampler",
+        "SquareRootSampler",
+        "ProgressivelyBalancedSampler",
+    ):
         assert SAMPLER_REGISTRY.get(name).__name__ == name
     with pytest.raises(ConfigError, match="DATASETS.NAME='CIFAR10' .*CIFAR10LT"):
         build_datasets(synthetic_cfg("DATASETS.NAME", "CIFAR10"))
 
 
 def test_synthetic_lt_from_config():
-    cfg = synthetic_cfg("MODEL.BACKBONE.IN_CHANNELS", 1, "DATASETS.SYNTHETIC.IMAGE_SIZE", 12,
-                        "DATASETS.MAX_PER_CLASS", 40)
+    cfg = synthetic_cfg(
+        "MODEL.BACKBONE.IN_CHANNELS",
+        1,
+        "DATASETS.SYNTHETIC.IMAGE_SIZE",
+        12,
+        "DATASETS.MAX_PER_CLASS",
+        40,
+    )
     splits = build_datasets(cfg)
     assert splits.class_counts == lt_counts(40, 10, 10.0)
     assert splits.train.images.shape[1:] == (1, 12, 12)
@@ -50,8 +79,10 @@ def test_synthetic_lt_from_config():
 
 def test_synthetic_classes_are_separable():
     splits = build_datasets(synthetic_cfg())
+
     def features(ds):
         return ds.images.float().mean(dim=(2, 3))
+
     train_f, test_f = features(splits.train), features(splits.test)
     centroids = torch.stack([train_f[splits.train.labels == c].mean(0) for c in range(10)])
     predicted = torch.cdist(test_f, centroids).argmin(1)
@@ -59,14 +90,16 @@ def test_synthetic_classes_are_separable():
 
 
 def test_synthetic_val_sources():
-    remainder = build_datasets(synthetic_cfg("DATASETS.VAL_SOURCE", "train_remainder",
-                                             "DATASETS.VAL_PER_CLASS", 5))
+    remainder = build_datasets(
+        synthetic_cfg("DATASETS.VAL_SOURCE", "train_remainder", "DATASETS.VAL_PER_CLASS", 5)
+    )
     train_rows = {tuple(x.flatten().tolist()) for x in remainder.train.images}
     val_rows = [tuple(x.flatten().tolist()) for x in remainder.val.images]
     assert not train_rows & set(val_rows)
     assert torch.equal(torch.bincount(remainder.val.labels), torch.full((10,), 5))
-    from_test = build_datasets(synthetic_cfg("DATASETS.VAL_SOURCE", "test",
-                                             "DATASETS.VAL_PER_CLASS", 5))
+    from_test = build_datasets(
+        synthetic_cfg("DATASETS.VAL_SOURCE", "test", "DATASETS.VAL_PER_CLASS", 5)
+    )
     assert len(from_test.val) == 50 and len(from_test.test) == 150
     test_rows = {tuple(x.flatten().tolist()) for x in from_test.test.images}
     assert not test_rows & {tuple(x.flatten().tolist()) for x in from_test.val.images}
@@ -115,9 +148,13 @@ def test_train_loader_epochs_are_reproducible():
 
 def test_augmentation_depends_on_epoch_not_only_on_order():
     image = torch.arange(3 * 16 * 16).remainder(251).to(torch.uint8).view(1, 3, 16, 16)
-    dataset = InMemoryImageDataset(image.expand(64, -1, -1, -1).contiguous(),
-                                   torch.zeros(64, dtype=torch.long), 1, mean=[0.5] * 3,
-                                   std=[0.5] * 3)
+    dataset = InMemoryImageDataset(
+        image.expand(64, -1, -1, -1).contiguous(),
+        torch.zeros(64, dtype=torch.long),
+        1,
+        mean=[0.5] * 3,
+        std=[0.5] * 3,
+    )
     loader = build_train_loader(synthetic_cfg(), dataset, seed=0)  # order cannot matter here
     first = epoch_batches(loader, 0)[0][0]
     assert torch.equal(first, epoch_batches(loader, 0)[0][0])

@@ -1,4 +1,5 @@
 """CIFAR-LT from official-format pickles: exact index set, sizes, safe loading, errors."""
+
 import os
 import pickle
 import re
@@ -46,8 +47,13 @@ def test_cifar10_lt_reproduces_reference_index_set(cifar10_root, factor, size):
 
 def test_cifar10_val_from_remainder_with_max_per_class(cifar10_root):
     root, train_labels, _ = cifar10_root
-    splits = CIFAR10LT(root=root, imbalance_factor=10.0, max_per_class=4000,
-                       val_source="train_remainder", val_per_class=50)
+    splits = CIFAR10LT(
+        root=root,
+        imbalance_factor=10.0,
+        max_per_class=4000,
+        val_source="train_remainder",
+        val_per_class=50,
+    )
     train_idx = set(decode_index(splits.train.images).tolist())
     val_idx = decode_index(splits.val.images)
     assert splits.class_counts[0] == 4000
@@ -61,9 +67,22 @@ def test_cifar100_lt_small(tmp_path):
     names = [f"name{i}".encode() for i in range(100)]
     write_cifar100(str(tmp_path), train, test, names)
     cfg = get_cfg()
-    cfg.merge_from_list(["DATASETS.NAME", "CIFAR100LT", "DATASETS.ROOT", str(tmp_path),
-                         "DATASETS.IMBALANCE_FACTOR", 12, "DATASETS.MAX_PER_CLASS", 12,
-                         "DATASETS.VAL_SOURCE", "test", "DATASETS.VAL_PER_CLASS", 1])
+    cfg.merge_from_list(
+        [
+            "DATASETS.NAME",
+            "CIFAR100LT",
+            "DATASETS.ROOT",
+            str(tmp_path),
+            "DATASETS.IMBALANCE_FACTOR",
+            12,
+            "DATASETS.MAX_PER_CLASS",
+            12,
+            "DATASETS.VAL_SOURCE",
+            "test",
+            "DATASETS.VAL_PER_CLASS",
+            1,
+        ]
+    )
     splits = build_datasets(cfg)
     assert isinstance(splits, CIFAR100LT)
     expected = reference_lt_indices(train, lt_counts(12, 100, 12.0))
@@ -105,16 +124,21 @@ def test_malicious_pickle_is_refused_without_running_code(tmp_path):
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("content,problem", [
-    ({b"labels": [0]}, "key b'data' is missing"),
-    ({b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]}, "3072 bytes"),
-    ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0]}, "1 labels for 2 images"),
-    ({b"data": np.zeros((1, 3072), np.uint8), b"labels": [10]}, r"labels must lie in \[0, 10\)"),
-    ([1, 2, 3], "expected a dict"),
-])
+@pytest.mark.parametrize(
+    "content,problem",
+    [
+        ({b"labels": [0]}, "key b'data' is missing"),
+        ({b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]}, "3072 bytes"),
+        ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0]}, "1 labels for 2 images"),
+        (
+            {b"data": np.zeros((1, 3072), np.uint8), b"labels": [10]},
+            r"labels must lie in \[0, 10\)",
+        ),
+        ([1, 2, 3], "expected a dict"),
+    ],
+)
 def test_wrong_format_is_reported(tmp_path, content, problem):
-    path = os.path.join(write_cifar10(str(tmp_path), np.arange(10), np.arange(10)),
-                        "data_batch_1")
+    path = os.path.join(write_cifar10(str(tmp_path), np.arange(10), np.arange(10)), "data_batch_1")
     dump_py2(content, path)
     with pytest.raises(DatasetError, match=problem) as info:  # a ConfigError: printed cleanly
         CIFAR10LT(root=str(tmp_path))

@@ -1,4 +1,5 @@
 """Fashion-MNIST-LT: IDX reading/writing, header checks, file search and the real files."""
+
 import gzip
 import os
 
@@ -62,8 +63,9 @@ def _write_fmnist(folder, per_class, test_per_class, gz):
 def test_loads_torchvision_layout_and_builds_lt(tmp_path):
     folder = tmp_path / "FashionMNIST" / "raw"
     train_x, train_y, _, _ = _write_fmnist(str(folder), 30, 4, gz=False)
-    splits = FashionMNISTLT(search_dirs=default_search_dirs(str(tmp_path))[:3],
-                            imbalance_factor=10.0, max_per_class=30)
+    splits = FashionMNISTLT(
+        search_dirs=default_search_dirs(str(tmp_path))[:3], imbalance_factor=10.0, max_per_class=30
+    )
     assert splits.class_counts == lt_counts(30, 10, 10.0)
     assert splits.train.images.shape[1:] == (1, 28, 28)
     assert len(splits.test) == 40 and splits.num_classes == 10
@@ -75,9 +77,22 @@ def test_loads_torchvision_layout_and_builds_lt(tmp_path):
 def test_builds_from_config_root(tmp_path):
     _write_fmnist(str(tmp_path / "fashion-mnist"), 12, 2, gz=True)
     cfg = get_cfg()
-    cfg.merge_from_list(["DATASETS.NAME", "FashionMNISTLT", "DATASETS.ROOT", str(tmp_path),
-                         "DATASETS.MAX_PER_CLASS", 10, "DATASETS.IMBALANCE_FACTOR", 5,
-                         "DATASETS.VAL_SOURCE", "train_remainder", "DATASETS.VAL_PER_CLASS", 2])
+    cfg.merge_from_list(
+        [
+            "DATASETS.NAME",
+            "FashionMNISTLT",
+            "DATASETS.ROOT",
+            str(tmp_path),
+            "DATASETS.MAX_PER_CLASS",
+            10,
+            "DATASETS.IMBALANCE_FACTOR",
+            5,
+            "DATASETS.VAL_SOURCE",
+            "train_remainder",
+            "DATASETS.VAL_PER_CLASS",
+            2,
+        ]
+    )
     splits = build_datasets(cfg)
     assert splits.class_counts == lt_counts(10, 10, 5.0)
     assert torch.equal(torch.bincount(splits.val.labels), torch.full((10,), 2))

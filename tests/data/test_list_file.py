@@ -1,4 +1,5 @@
 """List-file datasets: parsing, errors with file:line, lazy image errors, registered sets."""
+
 import numpy as np
 import pytest
 import torch
@@ -29,12 +30,15 @@ def test_parses_lines_and_loads_rgb(tmp_path):
     assert array.shape == (6, 5, 3) and array[0, 0, 0] == 10 and label == 1
 
 
-@pytest.mark.parametrize("line,problem", [
-    ("justapath", "expected 'relative/path label'"),
-    ("a.png one", "label 'one' is not an integer"),
-    ("a.png 5", r"label 5 is out of range \[0, 5\)"),
-    ("a.png -1", r"label -1 is out of range"),
-])
+@pytest.mark.parametrize(
+    "line,problem",
+    [
+        ("justapath", "expected 'relative/path label'"),
+        ("a.png one", "label 'one' is not an integer"),
+        ("a.png 5", r"label 5 is out of range \[0, 5\)"),
+        ("a.png -1", r"label -1 is out of range"),
+    ],
+)
 def test_bad_lines_name_file_and_line(tmp_path, line, problem):
     listing = tmp_path / "list.txt"
     listing.write_text(f"x.png 0\n\n{line}\n")
@@ -59,9 +63,22 @@ def test_imagenet_lt_from_config_with_override_lists(tmp_path):
     (tmp_path / "ImageNet_LT_val.txt").write_text("img/1.jpg 3\n")
     (tmp_path / "ImageNet_LT_test.txt").write_text("img/2.jpg 7\n")
     cfg = get_cfg()
-    cfg.merge_from_list(["DATASETS.NAME", "ImageNetLT", "DATASETS.ROOT", str(tmp_path),
-                         "DATASETS.TRAIN_LIST", "my_train.txt", "INPUT.CROP_SIZE", 4,
-                         "INPUT.TEST_RESIZE", 5, "INPUT.COLOR_JITTER", 0.4])
+    cfg.merge_from_list(
+        [
+            "DATASETS.NAME",
+            "ImageNetLT",
+            "DATASETS.ROOT",
+            str(tmp_path),
+            "DATASETS.TRAIN_LIST",
+            "my_train.txt",
+            "INPUT.CROP_SIZE",
+            4,
+            "INPUT.TEST_RESIZE",
+            5,
+            "INPUT.COLOR_JITTER",
+            0.4,
+        ]
+    )
     splits = build_datasets(cfg)
     assert splits.num_classes == 1000 and len(splits.class_counts) == 1000
     assert splits.class_counts[0] == 2 and splits.class_counts[999] == 1
@@ -120,11 +137,14 @@ def test_skip_still_fails_when_no_image_exists(tmp_path):
         ListFileDataset(str(tmp_path), str(listing), num_classes=2, on_bad_image="skip")
 
 
-@pytest.mark.parametrize("content,problem", [
-    (b"\n  \n", "lists no images"),
-    (b"a.png 0\ncaf\xe9.png 1\n", r":2: not UTF-8 text"),
-    (b"x" * 500 + b"\n", r":1: expected 'relative/path label', got 'x{77}\.\.\.'"),
-])
+@pytest.mark.parametrize(
+    "content,problem",
+    [
+        (b"\n  \n", "lists no images"),
+        (b"a.png 0\ncaf\xe9.png 1\n", r":2: not UTF-8 text"),
+        (b"x" * 500 + b"\n", r":1: expected 'relative/path label', got 'x{77}\.\.\.'"),
+    ],
+)
 def test_unusable_list_files(tmp_path, content, problem):
     listing = tmp_path / "list.txt"
     listing.write_bytes(content)

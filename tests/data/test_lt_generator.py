@@ -1,4 +1,5 @@
 """The standard LT generator and validation splits against docs/METHODS.md section 1."""
+
 import numpy as np
 import pytest
 
@@ -26,10 +27,13 @@ def reference_lt_indices(labels, counts, seed=0):
         np.random.set_state(state)
 
 
-@pytest.mark.parametrize("n_max,classes,sizes", [
-    (500, 100, {100: 10847, 50: 12608, 10: 19573}),
-    (5000, 10, {100: 12406, 50: 13996, 10: 20431}),
-])
+@pytest.mark.parametrize(
+    "n_max,classes,sizes",
+    [
+        (500, 100, {100: 10847, 50: 12608, 10: 19573}),
+        (5000, 10, {100: 12406, 50: 13996, 10: 20431}),
+    ],
+)
 def test_published_training_sizes(n_max, classes, sizes):
     for factor, size in sizes.items():
         assert sum(lt_counts(n_max, classes, float(factor))) == size
@@ -93,8 +97,9 @@ def test_make_lt_split_sources_and_errors():
     test = np.repeat(np.arange(4), 5)
     none = make_lt_split(train, test, 4, 10, 5.0)
     assert none.val is None and none.test is None and none.val_from == "none"
-    remainder = make_lt_split(train, test, 4, 10, 5.0, val_source="train_remainder",
-                              val_per_class=2)
+    remainder = make_lt_split(
+        train, test, 4, 10, 5.0, val_source="train_remainder", val_per_class=2
+    )
     assert remainder.val_from == "train" and len(remainder.val) == 8
     assert np.array_equal(remainder.train, none.train)
     from_test = make_lt_split(train, test, 4, 10, 5.0, val_source="test", val_per_class=2)

@@ -1,4 +1,5 @@
 """Samplers: class-aware structure, square-root / progressive probabilities, sharding."""
+
 import math
 
 import pytest
@@ -54,8 +55,8 @@ def test_class_aware_cycles_through_each_class_list():
     tail = order[labels[order] == 3].tolist()  # 4 members, drawn ~132 times
     members = sorted(torch.nonzero(labels == 3).flatten().tolist())
     for start in range(0, len(tail) - 3, 4):
-        assert sorted(tail[start:start + 4]) == members  # one reshuffled pass at a time
-    assert len({tuple(tail[s:s + 4]) for s in range(0, 40, 4)}) > 1
+        assert sorted(tail[start : start + 4]) == members  # one reshuffled pass at a time
+    assert len({tuple(tail[s : s + 4]) for s in range(0, 40, 4)}) > 1
 
 
 def test_class_aware_determinism_per_seed_and_epoch():
@@ -111,8 +112,10 @@ def test_progressive_probabilities_move_from_instance_to_balanced():
     assert torch.allclose(sampler.class_probabilities(), balanced)
 
 
-@pytest.mark.parametrize("cls", [InstanceBalancedSampler, ClassAwareSampler,
-                                 SquareRootSampler, ProgressivelyBalancedSampler])
+@pytest.mark.parametrize(
+    "cls",
+    [InstanceBalancedSampler, ClassAwareSampler, SquareRootSampler, ProgressivelyBalancedSampler],
+)
 def test_distributed_shards_cover_the_global_sequence(cls):
     labels = lt_labels([7, 4, 2])  # 13 items over 3 ranks: padded to 15
     ranks = [cls(labels, seed=4, num_replicas=3, rank=r) for r in range(3)]
@@ -131,13 +134,15 @@ def test_distributed_shards_cover_the_global_sequence(cls):
 
 def test_build_sampler_from_config():
     cfg = get_cfg()
-    cfg.merge_from_list(["DATALOADER.SAMPLER", "ClassAwareSampler",
-                         "DATALOADER.SAMPLES_PER_CLASS", 3])
+    cfg.merge_from_list(
+        ["DATALOADER.SAMPLER", "ClassAwareSampler", "DATALOADER.SAMPLES_PER_CLASS", 3]
+    )
     sampler = build_sampler(cfg, lt_labels(), seed=0, num_replicas=2, rank=1)
     assert isinstance(sampler, ClassAwareSampler) and sampler.samples_per_class == 3
     assert len(sampler) == math.ceil(529 / 2) and sampler.rank == 1
-    cfg.merge_from_list(["DATALOADER.SAMPLER", "ProgressivelyBalancedSampler",
-                         "SOLVER.MAX_EPOCHS", 7])
+    cfg.merge_from_list(
+        ["DATALOADER.SAMPLER", "ProgressivelyBalancedSampler", "SOLVER.MAX_EPOCHS", 7]
+    )
     assert build_sampler(cfg, lt_labels(), seed=0).max_epochs == 7
     cfg.merge_from_list(["DATALOADER.SAMPLER", "ClassAwareSampeler"])
     with pytest.raises(ConfigError, match="Did you mean 'ClassAwareSampler'"):

@@ -1,4 +1,5 @@
 """BatchAugment (crop offsets, flips, normalisation, determinism) and file transforms."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -21,7 +22,7 @@ def locate(crop, padded):
     s = crop.shape[-1]
     for oy in range(padded.shape[0] - s + 1):
         for ox in range(padded.shape[1] - s + 1):
-            window = padded[oy:oy + s, ox:ox + s]
+            window = padded[oy : oy + s, ox : ox + s]
             if torch.equal(window, crop):
                 return oy, ox, False
             if torch.equal(window.flip(-1), crop):
@@ -46,7 +47,8 @@ def test_random_crops_are_windows_of_the_padded_image():
 def test_flip_only_and_no_flip():
     images = unique_image(200)
     flipped = BatchAugment(**IDENTITY, crop_size=8, padding=0, hflip=True)(
-        images, torch.Generator().manual_seed(1))
+        images, torch.Generator().manual_seed(1)
+    )
     is_flip = [torch.equal(o, images[0].float().flip(-1)) for o in flipped]
     is_same = [torch.equal(o, images[0].float()) for o in flipped]
     assert all(a != b for a, b in zip(is_flip, is_same)) and 70 < sum(is_flip) < 130
@@ -95,8 +97,18 @@ def test_errors_and_config():
     with pytest.raises(ValueError, match="uint8"):
         aug(torch.zeros(1, 3, 4, 4))
     cfg = get_cfg()
-    cfg.merge_from_list(["INPUT.PIXEL_MEAN", [0.25], "INPUT.PIXEL_STD", [0.5],
-                         "INPUT.CROP_SIZE", 6, "INPUT.PADDING", 1])
+    cfg.merge_from_list(
+        [
+            "INPUT.PIXEL_MEAN",
+            [0.25],
+            "INPUT.PIXEL_STD",
+            [0.5],
+            "INPUT.CROP_SIZE",
+            6,
+            "INPUT.PADDING",
+            1,
+        ]
+    )
     built = BatchAugment(cfg, mean=[0.9], std=[0.9], train=False)
     assert built.mean == [0.25] and built.std == [0.5] and built.crop_size == 6
     assert built.padding == 1 and not built.train
@@ -104,8 +116,7 @@ def test_errors_and_config():
 
 def test_file_transforms_train_and_test():
     cfg = get_cfg()
-    cfg.merge_from_list(["INPUT.CROP_SIZE", 8, "INPUT.TEST_RESIZE", 10,
-                         "INPUT.COLOR_JITTER", 0.4])
+    cfg.merge_from_list(["INPUT.CROP_SIZE", 8, "INPUT.TEST_RESIZE", 10, "INPUT.COLOR_JITTER", 0.4])
     image = Image.new("RGB", (20, 14), (10, 20, 30))
     train = build_file_transforms(cfg, True, [0.5] * 3, [0.5] * 3)
     assert any(type(t).__name__ == "ColorJitter" for t in train.transforms)

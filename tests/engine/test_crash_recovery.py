@@ -3,6 +3,7 @@
 Every run ends with exactly the weights of an uninterrupted run: checkpoints hold the whole
 training state at epoch boundaries, and an epoch is replayable from (seed, epoch).
 """
+
 import errno
 import os
 import signal
@@ -45,13 +46,20 @@ def _final_weights(out_dir):
 
 
 def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path):
-    straight = subprocess.run(_cmd(tmp_path / "straight"), env=_env(), cwd=ROOT,
-                              capture_output=True, text=True, timeout=300)
+    straight = subprocess.run(
+        _cmd(tmp_path / "straight"),
+        env=_env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert straight.returncode == 0, straight.stderr[-2000:]
 
     out = tmp_path / "killed"
-    proc = subprocess.Popen(_cmd(out), env=_env(), cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _cmd(out), env=_env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         deadline = time.time() + 240
         # Wait for the epoch-2 checkpoint, then kill somewhere inside epoch 3.
@@ -74,8 +82,9 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path):
     with open(newest, "r+b") as f:
         f.truncate(os.path.getsize(newest) // 3)
 
-    resumed = subprocess.run(_cmd(out, "--resume"), env=_env(), cwd=ROOT,
-                             capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(
+        _cmd(out, "--resume"), env=_env(), cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"Cannot resume from {newest}" in resumed.stdout + resumed.stderr
     assert "Resuming at epoch" in resumed.stdout

@@ -1,4 +1,5 @@
 """Decoupled second stages (docs/METHODS.md 5): cRT, LWS, tau-norm and NCM as configs."""
+
 import json
 import os
 import subprocess
@@ -16,8 +17,12 @@ from tests.conftest import RIDE_OVERRIDES, ROOT, tiny_overrides
 
 setup_logger("", rank=1)  # quiet
 
-STAGE2 = {"MODEL.BACKBONE.FREEZE": True, "DATALOADER.SAMPLER": "ClassAwareSampler",
-          "SOLVER.MAX_EPOCHS": 2, "SOLVER.WARMUP_EPOCHS": 0}
+STAGE2 = {
+    "MODEL.BACKBONE.FREEZE": True,
+    "DATALOADER.SAMPLER": "ClassAwareSampler",
+    "SOLVER.MAX_EPOCHS": 2,
+    "SOLVER.WARMUP_EPOCHS": 0,
+}
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +58,9 @@ def _count_resets(head):
 
 def test_crt_reinitialises_the_classifier_and_leaves_the_backbone(stage1, tiny_cfg):
     saved = _stage1_state(stage1)
-    trainer = DefaultTrainer(tiny_cfg(**STAGE2, **{"MODEL.WEIGHTS": stage1,
-                                                  "MODEL.HEAD.REINIT": True}))
+    trainer = DefaultTrainer(
+        tiny_cfg(**STAGE2, **{"MODEL.WEIGHTS": stage1, "MODEL.HEAD.REINIT": True})
+    )
     resets = _count_resets(trainer.model.head)
     trainer.resume_or_load(resume=False)
     # Loading is all --eval-only does: it sees the stage-1 classifier, not a fresh one.
@@ -74,10 +80,13 @@ def test_crt_reinitialises_the_classifier_and_leaves_the_backbone(stage1, tiny_c
 
 
 def test_crt_resumed_keeps_its_trained_classifier(stage1, tiny_cfg, tmp_path):
-    overrides = {**STAGE2, "MODEL.WEIGHTS": stage1, "MODEL.HEAD.REINIT": True,
-                 "SOLVER.CHECKPOINT_PERIOD": 1}
-    first = DefaultTrainer(tiny_cfg(**{**overrides, "SOLVER.MAX_EPOCHS": 1},
-                                    output_dir=tmp_path))
+    overrides = {
+        **STAGE2,
+        "MODEL.WEIGHTS": stage1,
+        "MODEL.HEAD.REINIT": True,
+        "SOLVER.CHECKPOINT_PERIOD": 1,
+    }
+    first = DefaultTrainer(tiny_cfg(**{**overrides, "SOLVER.MAX_EPOCHS": 1}, output_dir=tmp_path))
     first.resume_or_load(resume=True)
     first.train()
     trained = first.model.head.fc.weight.detach().clone()
@@ -91,8 +100,9 @@ def test_crt_resumed_keeps_its_trained_classifier(stage1, tiny_cfg, tmp_path):
 
 def test_lws_changes_only_the_scales(stage1, tiny_cfg):
     saved = _stage1_state(stage1)
-    trainer = DefaultTrainer(tiny_cfg(**STAGE2, **{"MODEL.WEIGHTS": stage1,
-                                                  "MODEL.HEAD.NAME": "LWSHead"}))
+    trainer = DefaultTrainer(
+        tiny_cfg(**STAGE2, **{"MODEL.WEIGHTS": stage1, "MODEL.HEAD.NAME": "LWSHead"})
+    )
     trainer.resume_or_load(resume=False)  # the stage-1 file has no scales: allowed
     trainer.train()
     state = trainer.model.state_dict()
@@ -142,24 +152,47 @@ def test_tau_norm_sweep_matches_the_formula_and_picks_the_best_row():
     for row, tau in zip(rows, (0.0, 1.0)):
         # tau = 0 is the raw classifier without its bias.
         logits = features @ (w / w.norm(dim=1, keepdim=True) ** tau).t()
-        assert row["top1"] == pytest.approx(100.0 * float((logits.argmax(1) == labels)
-                                                          .float().mean()))
+        assert row["top1"] == pytest.approx(
+            100.0 * float((logits.argmax(1) == labels).float().mean())
+        )
     assert head.tau == -1.0 and head.training  # restored
-    best = select_tau([{"tau": 0.0, "top1": 50.0}, {"tau": 0.4, "top1": 61.0},
-                       {"tau": 0.9, "top1": 61.0}, {"tau": 1.2, "top1": 55.0}])
+    best = select_tau(
+        [
+            {"tau": 0.0, "top1": 50.0},
+            {"tau": 0.4, "top1": 61.0},
+            {"tau": 0.9, "top1": 61.0},
+            {"tau": 1.2, "top1": 55.0},
+        ]
+    )
     assert best["tau"] == 0.4  # the best top-1, the smaller tau on ties
 
 
 def _tau_tool(out, *extra):
     return subprocess.run(
-        [sys.executable, os.path.join(ROOT, "tools", "tau_norm.py"), "--taus", "0,0.5,1",
-         *tiny_overrides(out, **dict(zip(extra[0::2], extra[1::2])))],
-        capture_output=True, text=True, timeout=300, cwd=ROOT)
+        [
+            sys.executable,
+            os.path.join(ROOT, "tools", "tau_norm.py"),
+            "--taus",
+            "0,0.5,1",
+            *tiny_overrides(out, **dict(zip(extra[0::2], extra[1::2]))),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
 
 
 def test_tau_norm_tool_chooses_on_validation_and_says_when_it_cannot(stage1, tmp_path):
-    r = _tau_tool(tmp_path / "val", "MODEL.WEIGHTS", stage1, "DATASETS.VAL_SOURCE", "test",
-                  "DATASETS.VAL_PER_CLASS", 2)
+    r = _tau_tool(
+        tmp_path / "val",
+        "MODEL.WEIGHTS",
+        stage1,
+        "DATASETS.VAL_SOURCE",
+        "test",
+        "DATASETS.VAL_PER_CLASS",
+        2,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     report = json.load(open(tmp_path / "val" / "tau_norm.json"))
     assert report["selected_on"] == "val"
@@ -176,39 +209,65 @@ def test_tau_norm_tool_chooses_on_validation_and_says_when_it_cannot(stage1, tmp
 
 
 def test_tau_norm_sweep_is_an_evaluator_of_any_run(stage1, tiny_cfg, tmp_path):
-    cfg = tiny_cfg(**{"MODEL.WEIGHTS": stage1, "TEST.TAU_NORM_SWEEP": True,
-                      "TEST.TAU_NORM_TAUS": "[0.0, 1.0]", "DATASETS.VAL_SOURCE": "test",
-                      "DATASETS.VAL_PER_CLASS": 2}, output_dir=tmp_path)
+    cfg = tiny_cfg(
+        **{
+            "MODEL.WEIGHTS": stage1,
+            "TEST.TAU_NORM_SWEEP": True,
+            "TEST.TAU_NORM_TAUS": "[0.0, 1.0]",
+            "DATASETS.VAL_SOURCE": "test",
+            "DATASETS.VAL_PER_CLASS": 2,
+        },
+        output_dir=tmp_path,
+    )
     trainer = DefaultTrainer(cfg)
     trainer.resume_or_load(resume=False)
     results = trainer.test()
     report = results["tau_norm"]
     assert report["selected_on"] == "val"
     assert [row["tau"] for row in report["sweep"]] == [0.0, 1.0]
-    assert report["test"]["tau"] == report["tau"] == max(
-        report["sweep"], key=lambda row: (row["top1"], -row["tau"]))["tau"]
+    assert (
+        report["test"]["tau"]
+        == report["tau"]
+        == max(report["sweep"], key=lambda row: (row["top1"], -row["tau"]))["tau"]
+    )
     assert json.load(open(tmp_path / "tau_norm.json"))["test"] == pytest.approx(report["test"])
     assert json.load(open(tmp_path / "results.json"))["tau_norm"]["tau"] == report["tau"]
     # The plain metrics of the same run are those of the untouched head (tau < 0).
     assert trainer.model.head.tau == -1.0
-    ride = {**RIDE_OVERRIDES, "MODEL.RIDE.NUM_EXPERTS": 2, "TEST.TAU_NORM_SWEEP": True,
-            "MODEL.HEAD.NAME": "LinearHead"}
+    ride = {
+        **RIDE_OVERRIDES,
+        "MODEL.RIDE.NUM_EXPERTS": 2,
+        "TEST.TAU_NORM_SWEEP": True,
+        "MODEL.HEAD.NAME": "LinearHead",
+    }
     with pytest.raises(ConfigError, match="TEST.TAU_NORM_SWEEP needs a model with one"):
         DefaultTrainer(tiny_cfg(**ride, output_dir=tmp_path / "ride"))
 
 
 def test_ride_crt_reinitialises_every_expert_head_and_ncm_is_single_head(tiny_cfg, tmp_path):
-    ride = {**RIDE_OVERRIDES, "MODEL.LOSS.RIDE.BASE_LOSS": "CrossEntropyLoss",
-            "MODEL.RIDE.NUM_EXPERTS": 2}
-    first = DefaultTrainer(tiny_cfg(**ride, **{"SOLVER.MAX_EPOCHS": 1,
-                                               "SOLVER.WARMUP_EPOCHS": 0},
-                                    output_dir=tmp_path / "s1"))
+    ride = {
+        **RIDE_OVERRIDES,
+        "MODEL.LOSS.RIDE.BASE_LOSS": "CrossEntropyLoss",
+        "MODEL.RIDE.NUM_EXPERTS": 2,
+    }
+    first = DefaultTrainer(
+        tiny_cfg(
+            **ride,
+            **{"SOLVER.MAX_EPOCHS": 1, "SOLVER.WARMUP_EPOCHS": 0},
+            output_dir=tmp_path / "s1",
+        )
+    )
     first.train()
     weights = str(tmp_path / "s1" / "model_final.pth")
     saved = _stage1_state(weights)
-    crt = DefaultTrainer(tiny_cfg(**ride, **STAGE2, **{"MODEL.WEIGHTS": weights,
-                                                      "MODEL.HEAD.REINIT": True},
-                                  output_dir=tmp_path / "crt"))
+    crt = DefaultTrainer(
+        tiny_cfg(
+            **ride,
+            **STAGE2,
+            **{"MODEL.WEIGHTS": weights, "MODEL.HEAD.REINIT": True},
+            output_dir=tmp_path / "crt",
+        )
+    )
     resets = [_count_resets(head) for head in crt.model.heads]
     crt.resume_or_load(resume=False)
     crt.train()

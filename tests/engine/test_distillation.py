@@ -1,5 +1,6 @@
 """DiVE through the trainer: how the teacher is handled (timm's distillation rules: frozen,
 in eval mode, outside the student's optimizer, DDP wrapper and checkpoints)."""
+
 import json
 import os
 
@@ -35,28 +36,31 @@ def teacher_run(tmp_path_factory):
 
 def _student(tiny_cfg, teacher_run, **extra):
     config, weights = teacher_run
-    return tiny_cfg(**{
-        "MODEL.LOSS.NAME": "DiVELoss",
-        "MODEL.TEACHER.CONFIG_FILE": config,
-        "MODEL.TEACHER.WEIGHTS": weights,
-        "SOLVER.MAX_EPOCHS": 2,
-        **extra,
-    })
+    return tiny_cfg(
+        **{
+            "MODEL.LOSS.NAME": "DiVELoss",
+            "MODEL.TEACHER.CONFIG_FILE": config,
+            "MODEL.TEACHER.WEIGHTS": weights,
+            "SOLVER.MAX_EPOCHS": 2,
+            **extra,
+        }
+    )
 
 
 def test_teacher_is_frozen_in_eval_mode_and_sees_the_students_batch(tiny_cfg, teacher_run):
     cfg = _student(tiny_cfg, teacher_run)
     trainer = DefaultTrainer(cfg)
-    teacher_state = {k: v.clone() for k, v in
-                     torch.load(teacher_run[1], weights_only=True)["model"].items()}
+    teacher_state = {
+        k: v.clone() for k, v in torch.load(teacher_run[1], weights_only=True)["model"].items()
+    }
     seen = {"teacher": [], "student": [], "teacher_training": []}
 
     def grab(name):
         def hook(module, inputs):
             seen[name].append(inputs[0].detach().clone())
             if name == "teacher":
-                seen["teacher_training"].append(
-                    any(m.training for m in module.modules()))
+                seen["teacher_training"].append(any(m.training for m in module.modules()))
+
         return hook
 
     trainer.model.backbone.register_forward_pre_hook(grab("student"))
@@ -93,9 +97,13 @@ def test_student_checkpoint_evaluates_without_the_teacher(tiny_cfg, teacher_run,
     cfg = _student(tiny_cfg, teacher_run)
     DefaultTrainer(cfg).train()
     # Evaluation needs no teacher files at all.
-    evaluation = tiny_cfg(**{"MODEL.LOSS.NAME": "DiVELoss",
-                             "MODEL.WEIGHTS": os.path.join(cfg.OUTPUT_DIR, "model_final.pth")},
-                          output_dir=tmp_path / "eval")
+    evaluation = tiny_cfg(
+        **{
+            "MODEL.LOSS.NAME": "DiVELoss",
+            "MODEL.WEIGHTS": os.path.join(cfg.OUTPUT_DIR, "model_final.pth"),
+        },
+        output_dir=tmp_path / "eval",
+    )
     trainer = DefaultTrainer(evaluation)
     trainer.checkpointer.load(evaluation.MODEL.WEIGHTS, checkpointables=[])
     assert "top1" in trainer.test() and trainer.model.teacher is None
@@ -105,29 +113,35 @@ def test_training_without_a_teacher_is_a_config_error(tiny_cfg):
     trainer = DefaultTrainer(tiny_cfg(**{"MODEL.LOSS.NAME": "DiVELoss"}))
     with pytest.raises(ConfigError, match="MODEL.TEACHER.CONFIG_FILE"):
         trainer.train()
-    missing = tiny_cfg(**{"MODEL.LOSS.NAME": "DiVELoss",
-                          "MODEL.TEACHER.CONFIG_FILE": "x.yaml",
-                          "MODEL.TEACHER.WEIGHTS": "/nonexistent/model_final.pth"})
+    missing = tiny_cfg(
+        **{
+            "MODEL.LOSS.NAME": "DiVELoss",
+            "MODEL.TEACHER.CONFIG_FILE": "x.yaml",
+            "MODEL.TEACHER.WEIGHTS": "/nonexistent/model_final.pth",
+        }
+    )
     with pytest.raises(FileNotFoundError, match="/nonexistent/model_final.pth"):
         DefaultTrainer(missing).train()
 
 
 def test_ride_dive_student_from_a_ride_teacher_with_auto_temperature(tiny_cfg, tmp_path):
-    teacher_cfg = tiny_cfg(**{**RIDE, "MODEL.RIDE.NUM_EXPERTS": 3},
-                           output_dir=tmp_path / "teacher")
+    teacher_cfg = tiny_cfg(**{**RIDE, "MODEL.RIDE.NUM_EXPERTS": 3}, output_dir=tmp_path / "teacher")
     DefaultTrainer(teacher_cfg).train()
     config = tmp_path / "teacher.yaml"
     config.write_text(teacher_cfg.dump())
-    student = tiny_cfg(**{
-        **RIDE,
-        "MODEL.RIDE.NUM_EXPERTS": 2,
-        "MODEL.LOSS.RIDE.BASE_LOSS": "DiVELoss",
-        "MODEL.TEACHER.CONFIG_FILE": str(config),
-        "MODEL.TEACHER.WEIGHTS": str(tmp_path / "teacher" / "model_final.pth"),
-        "DISTILL.TEMPERATURE": "auto",
-        "SOLVER.MAX_EPOCHS": 1,
-        "SOLVER.WARMUP_EPOCHS": 0,
-    }, output_dir=tmp_path / "student")
+    student = tiny_cfg(
+        **{
+            **RIDE,
+            "MODEL.RIDE.NUM_EXPERTS": 2,
+            "MODEL.LOSS.RIDE.BASE_LOSS": "DiVELoss",
+            "MODEL.TEACHER.CONFIG_FILE": str(config),
+            "MODEL.TEACHER.WEIGHTS": str(tmp_path / "teacher" / "model_final.pth"),
+            "DISTILL.TEMPERATURE": "auto",
+            "SOLVER.MAX_EPOCHS": 1,
+            "SOLVER.WARMUP_EPOCHS": 0,
+        },
+        output_dir=tmp_path / "student",
+    )
     trainer = DefaultTrainer(student)
     results = trainer.train()
     assert trainer.model.teacher.model.num_experts == 3

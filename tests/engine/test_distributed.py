@@ -5,6 +5,7 @@ augmentation, so a global batch B split over 2 processes must give the weights t
 process gets with batch B: the samplers hand rank r the items r::2 of the same global
 sequence, DDP averages the two half-batch gradients, and every loss is a batch mean.
 """
+
 import json
 import os
 import re
@@ -48,8 +49,7 @@ def _env():
 
 
 def _run(cmd, timeout=240):
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT,
-                       env=_env())
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=_env())
     assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-3000:])
     return r
 
@@ -79,12 +79,23 @@ def _assert_same_weights(a, b):
 def test_num_gpus_two_gloo_processes_match_one_process(single, tmp_path):
     single_dir, single_run = single
     out = tmp_path / "two"
-    r = _run([sys.executable, TRAIN_NET, "--num-gpus", "2", "--dist-url",
-              f"tcp://127.0.0.1:{_free_port()}"] + tiny_overrides(out, **_SETTINGS))
+    r = _run(
+        [
+            sys.executable,
+            TRAIN_NET,
+            "--num-gpus",
+            "2",
+            "--dist-url",
+            f"tcp://127.0.0.1:{_free_port()}",
+        ]
+        + tiny_overrides(out, **_SETTINGS)
+    )
     _assert_same_weights(_weights(single_dir), _weights(out))
     # Only rank 0 writes: one log file, one metrics file, one set of checkpoints.
     assert sorted(p for p in os.listdir(out) if p.endswith(".pth")) == [
-        "model_epoch_0002.pth", "model_final.pth"]
+        "model_epoch_0002.pth",
+        "model_final.pth",
+    ]
     assert "Processes: 2" in open(out / "log.txt").read()
     assert "Processes: 2" not in open(single_dir / "log.txt").read()
     # The LR is stated for the global batch; both runs use the same one.
@@ -98,9 +109,21 @@ def test_num_gpus_two_gloo_processes_match_one_process(single, tmp_path):
 def test_torchrun_matches_one_process(single, tmp_path):
     single_dir, _ = single
     out = tmp_path / "torchrun"
-    _run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-          "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), TRAIN_NET]
-         + tiny_overrides(out, **_SETTINGS))
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_addr",
+            "127.0.0.1",
+            "--master_port",
+            str(_free_port()),
+            TRAIN_NET,
+        ]
+        + tiny_overrides(out, **_SETTINGS)
+    )
     _assert_same_weights(_weights(single_dir), _weights(out))
 
 
@@ -110,9 +133,18 @@ def test_distributed_evaluation_equals_single_process(single, tmp_path):
     runs = {}
     for procs in (1, 2):
         out = tmp_path / f"eval{procs}"
-        _run([sys.executable, TRAIN_NET, "--eval-only", "--num-gpus", str(procs),
-              "--dist-url", f"tcp://127.0.0.1:{_free_port()}"]
-             + tiny_overrides(out, **_SETTINGS, **{"MODEL.WEIGHTS": weights}))
+        _run(
+            [
+                sys.executable,
+                TRAIN_NET,
+                "--eval-only",
+                "--num-gpus",
+                str(procs),
+                "--dist-url",
+                f"tcp://127.0.0.1:{_free_port()}",
+            ]
+            + tiny_overrides(out, **_SETTINGS, **{"MODEL.WEIGHTS": weights})
+        )
         runs[procs] = _results(out)
     one, two = runs[1], runs[2]
     assert one["num_samples"] == two["num_samples"] == 15  # none dropped, none twice
@@ -125,16 +157,28 @@ def test_dive_student_two_processes_match_one_process(single, tmp_path):
     """The teacher stays outside DDP (no parameters to synchronise) and runs on each rank's
     half of the batch; the distilled student still equals the single-process one."""
     teacher_dir, _ = single
-    student = dict(_SETTINGS, **{
-        "MODEL.LOSS.NAME": "DiVELoss",
-        "MODEL.TEACHER.CONFIG_FILE": str(teacher_dir / "config.yaml"),
-        "MODEL.TEACHER.WEIGHTS": str(teacher_dir / "model_final.pth"),
-        "DISTILL.TEMPERATURE": 3.0,
-        "SEED": 1,
-    })
+    student = dict(
+        _SETTINGS,
+        **{
+            "MODEL.LOSS.NAME": "DiVELoss",
+            "MODEL.TEACHER.CONFIG_FILE": str(teacher_dir / "config.yaml"),
+            "MODEL.TEACHER.WEIGHTS": str(teacher_dir / "model_final.pth"),
+            "DISTILL.TEMPERATURE": 3.0,
+            "SEED": 1,
+        },
+    )
     _run([sys.executable, TRAIN_NET] + tiny_overrides(tmp_path / "one", **student))
-    _run([sys.executable, TRAIN_NET, "--num-gpus", "2", "--dist-url",
-          f"tcp://127.0.0.1:{_free_port()}"] + tiny_overrides(tmp_path / "two", **student))
+    _run(
+        [
+            sys.executable,
+            TRAIN_NET,
+            "--num-gpus",
+            "2",
+            "--dist-url",
+            f"tcp://127.0.0.1:{_free_port()}",
+        ]
+        + tiny_overrides(tmp_path / "two", **student)
+    )
     one, two = _weights(tmp_path / "one"), _weights(tmp_path / "two")
     assert not any(k.startswith("teacher") for k in two)
     _assert_same_weights(one, two)
@@ -144,11 +188,24 @@ def test_an_error_in_the_processes_is_one_paragraph_per_process(tmp_path):
     """A missing dataset is met inside the spawned processes (the config itself is valid):
     each prints its own ERROR line, the launcher stops the job, no traceback wall."""
     r = subprocess.run(
-        [sys.executable, TRAIN_NET, "--num-gpus", "2", "--dist-url",
-         f"tcp://127.0.0.1:{_free_port()}"]
-        + tiny_overrides(tmp_path / "out", **{"DATASETS.NAME": "CIFAR10LT",
-                                              "DATASETS.ROOT": str(tmp_path / "nowhere")}),
-        capture_output=True, text=True, timeout=120, cwd=ROOT, env=_env())
+        [
+            sys.executable,
+            TRAIN_NET,
+            "--num-gpus",
+            "2",
+            "--dist-url",
+            f"tcp://127.0.0.1:{_free_port()}",
+        ]
+        + tiny_overrides(
+            tmp_path / "out",
+            **{"DATASETS.NAME": "CIFAR10LT", "DATASETS.ROOT": str(tmp_path / "nowhere")},
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env=_env(),
+    )
     assert r.returncode == 2
     assert "Traceback" not in r.stderr
     # Whichever process fails first is reported; the other may be stopped before it prints.
@@ -160,7 +217,12 @@ def test_an_invalid_config_stops_before_any_process_starts(tmp_path):
     r = subprocess.run(
         [sys.executable, TRAIN_NET, "--num-gpus", "2"]
         + tiny_overrides(tmp_path / "out", **{"SOLVER.MAX_EPOCHS": -1}),
-        capture_output=True, text=True, timeout=120, cwd=ROOT, env=_env())
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env=_env(),
+    )
     assert r.returncode == 2
     assert r.stderr.startswith("ERROR: Inconsistent config")
     assert "process" not in r.stderr and not (tmp_path / "out").exists()

@@ -4,6 +4,7 @@ code (class checks like ``isinstance(m, DiVELoss)``, strings like ``"NCMHead"``)
 Methods plug in through the components' own ``before_training`` and the evaluators; a name
 in a docstring or comment is fine, a name in the code is not.
 """
+
 import ast
 import os
 
@@ -30,8 +31,11 @@ def _code_names(path):
             names.add(node.attr)
         elif isinstance(node, ast.alias):
             names.add(node.name.rsplit(".", 1)[-1])
-        elif (isinstance(node, ast.Constant) and isinstance(node.value, str)
-              and id(node) not in docstrings):
+        elif (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and id(node) not in docstrings
+        ):
             names.update(node.value.replace('"', " ").replace("'", " ").split())
     return names
 
@@ -39,8 +43,9 @@ def _code_names(path):
 def test_no_registered_method_component_is_named_in_the_engine():
     # Datasets and samplers are data, not methods; the generic meta-architecture names are
     # checked too (the engine must not branch on "RIDE" either).
-    methods = set().union(*(REGISTERED_NAMES[r] for r in
-                            ("META_ARCH", "BACKBONE", "HEAD", "LOSS", "EVALUATOR")))
+    methods = set().union(
+        *(REGISTERED_NAMES[r] for r in ("META_ARCH", "BACKBONE", "HEAD", "LOSS", "EVALUATOR"))
+    )
     offenders = {}
     for file in sorted(os.listdir(ENGINE)):
         if file.endswith(".py"):
@@ -54,10 +59,12 @@ def test_the_check_sees_a_class_check_and_a_string():
     import tempfile
 
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
-        f.write('"""Mentions NCMHead in a docstring only."""\n'
-                "def f(m, cfg):\n"
-                '    """DiVELoss here is fine."""\n'
-                "    return isinstance(m, DiVELoss) or cfg.NAME == 'NCMHead'\n")
+        f.write(
+            '"""Mentions NCMHead in a docstring only."""\n'
+            "def f(m, cfg):\n"
+            '    """DiVELoss here is fine."""\n'
+            "    return isinstance(m, DiVELoss) or cfg.NAME == 'NCMHead'\n"
+        )
     try:
         assert {"DiVELoss", "NCMHead"} <= _code_names(f.name)
         assert "Mentions" not in _code_names(f.name)

@@ -1,6 +1,7 @@
 """EvalHook, PeriodicCheckpointer and IterationTimer, each driven by a fake trainer that has
 only what the hooks read: ``epoch``, ``max_epochs``, ``iter``, ``storage``, ``model`` and the
 real ``hooks_state_dict`` / ``load_hooks_state_dict``."""
+
 import logging
 import os
 from types import SimpleNamespace
@@ -80,20 +81,27 @@ def _scripted_eval(trainer_box, scores, metric="top1"):
 
     def eval_fn():
         trainer_box[0].model.eval()
-        return {metric: next(scores), "top5": 99.0, "num_samples": 40,
-                "per_class": [1.0, 2.0], "label": "not a number"}
+        return {
+            metric: next(scores),
+            "top5": 99.0,
+            "num_samples": 40,
+            "per_class": [1.0, 2.0],
+            "label": "not a number",
+        }
 
     return eval_fn
 
 
 def _eval_hook(scores, period=2, best=None, metric="top1", split="val"):
     box = []
-    hook = hooks.EvalHook(period, _scripted_eval(box, scores, metric), split,
-                          best_checkpointer=best, metric=metric)
+    hook = hooks.EvalHook(
+        period, _scripted_eval(box, scores, metric), split, best_checkpointer=best, metric=metric
+    )
     return hook, box
 
 
 # --- EvalHook -----------------------------------------------------------------------------
+
 
 def test_eval_runs_after_every_period_th_epoch_only():
     epochs = []
@@ -115,8 +123,11 @@ def test_eval_records_numeric_results_unsmoothed_at_the_epochs_last_iteration():
     box.append(trainer)
     trainer.train()
     # Epoch 1 (iterations 5-9): the second evaluation, recorded at iteration 9.
-    assert trainer.storage.latest() == {"val/top1": (70.0, 9), "val/top5": (99.0, 9),
-                                        "val/num_samples": (40.0, 9)}
+    assert trainer.storage.latest() == {
+        "val/top1": (70.0, 9),
+        "val/top5": (99.0, 9),
+        "val/num_samples": (40.0, 9),
+    }
     # smoothing=False: the value itself, not the median of 50 and 70.
     assert trainer.storage.latest_smoothed()["val/top1"] == (70.0, 9)
 
@@ -191,13 +202,17 @@ def test_load_state_dict_of_a_run_without_a_best_yet():
 
 # --- PeriodicCheckpointer -----------------------------------------------------------------
 
+
 def test_saves_at_period_multiples_and_the_last_epoch_with_the_next_epoch():
     ckpt = FakeCheckpointer()
     FakeTrainer(8, [hooks.PeriodicCheckpointer(ckpt, period=3)]).train()
     assert [name for name, _ in ckpt.saved] == [
-        "model_epoch_0003", "model_epoch_0006", "model_epoch_0008", "model_final"]
-    assert [name for name, _ in ckpt.saved[:3]] == [periodic_checkpoint_name(e)
-                                                  for e in (3, 6, 8)]
+        "model_epoch_0003",
+        "model_epoch_0006",
+        "model_epoch_0008",
+        "model_final",
+    ]
+    assert [name for name, _ in ckpt.saved[:3]] == [periodic_checkpoint_name(e) for e in (3, 6, 8)]
     periodic = [kw for _, kw in ckpt.saved[:3]]
     assert [kw["epoch"] for kw in periodic] == [3, 6, 8]
     assert [kw["iteration"] for kw in periodic] == [15, 30, 40]
@@ -210,8 +225,11 @@ def test_period_one_saves_every_epoch():
     ckpt = FakeCheckpointer()
     FakeTrainer(3, [hooks.PeriodicCheckpointer(ckpt, period=1)]).train()
     assert [(n, kw["epoch"]) for n, kw in ckpt.saved] == [
-        ("model_epoch_0001", 1), ("model_epoch_0002", 2), ("model_epoch_0003", 3),
-        ("model_final", 3)]
+        ("model_epoch_0001", 1),
+        ("model_epoch_0002", 2),
+        ("model_epoch_0003", 3),
+        ("model_final", 3),
+    ]
 
 
 def test_a_crashed_run_has_no_final_model_and_a_resumed_one_continues_the_numbering():
@@ -222,7 +240,10 @@ def test_a_crashed_run_has_no_final_model_and_a_resumed_one_continues_the_number
     ckpt.saved.clear()
     FakeTrainer(6, [hooks.PeriodicCheckpointer(ckpt, period=2)]).train(start_epoch=2)
     assert [(n, kw["epoch"]) for n, kw in ckpt.saved] == [
-        ("model_epoch_0004", 4), ("model_epoch_0006", 6), ("model_final", 6)]
+        ("model_epoch_0004", 4),
+        ("model_epoch_0006", 6),
+        ("model_final", 6),
+    ]
 
 
 def test_checkpoints_carry_the_best_score_of_the_same_epoch():
@@ -235,7 +256,8 @@ def test_checkpoints_carry_the_best_score_of_the_same_epoch():
     assert [(n, kw.get("hooks")) for n, kw in ckpt.saved] == [
         ("model_epoch_0002", {"EvalHook": {"best_score": 40.0, "best_epoch": 2}}),
         ("model_epoch_0004", {"EvalHook": {"best_score": 40.0, "best_epoch": 2}}),
-        ("model_final", None)]
+        ("model_final", None),
+    ]
 
 
 def test_with_a_real_checkpointer_the_files_and_last_checkpoint(tmp_path):
@@ -247,8 +269,12 @@ def test_with_a_real_checkpointer_the_files_and_last_checkpoint(tmp_path):
     trainer.train()
     run = RunDir(str(tmp_path))
     assert sorted(os.listdir(tmp_path)) == [
-        "last_checkpoint", "model_best.pth", "model_epoch_0002.pth", "model_epoch_0003.pth",
-        "model_final.pth"]
+        "last_checkpoint",
+        "model_best.pth",
+        "model_epoch_0002.pth",
+        "model_epoch_0003.pth",
+        "model_final.pth",
+    ]
     with open(run.last_checkpoint) as f:
         assert f.read().strip() == "model_final.pth"  # model_best is never resumed from
     best = torch.load(run.best_model, weights_only=True)
@@ -260,6 +286,7 @@ def test_with_a_real_checkpointer_the_files_and_last_checkpoint(tmp_path):
 
 
 # --- IterationTimer -----------------------------------------------------------------------
+
 
 @pytest.fixture
 def clock(monkeypatch):

@@ -1,4 +1,5 @@
 """Multi-stage pipelines: wiring, skipping finished stages, resuming, the summary, errors."""
+
 import json
 import os
 
@@ -14,8 +15,9 @@ RIDE = RIDE_OVERRIDES
 
 def _config_file(path, **overrides):
     """A YAML config file holding the tiny synthetic-data settings plus ``overrides``."""
-    flat = tiny_overrides("unused", **{"SOLVER.MAX_EPOCHS": 1, "SOLVER.WARMUP_EPOCHS": 0,
-                                       **overrides})
+    flat = tiny_overrides(
+        "unused", **{"SOLVER.MAX_EPOCHS": 1, "SOLVER.WARMUP_EPOCHS": 0, **overrides}
+    )
     nested = {}
     for key, value in zip(flat[0::2], flat[1::2]):
         if key == "OUTPUT_DIR":
@@ -31,23 +33,34 @@ def _config_file(path, **overrides):
 
 def _ride_dive_pipeline(tmp_path):
     teacher = _config_file(tmp_path / "teacher.yaml", **RIDE, **{"MODEL.RIDE.NUM_EXPERTS": 3})
-    student = _config_file(tmp_path / "student.yaml", **{
-        **RIDE, "MODEL.RIDE.NUM_EXPERTS": 2, "MODEL.LOSS.RIDE.BASE_LOSS": "DiVELoss"})
-    router = _config_file(tmp_path / "router.yaml", **{
-        **RIDE, "MODEL.RIDE.NUM_EXPERTS": 2, "MODEL.LOSS.RIDE.BASE_LOSS": "DiVELoss",
-        "MODEL.ROUTER.ENABLED": True, "MODEL.ROUTER.TRAIN": True,
-        "DATALOADER.SAMPLER": "ClassAwareSampler", "TEST.ROUTER_THRESHOLDS": [0.0, 0.5, 1.0],
-    })
-    spec = {"PIPELINE": {
-        "NAME": "tiny RIDE-DiVE",
-        "OUTPUT_DIR": str(tmp_path / "default_out"),
-        "OPTS": ["SEED", "3"],
-        "STAGES": [
-            {"NAME": "teacher", "CONFIG": teacher},
-            {"NAME": "student", "CONFIG": student, "TEACHER": "teacher", "LABEL": "student"},
-            {"NAME": "router", "CONFIG": router, "WEIGHTS": "student"},
-        ],
-    }}
+    student = _config_file(
+        tmp_path / "student.yaml",
+        **{**RIDE, "MODEL.RIDE.NUM_EXPERTS": 2, "MODEL.LOSS.RIDE.BASE_LOSS": "DiVELoss"},
+    )
+    router = _config_file(
+        tmp_path / "router.yaml",
+        **{
+            **RIDE,
+            "MODEL.RIDE.NUM_EXPERTS": 2,
+            "MODEL.LOSS.RIDE.BASE_LOSS": "DiVELoss",
+            "MODEL.ROUTER.ENABLED": True,
+            "MODEL.ROUTER.TRAIN": True,
+            "DATALOADER.SAMPLER": "ClassAwareSampler",
+            "TEST.ROUTER_THRESHOLDS": [0.0, 0.5, 1.0],
+        },
+    )
+    spec = {
+        "PIPELINE": {
+            "NAME": "tiny RIDE-DiVE",
+            "OUTPUT_DIR": str(tmp_path / "default_out"),
+            "OPTS": ["SEED", "3"],
+            "STAGES": [
+                {"NAME": "teacher", "CONFIG": teacher},
+                {"NAME": "student", "CONFIG": student, "TEACHER": "teacher", "LABEL": "student"},
+                {"NAME": "router", "CONFIG": router, "WEIGHTS": "student"},
+            ],
+        }
+    }
     path = tmp_path / "pipeline.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return str(path)
@@ -93,13 +106,16 @@ def test_ride_dive_pipeline_wires_stages_skips_and_resumes(tmp_path, capsys):
     assert resumed["rows"][2]["top1"] == summary["rows"][2]["top1"]
 
 
-@pytest.mark.parametrize("stages,message", [
-    ([{"NAME": "a", "CONFIG": "missing.yaml"}], "CONFIG file not found"),
-    ([{"NAME": "a", "CONFIG": "c.yaml", "TEACHER": "b"}], "must name an earlier stage"),
-    ([{"NAME": "a", "CONFIG": "c.yaml", "TEACHR": "a"}], "Unknown key"),
-    ([{"NAME": "a", "CONFIG": "c.yaml"}, {"NAME": "a", "CONFIG": "c.yaml"}], "duplicate"),
-    ([], "non-empty list"),
-])
+@pytest.mark.parametrize(
+    "stages,message",
+    [
+        ([{"NAME": "a", "CONFIG": "missing.yaml"}], "CONFIG file not found"),
+        ([{"NAME": "a", "CONFIG": "c.yaml", "TEACHER": "b"}], "must name an earlier stage"),
+        ([{"NAME": "a", "CONFIG": "c.yaml", "TEACHR": "a"}], "Unknown key"),
+        ([{"NAME": "a", "CONFIG": "c.yaml"}, {"NAME": "a", "CONFIG": "c.yaml"}], "duplicate"),
+        ([], "non-empty list"),
+    ],
+)
 def test_bad_pipeline_files_name_the_problem(tmp_path, stages, message):
     (tmp_path / "c.yaml").write_text("SEED: 1\n")
     path = tmp_path / "p.yaml"

@@ -1,4 +1,5 @@
 """RIDE through the trainer: stage 1, the router stage on its weights, checkpoint rules."""
+
 import json
 import os
 
@@ -62,8 +63,9 @@ def test_router_stage_changes_nothing_but_the_router(stage1, tiny_cfg, tmp_path)
     assert set(state) - set(saved) == {f"router.{k}" for k in router_init}
     for key, value in saved.items():  # weights, BN running statistics and batch counters
         assert torch.equal(state[key], value), key
-    assert any(not torch.equal(v, trainer.model.router.state_dict()[k])
-               for k, v in router_init.items())
+    assert any(
+        not torch.equal(v, trainer.model.router.state_dict()[k]) for k, v in router_init.items()
+    )
 
     report = results["router"]
     by_threshold = {row["threshold"]: row for row in report["sweep"]}
@@ -96,8 +98,10 @@ def test_stage1_weights_load_only_where_the_router_is_new(stage1, tiny_cfg, tmp_
     with pytest.raises(CheckpointMismatchError, match=r"missing keys.*router\.out\.weight"):
         Checkpointer(evaluation, str(tmp_path)).resume_or_load(weights, resume=False)
     # A different architecture still fails, naming the keys, in the router stage too.
-    wrong = _model(tiny_cfg, **{"MODEL.RIDE.NUM_EXPERTS": 4, "MODEL.ROUTER.ENABLED": True,
-                                "MODEL.ROUTER.TRAIN": True})
+    wrong = _model(
+        tiny_cfg,
+        **{"MODEL.RIDE.NUM_EXPERTS": 4, "MODEL.ROUTER.ENABLED": True, "MODEL.ROUTER.TRAIN": True},
+    )
     with pytest.raises(CheckpointMismatchError, match=r"layer2s\.3\."):
         Checkpointer(wrong, str(tmp_path)).resume_or_load(weights, resume=False)
 
@@ -117,23 +121,25 @@ def test_router_checkpoint_evaluates_as_full_ensemble_without_router(tiny_cfg, t
     state = dict(with_router.state_dict(), **{"extra.weight": torch.zeros(1)})
     torch.save({"model": state}, tmp_path / "extra.pth")
     with pytest.raises(CheckpointMismatchError, match="extra.weight"):
-        Checkpointer(plain, str(tmp_path)).resume_or_load(str(tmp_path / "extra.pth"),
-                                                          resume=False)
+        Checkpointer(plain, str(tmp_path)).resume_or_load(str(tmp_path / "extra.pth"), resume=False)
 
 
 def test_router_threshold_is_chosen_on_validation_and_used_on_test(stage1, tiny_cfg):
     _, weights = stage1
-    cfg = tiny_cfg(**{
-        **RIDE, **ROUTER_STAGE,
-        "MODEL.WEIGHTS": weights,
-        "SOLVER.MAX_EPOCHS": 1,
-        "SOLVER.WARMUP_EPOCHS": 0,
-        "DATASETS.VAL_SOURCE": "test",
-        "DATASETS.VAL_PER_CLASS": 2,
-        "TEST.ROUTER_SELECT_MAX_TOP1_DROP": 100.0,  # any loss allowed: the cheapest wins
-        "TEST.ROUTER_THRESHOLDS": [0.5, 1.0],
-        "MODEL.ROUTER.THRESHOLD": 0.0,  # configured: the full ensemble
-    })
+    cfg = tiny_cfg(
+        **{
+            **RIDE,
+            **ROUTER_STAGE,
+            "MODEL.WEIGHTS": weights,
+            "SOLVER.MAX_EPOCHS": 1,
+            "SOLVER.WARMUP_EPOCHS": 0,
+            "DATASETS.VAL_SOURCE": "test",
+            "DATASETS.VAL_PER_CLASS": 2,
+            "TEST.ROUTER_SELECT_MAX_TOP1_DROP": 100.0,  # any loss allowed: the cheapest wins
+            "TEST.ROUTER_THRESHOLDS": [0.5, 1.0],
+            "MODEL.ROUTER.THRESHOLD": 0.0,  # configured: the full ensemble
+        }
+    )
     trainer = DefaultTrainer(cfg)
     trainer.resume_or_load(resume=False)
     results = trainer.train()
@@ -153,13 +159,16 @@ def test_router_threshold_is_chosen_on_validation_and_used_on_test(stage1, tiny_
 
 def test_router_threshold_is_never_chosen_on_test(stage1, tiny_cfg, caplog):
     _, weights = stage1
-    cfg = tiny_cfg(**{
-        **RIDE, **ROUTER_STAGE,
-        "MODEL.WEIGHTS": weights,
-        "SOLVER.MAX_EPOCHS": 1,
-        "SOLVER.WARMUP_EPOCHS": 0,
-        "TEST.ROUTER_SELECT_MAX_TOP1_DROP": 100.0,
-    })
+    cfg = tiny_cfg(
+        **{
+            **RIDE,
+            **ROUTER_STAGE,
+            "MODEL.WEIGHTS": weights,
+            "SOLVER.MAX_EPOCHS": 1,
+            "SOLVER.WARMUP_EPOCHS": 0,
+            "TEST.ROUTER_SELECT_MAX_TOP1_DROP": 100.0,
+        }
+    )
     trainer = DefaultTrainer(cfg)
     trainer.resume_or_load(resume=False)
     with caplog.at_level("WARNING", logger="ride_dive"):
@@ -183,8 +192,9 @@ def test_router_timing_tool_runs_on_a_router_run(stage1, tiny_cfg, capsys):
     trainer.resume_or_load(resume=False)
     results = trainer.train()
     save_config(cfg)  # what tools/train_net.py writes; the tool reads it
-    spec = importlib.util.spec_from_file_location("benchmark_tool",
-                                                  os.path.join(ROOT, "tools", "benchmark.py"))
+    spec = importlib.util.spec_from_file_location(
+        "benchmark_tool", os.path.join(ROOT, "tools", "benchmark.py")
+    )
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     tool.time_router(cfg.OUTPUT_DIR, rounds=1)

@@ -1,4 +1,5 @@
 """The trainer on tiny synthetic data: loss falls, exact resume, NaN stop, model selection."""
+
 import json
 import os
 
@@ -39,8 +40,7 @@ def _state(model):
 
 
 def test_short_training_run_loss_falls(tiny_cfg):
-    cfg = tiny_cfg(**{"SOLVER.MAX_EPOCHS": 10, "SOLVER.BASE_LR": 0.1,
-                      "DATASETS.MAX_PER_CLASS": 80})
+    cfg = tiny_cfg(**{"SOLVER.MAX_EPOCHS": 10, "SOLVER.BASE_LR": 0.1, "DATASETS.MAX_PER_CLASS": 80})
     trainer = DefaultTrainer(cfg)
     rec = _RecordLoss()
     trainer.trainer.register_hooks([rec])
@@ -106,9 +106,15 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_cfg):
 
 
 def test_best_checkpoint_only_with_validation_split(tiny_cfg, tmp_path):
-    with_val = tiny_cfg(output_dir=tmp_path / "v", **{
-        "DATASETS.VAL_SOURCE": "test", "DATASETS.VAL_PER_CLASS": 5, "TEST.EVAL_PERIOD": 1,
-        "TEST.USE_BEST": True})
+    with_val = tiny_cfg(
+        output_dir=tmp_path / "v",
+        **{
+            "DATASETS.VAL_SOURCE": "test",
+            "DATASETS.VAL_PER_CLASS": 5,
+            "TEST.EVAL_PERIOD": 1,
+            "TEST.USE_BEST": True,
+        },
+    )
     t = DefaultTrainer(with_val)
     results = t.train()
     assert os.path.isfile(os.path.join(with_val.OUTPUT_DIR, "model_best.pth"))
@@ -125,7 +131,8 @@ def test_eval_only_reproduces_final_results(tiny_cfg):
     trained = DefaultTrainer(cfg).train()
     fresh = DefaultTrainer(cfg)
     Checkpointer(fresh.model, cfg.OUTPUT_DIR).load(
-        os.path.join(cfg.OUTPUT_DIR, "model_final.pth"), checkpointables=[])
+        os.path.join(cfg.OUTPUT_DIR, "model_final.pth"), checkpointables=[]
+    )
     again = fresh.test()
     assert again["top1"] == pytest.approx(trained["top1"])
     assert again["per_class"] == pytest.approx(trained["per_class"])
@@ -137,8 +144,7 @@ def test_periodic_writer_writes_each_epoch_end_once():
     from ride_dive.engine.hooks import PeriodicWriter
 
     written = []
-    writer = SimpleNamespace(write=lambda storage: written.append(trainer.iter),
-                             close=lambda: None)
+    writer = SimpleNamespace(write=lambda storage: written.append(trainer.iter), close=lambda: None)
     hook = PeriodicWriter([writer], period=2)
     trainer = SimpleNamespace(iter=0, iters_per_epoch=4, max_iter=8, storage=None)
     hook.trainer = trainer
@@ -154,8 +160,13 @@ def test_periodic_writer_writes_each_epoch_end_once():
 def test_label_shift_table_in_results_when_asked(tiny_cfg):
     """TEST.LABEL_SHIFT: 11 protocols x with/without PC from the final test logits; the
     Uniform row without PC is the balanced test set, so it equals the headline top-1."""
-    cfg = tiny_cfg(**{"SOLVER.MAX_EPOCHS": 2, "TEST.LABEL_SHIFT": True,
-                      "MODEL.LOSS.NAME": "BalancedSoftmaxLoss"})
+    cfg = tiny_cfg(
+        **{
+            "SOLVER.MAX_EPOCHS": 2,
+            "TEST.LABEL_SHIFT": True,
+            "MODEL.LOSS.NAME": "BalancedSoftmaxLoss",
+        }
+    )
     results = DefaultTrainer(cfg).train()
     table = results["label_shift"]
     assert table["trained_with_prior_logits"] is True  # Balanced Softmax: + log p_target only

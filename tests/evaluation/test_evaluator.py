@@ -1,4 +1,5 @@
 """inference_on_dataset / ClassificationEvaluator / gather_predictions, and reporting."""
+
 import json
 import math
 import os
@@ -79,8 +80,9 @@ def test_inference_on_dataset_metrics_and_modes():
 def test_inference_accepts_dict_output_and_autocast():
     logits, labels = _dataset()
     loader = DataLoader(TensorDataset(logits, labels), batch_size=5)
-    res = inference_on_dataset(PassThrough(as_dict=True), loader, None, "cpu",
-                               autocast_dtype=torch.bfloat16)
+    res = inference_on_dataset(
+        PassThrough(as_dict=True), loader, None, "cpu", autocast_dtype=torch.bfloat16
+    )
     assert res["top1"] == pytest.approx(60.0)
 
 
@@ -155,10 +157,16 @@ def test_table_columns_values_and_missing_group():
     assert values.split() == ["45.12", "75.00", "66.10", "42.00", "-", "7.45"]
     assert len(header) == len(values)
     # Right-aligned: every column ends at the same offset in both lines.
-    ends_h = [i for i in range(len(header)) if header[i] != " " and
-              (i + 1 == len(header) or header[i + 1] == " ")]
-    ends_v = [i for i in range(len(values)) if values[i] != " " and
-              (i + 1 == len(values) or values[i + 1] == " ")]
+    ends_h = [
+        i
+        for i in range(len(header))
+        if header[i] != " " and (i + 1 == len(header) or header[i + 1] == " ")
+    ]
+    ends_v = [
+        i
+        for i in range(len(values))
+        if values[i] != " " and (i + 1 == len(values) or values[i + 1] == " ")
+    ]
     assert ends_h == ends_v
 
 

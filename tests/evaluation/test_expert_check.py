@@ -1,4 +1,5 @@
 """The incompetent-experts warning (TEST.EXPERT_GAP_WARNING)."""
+
 from ride_dive.evaluation import expert_competence_warning
 
 
@@ -7,8 +8,13 @@ def test_warns_when_the_experts_are_near_chance_but_the_ensemble_is_not():
     results = {"top1": 68.45, "expert_top1": [20.4, 18.9, 23.9, 18.8, 21.1, 17.7]}
     message = expert_competence_warning(results, 15.0)
     assert message is not None
-    for needle in ("20.4 / 18.9", "68.45", "MODEL.LOSS.RIDE.DIVERSITY_SPACE",
-                   "MODEL.LOSS.RIDE.DIVERSITY_WEIGHT", "TEST.EXPERT_GAP_WARNING 15"):
+    for needle in (
+        "20.4 / 18.9",
+        "68.45",
+        "MODEL.LOSS.RIDE.DIVERSITY_SPACE",
+        "MODEL.LOSS.RIDE.DIVERSITY_WEIGHT",
+        "TEST.EXPERT_GAP_WARNING 15",
+    ):
         assert needle in message
     assert "median gap 48.8" in message  # 68.45 - (18.9 + 20.4) / 2
 

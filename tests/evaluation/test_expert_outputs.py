@@ -1,4 +1,5 @@
 """Multi-expert evaluation: each expert's top-1, experts used, the router sweep and its report."""
+
 import pytest
 import torch
 from torch import nn
@@ -22,17 +23,22 @@ class _FixedExperts(nn.Module):
     def __init__(self):
         super().__init__()
         self.scale = nn.Parameter(torch.ones(()))
-        self.expert_logits = torch.tensor([
-            [[2.0, 0.0], [0.0, 2.0], [2.0, 0.0], [2.0, 0.0]],  # right, right, right, wrong
-            [[0.0, 1.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]],  # wrong, right, right, right
-            [[0.0, 1.0], [1.0, 0.0], [0.0, 1.0], [1.0, 0.0]],  # wrong, wrong, wrong, wrong
-        ])
+        self.expert_logits = torch.tensor(
+            [
+                [[2.0, 0.0], [0.0, 2.0], [2.0, 0.0], [2.0, 0.0]],  # right, right, right, wrong
+                [[0.0, 1.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]],  # wrong, right, right, right
+                [[0.0, 1.0], [1.0, 0.0], [0.0, 1.0], [1.0, 0.0]],  # wrong, wrong, wrong, wrong
+            ]
+        )
 
     def forward(self, images):
         idx = images[:, 0, 0, 0].long()
         logits = self.expert_logits[:, idx] * self.scale
-        return {"logits": logits.mean(dim=0), "expert_logits": logits,
-                "experts_used": torch.tensor([1, 2, 2, 3])[idx]}
+        return {
+            "logits": logits.mean(dim=0),
+            "expert_logits": logits,
+            "experts_used": torch.tensor([1, 2, 2, 3])[idx],
+        }
 
 
 def _loader():
@@ -53,7 +59,8 @@ def test_inference_reports_each_expert_and_experts_used():
 
 def test_experts_used_distribution_lists_every_count():
     assert experts_used_distribution(torch.tensor([1, 1, 4]), 4) == pytest.approx(
-        {"1": 200 / 3, "2": 0.0, "3": 0.0, "4": 100 / 3})
+        {"1": 200 / 3, "2": 0.0, "3": 0.0, "4": 100 / 3}
+    )
 
 
 @pytest.fixture
@@ -82,8 +89,15 @@ def test_router_sweep_matches_early_exit_and_weights_macs(router_model, tmp_path
         logits = router_model.forward_all(torch.cat([x for x, _ in loader]))["router_logits"]
     threshold = round(float(torch.sigmoid(logits[0].median())), 6)
     router_model.router_threshold = threshold
-    report = router_tradeoff(router_model, loader, [30, 20, 10, 5], "cpu", (3, 16, 16),
-                             thresholds=[0.0, 1.0], threshold=threshold)
+    report = router_tradeoff(
+        router_model,
+        loader,
+        [30, 20, 10, 5],
+        "cpu",
+        (3, 16, 16),
+        thresholds=[0.0, 1.0],
+        threshold=threshold,
+    )
     assert [row["threshold"] for row in report["sweep"]] == [0.0, threshold, 1.0]
     assert report["experts_used"]["1"] not in (0.0, 100.0)
     direct = inference_on_dataset(router_model, loader, [30, 20, 10, 5], "cpu")
@@ -109,21 +123,28 @@ def _sweep(rows, full_top1):
 
 
 def test_select_router_threshold_takes_the_cheapest_row_within_the_drop():
-    report = _sweep([
-        (0.0, 80.0, 4.00, 0.40),  # the full ensemble
-        (0.3, 79.8, 2.50, 0.25),
-        (0.5, 79.5, 1.90, 0.19),  # exactly 0.5 below: still allowed
-        (0.6, 79.7, 1.90, 0.19),  # same cost, more accurate: preferred
-        (0.8, 79.4, 1.20, 0.12),  # 0.6 below: too lossy
-    ], full_top1=80.0)
+    report = _sweep(
+        [
+            (0.0, 80.0, 4.00, 0.40),  # the full ensemble
+            (0.3, 79.8, 2.50, 0.25),
+            (0.5, 79.5, 1.90, 0.19),  # exactly 0.5 below: still allowed
+            (0.6, 79.7, 1.90, 0.19),  # same cost, more accurate: preferred
+            (0.8, 79.4, 1.20, 0.12),  # 0.6 below: too lossy
+        ],
+        full_top1=80.0,
+    )
     choice = select_router_threshold(report, 0.5)
     assert choice["threshold"] == 0.6 and choice["experts_used_mean"] == 1.90
     assert choice["full_ensemble_top1"] == 80.0 and choice["max_top1_drop"] == 0.5
     assert select_router_threshold(report, 0.0)["threshold"] == 0.0
     assert select_router_threshold(report, 0.61)["threshold"] == 0.8
     # Nothing within the drop (no threshold 0 in the sweep): the most accurate row.
-    assert select_router_threshold(_sweep([(0.5, 70.0, 2.0, 0.2), (0.9, 71.0, 1.5, 0.1)],
-                                          80.0), 0.5)["threshold"] == 0.9
+    assert (
+        select_router_threshold(_sweep([(0.5, 70.0, 2.0, 0.2), (0.9, 71.0, 1.5, 0.1)], 80.0), 0.5)[
+            "threshold"
+        ]
+        == 0.9
+    )
     with pytest.raises(ValueError, match="max_top1_drop"):
         select_router_threshold(report, -1.0)
 
@@ -142,8 +163,9 @@ class _FullEnsemble(nn.Module):
 def test_router_sweep_reports_the_full_ensemble_top1(router_model):
     torch.manual_seed(4)
     loader = [(torch.randn(16, 3, 16, 16), torch.randint(0, 4, (16,)))]
-    report = router_tradeoff(router_model, loader, None, "cpu", (3, 16, 16),
-                             thresholds=[0.0], threshold=0.5)
+    report = router_tradeoff(
+        router_model, loader, None, "cpu", (3, 16, 16), thresholds=[0.0], threshold=0.5
+    )
     full = inference_on_dataset(_FullEnsemble(router_model), loader, None, "cpu")
     assert report["full_ensemble_top1"] == pytest.approx(full["top1"])
     assert report["sweep"][0]["top1"] == pytest.approx(full["top1"])

@@ -1,5 +1,6 @@
 """Label-shift evaluation (docs/METHODS.md 7): shifted counts, subsets, PC, the table; and the
 reliability bins behind the calibration figure."""
+
 import math
 
 import pytest
@@ -77,11 +78,12 @@ def test_pc_by_hand_with_and_without_prior_training():
     logits = torch.tensor([[1.0, 2.0, 3.0]])
     train, target = [6, 3, 1], [1, 1, 2]  # p_train .6 .3 .1, p_target .25 .25 .5
     ce = post_compensate(logits, target, train, trained_with_prior=False)
-    expected = [1 + math.log(.25 / .6), 2 + math.log(.25 / .3), 3 + math.log(.5 / .1)]
+    expected = [1 + math.log(0.25 / 0.6), 2 + math.log(0.25 / 0.3), 3 + math.log(0.5 / 0.1)]
     assert ce[0].tolist() == pytest.approx(expected, abs=1e-6)
     balanced = post_compensate(logits, target, train, trained_with_prior=True)
     assert balanced[0].tolist() == pytest.approx(
-        [1 + math.log(.25), 2 + math.log(.25), 3 + math.log(.5)], abs=1e-6)
+        [1 + math.log(0.25), 2 + math.log(0.25), 3 + math.log(0.5)], abs=1e-6
+    )
     # A class absent from the target cannot be predicted.
     assert post_compensate(logits, [1, 1, 0], train, True)[0, 2] == -math.inf
 
@@ -121,8 +123,11 @@ def test_pc_is_bayes_optimal_under_shift(balanced):
     logits, labels, train = _bayes_problem(balanced)
     rows = label_shift_rows(logits, labels, train, trained_with_prior=balanced)
     assert [(r["protocol"], r["rho"], r["pc"]) for r in rows[:4]] == [
-        ("forward", 50.0, False), ("forward", 50.0, True),
-        ("forward", 25.0, False), ("forward", 25.0, True)]
+        ("forward", 50.0, False),
+        ("forward", 50.0, True),
+        ("forward", 25.0, False),
+        ("forward", 25.0, True),
+    ]
     assert len(rows) == 22 and rows[10]["protocol"] == "uniform"
     assert rows[-1]["protocol"] == "backward" and rows[-1]["rho"] == 50.0
     by = {(r["protocol"], r["rho"], r["pc"]): r for r in rows}
@@ -134,7 +139,8 @@ def test_pc_is_bayes_optimal_under_shift(balanced):
     uniform_raw, uniform_pc = by[("uniform", 1.0, False)], by[("uniform", 1.0, True)]
     assert uniform_raw["n"] == 900
     assert uniform_raw["top1"] == pytest.approx(
-        100.0 * (logits.argmax(1) == labels).float().mean().item())
+        100.0 * (logits.argmax(1) == labels).float().mean().item()
+    )
     if balanced:  # + log(1/C) changes nothing
         assert uniform_pc["top1"] == uniform_raw["top1"]
     else:  # logit adjustment: the balanced set gains from removing the training prior
@@ -159,8 +165,9 @@ def test_report_and_evaluator_option_agree():
 def test_inference_on_dataset_passes_the_option_through():
     logits, labels, train = _bayes_problem(True)
     loader = DataLoader(TensorDataset(logits, labels), batch_size=128)
-    results = inference_on_dataset(nn.Identity(), loader, train, "cpu", label_shift=True,
-                                   trained_with_prior=True)
+    results = inference_on_dataset(
+        nn.Identity(), loader, train, "cpu", label_shift=True, trained_with_prior=True
+    )
     assert results["label_shift"] == label_shift_report(logits, labels, train, True)
     assert "label_shift" not in inference_on_dataset(nn.Identity(), loader, train, "cpu")
 
@@ -185,16 +192,19 @@ def test_from_config_reads_test_label_shift():
         ClassificationEvaluator(cfg, train_counts=[3, 1])
 
 
-@pytest.mark.parametrize("loss, ride_base, sampler, expected", [
-    ("CrossEntropyLoss", "LDAMLoss", "InstanceBalancedSampler", False),
-    ("BalancedSoftmaxLoss", "LDAMLoss", "InstanceBalancedSampler", True),
-    ("DiVELoss", "LDAMLoss", "InstanceBalancedSampler", True),
-    ("RIDELoss", "BalancedSoftmaxLoss", "InstanceBalancedSampler", True),
-    ("RIDELoss", "DiVELoss", "InstanceBalancedSampler", True),
-    ("RIDELoss", "LDAMLoss", "InstanceBalancedSampler", False),
-    ("CrossEntropyLoss", "LDAMLoss", "ClassAwareSampler", True),  # cRT / LWS
-    ("CrossEntropyLoss", "LDAMLoss", "SquareRootSampler", False),
-])
+@pytest.mark.parametrize(
+    "loss, ride_base, sampler, expected",
+    [
+        ("CrossEntropyLoss", "LDAMLoss", "InstanceBalancedSampler", False),
+        ("BalancedSoftmaxLoss", "LDAMLoss", "InstanceBalancedSampler", True),
+        ("DiVELoss", "LDAMLoss", "InstanceBalancedSampler", True),
+        ("RIDELoss", "BalancedSoftmaxLoss", "InstanceBalancedSampler", True),
+        ("RIDELoss", "DiVELoss", "InstanceBalancedSampler", True),
+        ("RIDELoss", "LDAMLoss", "InstanceBalancedSampler", False),
+        ("CrossEntropyLoss", "LDAMLoss", "ClassAwareSampler", True),  # cRT / LWS
+        ("CrossEntropyLoss", "LDAMLoss", "SquareRootSampler", False),
+    ],
+)
 def test_which_models_count_as_prior_trained(loss, ride_base, sampler, expected):
     cfg = get_cfg()
     cfg.MODEL.LOSS.NAME, cfg.MODEL.LOSS.RIDE.BASE_LOSS = loss, ride_base
@@ -227,13 +237,15 @@ def test_a_new_component_declares_prior_free_logits():
 
 
 def test_reliability_bins_by_hand_and_against_the_ece():
-    probs = torch.tensor([
-        [0.9, 0.1, 0.0],  # conf .9, correct
-        [0.8, 0.2, 0.0],  # conf .8, wrong
-        [0.6, 0.4, 0.0],  # conf .6, correct
-        [0.3, 0.7, 0.0],  # conf .7, correct
-        [0.5, 0.3, 0.2],  # conf .5 (right edge of (.25, .5]), wrong
-    ])
+    probs = torch.tensor(
+        [
+            [0.9, 0.1, 0.0],  # conf .9, correct
+            [0.8, 0.2, 0.0],  # conf .8, wrong
+            [0.6, 0.4, 0.0],  # conf .6, correct
+            [0.3, 0.7, 0.0],  # conf .7, correct
+            [0.5, 0.3, 0.2],  # conf .5 (right edge of (.25, .5]), wrong
+        ]
+    )
     labels = torch.tensor([0, 1, 0, 1, 1])
     bins = reliability_bins(probs, labels, n_bins=4)
     assert bins["edges"] == [0.0, 0.25, 0.5, 0.75, 1.0]
@@ -247,6 +259,9 @@ def test_reliability_bins_by_hand_and_against_the_ece():
     labels = torch.randint(0, 7, (500,), generator=gen)
     bins = reliability_bins(probs, labels, n_bins=15)
     assert sum(bins["count"]) == 500
-    gap = sum(n / 500 * abs(a - c) for n, a, c in
-              zip(bins["count"], bins["accuracy"], bins["confidence"]) if n)
+    gap = sum(
+        n / 500 * abs(a - c)
+        for n, a, c in zip(bins["count"], bins["accuracy"], bins["confidence"])
+        if n
+    )
     assert 100 * gap == pytest.approx(expected_calibration_error(probs, labels, 15))

@@ -1,4 +1,5 @@
 """Numerical checks of the metric functions on hand-made examples."""
+
 import math
 
 import pytest
@@ -73,8 +74,9 @@ def test_shot_groups_empty_group_is_omitted_not_nan():
 
 
 def test_shot_groups_custom_thresholds_and_length_check():
-    groups = shot_group_accuracy([90.0, 50.0, 10.0], [11, 10, 2], many_threshold=10,
-                                 few_threshold=5)
+    groups = shot_group_accuracy(
+        [90.0, 50.0, 10.0], [11, 10, 2], many_threshold=10, few_threshold=5
+    )
     assert groups == {"many": 90.0, "medium": 50.0, "few": 10.0}
     with pytest.raises(ValueError):
         shot_group_accuracy([1.0, 2.0], [1, 2, 3])

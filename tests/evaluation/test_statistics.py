@@ -1,4 +1,5 @@
 """Paired differences over seeds (docs/METHODS.md section 10) against hand computations."""
+
 import math
 
 import pytest
@@ -30,7 +31,8 @@ def test_interval_holding_zero_is_not_significant():
     clear = paired_difference([82.0, 83.0, 84.0], [80.0, 81.1, 81.9])
     assert clear["significant"] is True
     assert format_paired(clear) == (
-        f"{clear['mean']:+.2f} [{clear['low']:+.2f}, {clear['high']:+.2f}]")
+        f"{clear['mean']:+.2f} [{clear['low']:+.2f}, {clear['high']:+.2f}]"
+    )
 
 
 def test_t_quantiles_match_the_tables():

@@ -4,6 +4,7 @@ A synthetic set (``TINY``), a 6-image ImageNet-LT-style list set (``LISTS``), CI
 folders (``CIFAR``) with wrong-format and malicious batches, checkpoints (malicious,
 garbage, another width) and a finished one-epoch run for the ``--resume`` cases.
 """
+
 import os
 import pickle
 from typing import List
@@ -11,17 +12,57 @@ from typing import List
 MARKER = "PWNED"  # what the malicious pickles would create in the fixture folder
 
 # A ~1 s run: width-0.25 ResNet-32 on 10 synthetic 16x16 classes, one epoch, CPU.
-TINY = ["MODEL.DEVICE", "cpu", "MODEL.BACKBONE.WIDTH_MULT", "0.25",
-        "DATASETS.NAME", "SyntheticLT", "DATASETS.MAX_PER_CLASS", "20",
-        "DATASETS.IMBALANCE_FACTOR", "10.0", "DATASETS.SYNTHETIC.IMAGE_SIZE", "16",
-        "DATASETS.SYNTHETIC.TEST_PER_CLASS", "4", "INPUT.CROP_SIZE", "16",
-        "INPUT.PADDING", "2", "SOLVER.BATCH_SIZE", "16", "SOLVER.MAX_EPOCHS", "1",
-        "SOLVER.WARMUP_EPOCHS", "0", "SOLVER.CHECKPOINT_PERIOD", "1", "TEST.BATCH_SIZE", "64"]
+TINY = [
+    "MODEL.DEVICE",
+    "cpu",
+    "MODEL.BACKBONE.WIDTH_MULT",
+    "0.25",
+    "DATASETS.NAME",
+    "SyntheticLT",
+    "DATASETS.MAX_PER_CLASS",
+    "20",
+    "DATASETS.IMBALANCE_FACTOR",
+    "10.0",
+    "DATASETS.SYNTHETIC.IMAGE_SIZE",
+    "16",
+    "DATASETS.SYNTHETIC.TEST_PER_CLASS",
+    "4",
+    "INPUT.CROP_SIZE",
+    "16",
+    "INPUT.PADDING",
+    "2",
+    "SOLVER.BATCH_SIZE",
+    "16",
+    "SOLVER.MAX_EPOCHS",
+    "1",
+    "SOLVER.WARMUP_EPOCHS",
+    "0",
+    "SOLVER.CHECKPOINT_PERIOD",
+    "1",
+    "TEST.BATCH_SIZE",
+    "64",
+]
 # The 6-image list set (ImageNet-LT layout: 1000 classes); 8x8 images, no resize.
-LISTS = ["DATASETS.NAME", "ImageNetLT", "INPUT.CROP_SIZE", "8", "INPUT.TEST_RESIZE", "8",
-         "DATALOADER.NUM_WORKERS", "0", "SOLVER.BATCH_SIZE", "4"]
-CIFAR = ["DATASETS.NAME", "CIFAR10LT", "DATASETS.MAX_PER_CLASS", "4",
-         "DATASETS.IMBALANCE_FACTOR", "2.0"]
+LISTS = [
+    "DATASETS.NAME",
+    "ImageNetLT",
+    "INPUT.CROP_SIZE",
+    "8",
+    "INPUT.TEST_RESIZE",
+    "8",
+    "DATALOADER.NUM_WORKERS",
+    "0",
+    "SOLVER.BATCH_SIZE",
+    "4",
+]
+CIFAR = [
+    "DATASETS.NAME",
+    "CIFAR10LT",
+    "DATASETS.MAX_PER_CLASS",
+    "4",
+    "DATASETS.IMBALANCE_FACTOR",
+    "2.0",
+]
 
 
 class _Payload:
@@ -53,7 +94,8 @@ def _images(folder: str) -> None:
 def _list_files(folder: str) -> None:
     good = "".join(f"img/{i}.png {i % 3}\n" for i in range(6))
     files = {
-        "ImageNet_LT_train.txt": good, "ImageNet_LT_val.txt": good,
+        "ImageNet_LT_train.txt": good,
+        "ImageNet_LT_val.txt": good,
         "ImageNet_LT_test.txt": good,
         "bad_line.txt": good + "img/0.png\n",
         "bad_label.txt": good + "img/1.png 1000\n",
@@ -81,8 +123,10 @@ def _cifar(root: str, first_batch=None, skip: str = "") -> None:
     for name, part in batches.items():
         if name == skip:
             continue
-        content = {b"data": np.zeros((len(part), 3072), np.uint8),
-                   b"labels": [int(v) for v in part]}
+        content = {
+            b"data": np.zeros((len(part), 3072), np.uint8),
+            b"labels": [int(v) for v in part],
+        }
         if name == "data_batch_1" and first_batch is not None:
             content = first_batch
         with open(os.path.join(folder, name), "wb") as f:
@@ -125,10 +169,14 @@ def build_fixtures(root: str) -> None:
     marker = os.path.join(root, MARKER)
     _cifar(os.path.join(root, "cifar_missing_batch"), skip="data_batch_3")
     _cifar(os.path.join(root, "cifar_list"), first_batch=[1, 2, 3])
-    _cifar(os.path.join(root, "cifar_shape"), first_batch={
-        b"data": np.zeros((8, 100), np.uint8), b"labels": [0] * 8})
-    _cifar(os.path.join(root, "cifar_evil"), first_batch={
-        b"data": _Payload(marker), b"labels": [0] * 8})
+    _cifar(
+        os.path.join(root, "cifar_shape"),
+        first_batch={b"data": np.zeros((8, 100), np.uint8), b"labels": [0] * 8},
+    )
+    _cifar(
+        os.path.join(root, "cifar_evil"),
+        first_batch={b"data": _Payload(marker), b"labels": [0] * 8},
+    )
     torch.save({"model": _Payload(marker)}, os.path.join(root, "evil.pth"))
     with open(os.path.join(root, "garbage.pth"), "wb") as f:
         f.write(b"not a checkpoint at all")

@@ -5,6 +5,7 @@ Each case runs train_net's ``cli()`` in this process (cheap); a representative f
 ``python tools/train_net.py`` as a real process, where a traceback, a payload that ran, or
 an exception that escaped a DataLoader worker shows up exactly as a user would see it.
 """
+
 import contextlib
 import importlib.util
 import io
@@ -16,8 +17,9 @@ from tests.conftest import ROOT
 from tests.hostile import hostile_inputs as hostile
 
 # By file: a "tools" package elsewhere on sys.path must not shadow the repository's.
-_spec = importlib.util.spec_from_file_location("_train_net", os.path.join(ROOT, "tools",
-                                                                          "train_net.py"))
+_spec = importlib.util.spec_from_file_location(
+    "_train_net", os.path.join(ROOT, "tools", "train_net.py")
+)
 train_net = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(train_net)
 
@@ -54,8 +56,9 @@ def test_fixtures_are_live(hostile_root):
     import torch
 
     marker = os.path.join(hostile_root, hostile.MARKER)
-    with open(os.path.join(hostile_root, "cifar_evil", "cifar-10-batches-py", "data_batch_1"),
-              "rb") as f:
+    with open(
+        os.path.join(hostile_root, "cifar_evil", "cifar-10-batches-py", "data_batch_1"), "rb"
+    ) as f:
         pickle.load(f)
     assert os.path.exists(marker)
     os.remove(marker)

@@ -1,4 +1,5 @@
 """Shared fixtures for the modeling tests: a seeded RNG and a tiny CPU config."""
+
 import pytest
 import torch
 

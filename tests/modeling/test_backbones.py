@@ -1,4 +1,5 @@
 """Backbones: published sizes, torchvision equivalence, shapes, normalisation, freezing."""
+
 import math
 
 import pytest
@@ -103,8 +104,10 @@ def test_resnext_groups_from_config(model_cfg):
 
 
 def test_normalized_features_have_unit_norm():
-    for backbone in (ResNet32(width_mult=0.25, normalize_features=True),
-                     ResNet50(width_mult=0.25, normalize_features=True)):
+    for backbone in (
+        ResNet32(width_mult=0.25, normalize_features=True),
+        ResNet50(width_mult=0.25, normalize_features=True),
+    ):
         feats = backbone.eval()(torch.randn(3, 3, 16, 16))
         torch.testing.assert_close(feats.norm(dim=1), torch.ones(3))
 

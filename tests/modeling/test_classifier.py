@@ -1,4 +1,5 @@
 """Classifier meta-architecture: train/eval outputs, BSCE at test, freezing, learning."""
+
 import pytest
 import torch
 import torch.nn.functional as F

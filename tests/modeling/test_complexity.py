@@ -1,4 +1,5 @@
 """Parameter and MAC counting."""
+
 import pytest
 import torch
 

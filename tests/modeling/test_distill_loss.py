@@ -1,4 +1,5 @@
 """DiVE loss against hand computations (docs/METHODS.md section 2)."""
+
 import math
 
 import pytest
@@ -22,7 +23,7 @@ def _softmax(values):
 
 def _hand_target(teacher_row, tau, p):
     """normalize(softmax(z / tau) ** p): the definition, not the softmax(p z / tau) shortcut."""
-    powered = [q ** p for q in _softmax([z / tau for z in teacher_row])]
+    powered = [q**p for q in _softmax([z / tau for z in teacher_row])]
     return [v / sum(powered) for v in powered]
 
 
@@ -39,8 +40,9 @@ def _hand_dive(student, teacher, targets, tau, p, alpha):
 
 
 def _loss(tau=3.0, p=0.5, alpha=0.5):
-    return DiVELoss(base_loss=BalancedSoftmaxLoss(class_counts=COUNTS), temperature=tau,
-                    power=p, alpha=alpha)
+    return DiVELoss(
+        base_loss=BalancedSoftmaxLoss(class_counts=COUNTS), temperature=tau, power=p, alpha=alpha
+    )
 
 
 @pytest.mark.parametrize("p", [1.0, 0.5, 0.25])
@@ -52,8 +54,9 @@ def test_target_equals_power_normalised_softmax(p):
 
 @pytest.mark.parametrize("tau,p,alpha", [(3.0, 0.5, 0.5), (1.0, 1.0, 0.3), (6.0, 0.5, 0.9)])
 def test_dive_loss_by_hand(tau, p, alpha):
-    terms = _loss(tau, p, alpha)(torch.tensor(STUDENT), torch.tensor(TARGETS),
-                                 teacher_logits=torch.tensor(TEACHER))
+    terms = _loss(tau, p, alpha)(
+        torch.tensor(STUDENT), torch.tensor(TARGETS), teacher_logits=torch.tensor(TEACHER)
+    )
     cls, distill = _hand_dive(STUDENT, TEACHER, TARGETS, tau, p, alpha)
     assert set(terms) == {"loss_cls", "loss_distill"}
     assert float(terms["loss_cls"]) == pytest.approx(cls, rel=1e-5)
@@ -105,8 +108,9 @@ def test_ride_loss_distils_every_expert_from_the_same_target():
         assert float(terms[f"loss_distill_e{i}"]) == pytest.approx(float(alone["loss_distill"]))
     # lambda = 0: only the DiVE terms, no diversity term.
     plain = RIDELoss(base_loss=dive, class_counts=COUNTS, diversity_weight=0.0)
-    assert not any(k.startswith("loss_div") for k in plain(experts, targets,
-                                                           teacher_logits=teacher))
+    assert not any(
+        k.startswith("loss_div") for k in plain(experts, targets, teacher_logits=teacher)
+    )
 
 
 def test_built_from_config_including_auto_temperature():
@@ -122,13 +126,16 @@ def test_built_from_config_including_auto_temperature():
     assert cfg.DISTILL.TEMPERATURE == 2.5
 
 
-@pytest.mark.parametrize("key,value,message", [
-    ("DISTILL.TEMPERATURE", "hot", "number or 'auto'"),
-    ("DISTILL.TEMPERATURE", "-1", "DISTILL.TEMPERATURE must be > 0"),
-    ("DISTILL.ALPHA", "1.5", "DISTILL.ALPHA must be in"),
-    ("DISTILL.POWER", "0", "DISTILL.POWER must be > 0"),
-    ("DISTILL.BASE_LOSS", "'DiVELoss'", "hard-label part"),
-])
+@pytest.mark.parametrize(
+    "key,value,message",
+    [
+        ("DISTILL.TEMPERATURE", "hot", "number or 'auto'"),
+        ("DISTILL.TEMPERATURE", "-1", "DISTILL.TEMPERATURE must be > 0"),
+        ("DISTILL.ALPHA", "1.5", "DISTILL.ALPHA must be in"),
+        ("DISTILL.POWER", "0", "DISTILL.POWER must be > 0"),
+        ("DISTILL.BASE_LOSS", "'DiVELoss'", "hard-label part"),
+    ],
+)
 def test_bad_distill_values_are_named(key, value, message):
     cfg = get_cfg()
     with pytest.raises(ConfigError, match=message):

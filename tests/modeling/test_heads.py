@@ -1,4 +1,5 @@
 """Heads: linear with tau-normalisation, cosine s*cos, LWS scales; construction errors."""
+
 import numpy as np
 import pytest
 import torch

@@ -1,4 +1,5 @@
 """Losses against the docs/METHODS.md formulas: BSCE, LDAM margins, DRW weights, focal."""
+
 import math
 
 import numpy as np

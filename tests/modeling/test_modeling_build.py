@@ -1,5 +1,6 @@
 """Registries and ``build_*``: every backbone, head and loss of tests/registry_names.py builds
 from a tiny config and runs."""
+
 import pytest
 import torch
 
@@ -38,8 +39,11 @@ def _one_thread():
     torch.set_num_threads(before)
 
 
-@pytest.mark.parametrize("registry", [META_ARCH_REGISTRY, BACKBONE_REGISTRY, HEAD_REGISTRY,
-                                      LOSS_REGISTRY], ids=lambda r: r._name)
+@pytest.mark.parametrize(
+    "registry",
+    [META_ARCH_REGISTRY, BACKBONE_REGISTRY, HEAD_REGISTRY, LOSS_REGISTRY],
+    ids=lambda r: r._name,
+)
 def test_every_name_is_registered_under_its_class_name(registry):
     registered = dict(registry)
     assert set(registered) == REGISTERED_NAMES[registry._name]
@@ -50,12 +54,15 @@ def test_every_name_is_registered_under_its_class_name(registry):
 def test_the_loss_and_head_groups_are_real():
     assert SINGLE_HEAD_LOSSES and EXPERT_LOSSES | DISTILL_LOSSES <= REGISTERED_NAMES["LOSS"]
     assert EVALUATION_ONLY_HEADS <= REGISTERED_NAMES["HEAD"]
-    assert {n for n, cls in HEAD_REGISTRY if getattr(cls, "evaluation_only", False)} == \
-        EVALUATION_ONLY_HEADS
-    assert {n for n, cls in LOSS_REGISTRY if getattr(cls, "takes_expert_logits", False)} == \
-        EXPERT_LOSSES
-    assert {n for n, cls in LOSS_REGISTRY if getattr(cls, "takes_teacher_logits", False) is True} \
-        == DISTILL_LOSSES
+    assert {
+        n for n, cls in HEAD_REGISTRY if getattr(cls, "evaluation_only", False)
+    } == EVALUATION_ONLY_HEADS
+    assert {
+        n for n, cls in LOSS_REGISTRY if getattr(cls, "takes_expert_logits", False)
+    } == EXPERT_LOSSES
+    assert {
+        n for n, cls in LOSS_REGISTRY if getattr(cls, "takes_teacher_logits", False) is True
+    } == DISTILL_LOSSES
 
 
 @pytest.mark.parametrize("name", sorted(REGISTERED_NAMES["BACKBONE"]))
@@ -96,8 +103,7 @@ def _expected_terms(loss, base_loss="BalancedSoftmaxLoss"):
     if loss in DISTILL_LOSSES:
         return {"loss_cls", "loss_distill"}
     if loss in EXPERT_LOSSES:
-        per_expert = ({"loss_cls", "loss_distill"} if base_loss in DISTILL_LOSSES
-                      else {"loss_base"})
+        per_expert = {"loss_cls", "loss_distill"} if base_loss in DISTILL_LOSSES else {"loss_base"}
         return {f"{t}_e{i}" for t in per_expert | {"loss_div"} for i in range(NUM_EXPERTS)}
     return {"loss_cls"}
 

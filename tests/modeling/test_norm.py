@@ -1,4 +1,5 @@
 """MODEL.BACKBONE.NORM: GroupNorm and SyncBatchNorm conversions of a built model."""
+
 import pytest
 import torch
 from torch import nn
@@ -17,8 +18,11 @@ def model_cfg(model_cfg):
 
 
 def _norm_types(model):
-    return {type(m) for m in model.modules()
-            if isinstance(m, (nn.modules.batchnorm._NormBase, nn.GroupNorm))}
+    return {
+        type(m)
+        for m in model.modules()
+        if isinstance(m, (nn.modules.batchnorm._NormBase, nn.GroupNorm))
+    }
 
 
 def test_group_norm_replaces_every_batch_norm_and_keeps_names(model_cfg):
@@ -30,11 +34,13 @@ def test_group_norm_replaces_every_batch_norm_and_keeps_names(model_cfg):
     assert _norm_types(gn_model) == {nn.GroupNorm}
     # Same parameter names; only BN's running statistics are gone.
     assert [n for n, _ in gn_model.named_parameters()] == [
-        n for n, _ in bn_model.named_parameters()]
+        n for n, _ in bn_model.named_parameters()
+    ]
     assert not [k for k in gn_model.state_dict() if "running" in k]
     # gcd(8, channels) groups: ResNet-32 at width 0.25 has 4, 8 and 16 channels.
-    groups = {(m.num_groups, m.num_channels) for m in gn_model.modules()
-              if isinstance(m, nn.GroupNorm)}
+    groups = {
+        (m.num_groups, m.num_channels) for m in gn_model.modules() if isinstance(m, nn.GroupNorm)
+    }
     assert groups == {(4, 4), (8, 8), (8, 16)}
 
 

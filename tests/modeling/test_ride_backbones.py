@@ -1,4 +1,5 @@
 """RIDE backbones: registration, shapes, parameter and MAC counts, batched == looped experts."""
+
 import copy
 
 import pytest
@@ -74,7 +75,8 @@ def _bottleneck_params(cin, planes, groups, wpg):
 def test_ride_resnext50_parameter_count_by_hand():
     def stage(cin, planes, blocks):
         return _bottleneck_params(cin, planes, 32, 4) + (blocks - 1) * _bottleneck_params(
-            4 * planes, planes, 32, 4)
+            4 * planes, planes, 32, 4
+        )
 
     trunk = 3 * 64 * 49 + 2 * 64 + stage(64, 64, 3) + stage(256, 128, 4)
     expert = stage(512, 192, 6) + stage(768, 384, 3)
@@ -98,7 +100,8 @@ def test_ride_imagenet_macs_match_the_paper():
     assert gmacs == pytest.approx([6.05, 7.45, 10.26], rel=0.02)
     resnet = build_model(_ride_cfg(_cpu_cfg(), "RIDEResNet50", 3, classes=1000))
     assert expert_count_macs(resnet, (3, 224, 224), [3], routers=False)[0] == pytest.approx(
-        5.77, rel=0.02)
+        5.77, rel=0.02
+    )
 
 
 @pytest.mark.parametrize("name", ["RIDEResNet32", "RIDEResNet50", "RIDEResNeXt50"])
@@ -142,13 +145,17 @@ def _relative_error(a, b):
     return float((a - b).norm() / b.norm().clamp_min(1e-12))
 
 
-@pytest.mark.parametrize("make", [
-    lambda: RIDEResNet32(num_experts=3, width_mult=0.25),
-    # Grouped 3x3 convolutions and projection shortcuts, at a tiny width.
-    lambda: RIDEResNeXt50(num_experts=3, width_mult=0.125, groups=4, width_per_group=16),
-    # MODEL.BACKBONE.NORM "GN": each expert's groups must stay its own in the batched path.
-    lambda: to_group_norm(RIDEResNet32(num_experts=3, width_mult=0.25), max_groups=2),
-], ids=["RIDEResNet32", "RIDEResNeXt50", "RIDEResNet32-GN"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: RIDEResNet32(num_experts=3, width_mult=0.25),
+        # Grouped 3x3 convolutions and projection shortcuts, at a tiny width.
+        lambda: RIDEResNeXt50(num_experts=3, width_mult=0.125, groups=4, width_per_group=16),
+        # MODEL.BACKBONE.NORM "GN": each expert's groups must stay its own in the batched path.
+        lambda: to_group_norm(RIDEResNet32(num_experts=3, width_mult=0.25), max_groups=2),
+    ],
+    ids=["RIDEResNet32", "RIDEResNeXt50", "RIDEResNet32-GN"],
+)
 def test_batched_experts_equal_the_python_loop(make):
     """Same outputs, gradients and BN running statistics, in train and eval mode.
 

@@ -1,4 +1,5 @@
 """RIDE loss against hand computations (docs/METHODS.md section 2)."""
+
 import math
 
 import pytest
@@ -47,8 +48,14 @@ def test_ride_loss_terms_by_hand(epoch):
     experts, batch, lam = 3, 5, -0.45
     logits = torch.randn(experts, batch, len(COUNTS), dtype=torch.float64) * 3
     targets = torch.tensor([0, 1, 2, 3, 0])
-    loss = RIDELoss(base_loss=CrossEntropyLoss(), class_counts=COUNTS, diversity_weight=lam,
-                    temperature_alpha=0.05, temperature_base=1.0, temperature_epoch=2)
+    loss = RIDELoss(
+        base_loss=CrossEntropyLoss(),
+        class_counts=COUNTS,
+        diversity_weight=lam,
+        temperature_alpha=0.05,
+        temperature_base=1.0,
+        temperature_epoch=2,
+    )
     loss.set_epoch(epoch)
     terms = loss(logits, targets)
 
@@ -56,8 +63,10 @@ def test_ride_loss_terms_by_hand(epoch):
     temps = _hand_temperatures(COUNTS, 0.05, 1.0) if epoch >= 2 else [1.0] * len(COUNTS)
     t_mean = sum(temps) / len(temps)
     z = logits.tolist()
-    mean = [[sum(z[i][n][c] for i in range(experts)) / experts for c in range(len(COUNTS))]
-            for n in range(batch)]
+    mean = [
+        [sum(z[i][n][c] for i in range(experts)) / experts for c in range(len(COUNTS))]
+        for n in range(batch)
+    ]
     for i in range(experts):
         base = sum(_hand_ce(z[i][n], int(targets[n])) for n in range(batch)) / batch
         kl = sum(_hand_kl(mean[n], z[i][n], temps) for n in range(batch)) / batch
@@ -70,8 +79,7 @@ def test_zero_lambda_removes_the_diversity_term_exactly():
     logits = torch.randn(4, 6, len(COUNTS))
     targets = torch.tensor([0, 1, 2, 3, 1, 0])
     base = BalancedSoftmaxLoss(class_counts=COUNTS)
-    loss = RIDELoss(base_loss=base, class_counts=COUNTS, diversity_weight=0.0,
-                    temperature_epoch=0)
+    loss = RIDELoss(base_loss=base, class_counts=COUNTS, diversity_weight=0.0, temperature_epoch=0)
     terms = loss(logits, targets)
     assert sorted(terms) == [f"loss_base_e{i}" for i in range(4)]
     total = sum(terms.values())
@@ -98,8 +106,7 @@ def test_ride_loss_from_config_drives_its_base_loss():
     assert loss.temperature().numel() == 1
     loss.set_epoch(2)
     assert loss.base_loss.drw_active
-    torch.testing.assert_close(loss.temperature(),
-                               distribution_aware_temperatures(COUNTS, 0.02))
+    torch.testing.assert_close(loss.temperature(), distribution_aware_temperatures(COUNTS, 0.02))
     cfg.MODEL.LOSS.RIDE.BASE_LOSS = "RIDELoss"
     with pytest.raises(ConfigError, match="BASE_LOSS"):
         assert_cfg(cfg)
@@ -116,12 +123,18 @@ def _diversity_by_hand(expert_logits, shift, lam):
     """Each expert's lambda * KL(softmax(mean + shift) || softmax(z_i + shift)), T = 1."""
     z = expert_logits.tolist()
     experts, batch, classes = len(z), len(z[0]), len(z[0][0])
-    shifted = [[[z[i][n][c] + shift[c] for c in range(classes)] for n in range(batch)]
-               for i in range(experts)]
-    mean = [[sum(shifted[i][n][c] for i in range(experts)) / experts for c in range(classes)]
-            for n in range(batch)]
-    return [lam * sum(_hand_kl(mean[n], shifted[i][n], [1.0] * classes)
-                      for n in range(batch)) / batch for i in range(experts)]
+    shifted = [
+        [[z[i][n][c] + shift[c] for c in range(classes)] for n in range(batch)]
+        for i in range(experts)
+    ]
+    mean = [
+        [sum(shifted[i][n][c] for i in range(experts)) / experts for c in range(classes)]
+        for n in range(batch)
+    ]
+    return [
+        lam * sum(_hand_kl(mean[n], shifted[i][n], [1.0] * classes) for n in range(batch)) / batch
+        for i in range(experts)
+    ]
 
 
 def test_fitted_diversity_space_compares_balanced_softmax_experts_on_z_plus_log_n():
@@ -130,15 +143,19 @@ def test_fitted_diversity_space_compares_balanced_softmax_experts_on_z_plus_log_
     targets = torch.tensor([0, 1, 2, 3, 0])
     log_n = [math.log(n) for n in COUNTS]
     for space, shift in (("fitted", log_n), ("raw", [0.0] * len(COUNTS))):
-        loss = RIDELoss(base_loss=BalancedSoftmaxLoss(class_counts=COUNTS),
-                        diversity_weight=-0.45, diversity_space=space)
+        loss = RIDELoss(
+            base_loss=BalancedSoftmaxLoss(class_counts=COUNTS),
+            diversity_weight=-0.45,
+            diversity_space=space,
+        )
         terms = loss(logits, targets)
         want = _diversity_by_hand(logits, shift, -0.45)
         got = [float(terms[f"loss_div_e{i}"]) for i in range(3)]
         assert got == pytest.approx(want, rel=1e-5), space
     # The two spaces really differ here (the prior is far from uniform).
     assert _diversity_by_hand(logits, log_n, 1.0) != pytest.approx(
-        _diversity_by_hand(logits, [0.0] * 4, 1.0), rel=1e-3)
+        _diversity_by_hand(logits, [0.0] * 4, 1.0), rel=1e-3
+    )
 
 
 @pytest.mark.parametrize("base", ["LDAMLoss", "CrossEntropyLoss", "FocalLoss", "DiVELoss"])

@@ -1,4 +1,5 @@
 """Expert router (docs/METHODS.md section 4): labels, inputs, loss, early exit, router stage."""
+
 import math
 
 import pytest
@@ -29,16 +30,20 @@ def _router_model(model_cfg, experts=4, train=False, top_k=3):
 
 def test_router_labels_on_a_hand_made_batch():
     # 3 experts, 2 classes, 4 samples (label 0 each). Ensemble i..k = mean of experts 0..k.
-    e = torch.tensor([
-        [[1.0, 0.0], [0.0, 1.0], [0.0, 1.0], [0.0, 1.0]],   # expert 0
-        [[0.0, 5.0], [3.0, 0.0], [0.0, 1.0], [0.5, 0.0]],   # expert 1
-        [[0.0, 0.0], [0.0, 0.0], [5.0, 0.0], [0.0, 4.0]],   # expert 2
-    ])
+    e = torch.tensor(
+        [
+            [[1.0, 0.0], [0.0, 1.0], [0.0, 1.0], [0.0, 1.0]],  # expert 0
+            [[0.0, 5.0], [3.0, 0.0], [0.0, 1.0], [0.5, 0.0]],  # expert 1
+            [[0.0, 0.0], [0.0, 0.0], [5.0, 0.0], [0.0, 4.0]],  # expert 2
+        ]
+    )
     # Right (label 0) per ensemble: s0: 1 0 0; s1: 0 1 1; s2: 0 0 1; s3: 0 0 0.
-    expected = torch.tensor([
-        [0.0, 1.0, 1.0, 0.0],  # router 0: ensemble 0 wrong and 0..1 or 0..2 right
-        [0.0, 0.0, 1.0, 0.0],  # router 1: ensemble 0..1 wrong and 0..2 right
-    ])
+    expected = torch.tensor(
+        [
+            [0.0, 1.0, 1.0, 0.0],  # router 0: ensemble 0 wrong and 0..1 or 0..2 right
+            [0.0, 0.0, 1.0, 0.0],  # router 1: ensemble 0..1 wrong and 0..2 right
+        ]
+    )
     assert torch.equal(router_labels(e, torch.zeros(4, dtype=torch.long)), expected)
 
 

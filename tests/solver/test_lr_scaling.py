@@ -1,4 +1,5 @@
 """Linear LR scaling: SOLVER.BASE_LR is for SOLVER.REFERENCE_BATCH_SIZE images per step."""
+
 import pytest
 import torch
 
@@ -14,12 +15,15 @@ def _cfg(base_lr, batch, reference):
     return cfg
 
 
-@pytest.mark.parametrize("batch, reference, expected", [
-    (256, 256, 0.1),  # the published batch: the published LR
-    (1024, 256, 0.4),  # 4x the images per step: 4x the LR
-    (64, 256, 0.025),
-    (512, 0, 0.1),  # 0: BASE_LR is for BATCH_SIZE itself, no scaling
-])
+@pytest.mark.parametrize(
+    "batch, reference, expected",
+    [
+        (256, 256, 0.1),  # the published batch: the published LR
+        (1024, 256, 0.4),  # 4x the images per step: 4x the LR
+        (64, 256, 0.025),
+        (512, 0, 0.1),  # 0: BASE_LR is for BATCH_SIZE itself, no scaling
+    ],
+)
 def test_lr_scales_linearly_with_the_global_batch(batch, reference, expected):
     cfg = _cfg(0.1, batch, reference)
     assert scaled_base_lr(cfg) == pytest.approx(expected)

@@ -1,4 +1,5 @@
 """Warm-up per iteration, multistep in epochs, cosine, and the optimizer's parameter groups."""
+
 import math
 
 import pytest
@@ -34,8 +35,20 @@ def test_cosine_after_warmup():
 
 def test_scheduler_steps_the_optimizer_lr():
     cfg = get_cfg()
-    cfg.merge_from_list(["SOLVER.MAX_EPOCHS", "4", "SOLVER.WARMUP_EPOCHS", "1",
-                         "SOLVER.STEPS", "(2,)", "SOLVER.GAMMA", "0.1", "SOLVER.BASE_LR", "0.2"])
+    cfg.merge_from_list(
+        [
+            "SOLVER.MAX_EPOCHS",
+            "4",
+            "SOLVER.WARMUP_EPOCHS",
+            "1",
+            "SOLVER.STEPS",
+            "(2,)",
+            "SOLVER.GAMMA",
+            "0.1",
+            "SOLVER.BASE_LR",
+            "0.2",
+        ]
+    )
     model = nn.Linear(3, 2)
     opt = build_optimizer(cfg, model)
     sched = build_lr_scheduler(cfg, opt, iters_per_epoch=5)

@@ -1,4 +1,5 @@
 """tools/diagnose_ride.py on a real tiny RIDE run, and the trainer's expert warning."""
+
 import json
 import os
 import subprocess
@@ -21,16 +22,30 @@ setup_logger("", rank=1)  # quiet
 @pytest.fixture(scope="module")
 def ride_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("ride")
-    cfg = setup_cfg("", tiny_overrides(out, **RIDE_OVERRIDES, **{
-        "MODEL.RIDE.NUM_EXPERTS": 3, "SOLVER.MAX_EPOCHS": 2, "LOG_PERIOD": 1}))
+    cfg = setup_cfg(
+        "",
+        tiny_overrides(
+            out,
+            **RIDE_OVERRIDES,
+            **{"MODEL.RIDE.NUM_EXPERTS": 3, "SOLVER.MAX_EPOCHS": 2, "LOG_PERIOD": 1},
+        ),
+    )
     save_config(cfg)  # as tools/train_net.py does
     results = DefaultTrainer(cfg).train()
     return str(out), results
 
 
 def test_diversity_ratio_by_thirds_of_training():
-    lines = [{"epoch": e, "loss_base_e0": 1.0, "loss_base_e1": 3.0,
-              "loss_div_e0": -0.1 * (e + 1), "loss_div_e1": -0.1 * (e + 1)} for e in range(6)]
+    lines = [
+        {
+            "epoch": e,
+            "loss_base_e0": 1.0,
+            "loss_base_e1": 3.0,
+            "loss_div_e0": -0.1 * (e + 1),
+            "loss_div_e1": -0.1 * (e + 1),
+        }
+        for e in range(6)
+    ]
     # Epochs 0-1, 2-3, 4-5: |div| / base = 0.2 (e + 1) / 4, averaged per third.
     assert diagnose_ride.diversity_ratios(lines) == pytest.approx([0.075, 0.175, 0.275])
     assert diagnose_ride.diversity_ratios([{"epoch": 0, "loss_base_e0": 1.0}]) == [None] * 3
@@ -38,8 +53,11 @@ def test_diversity_ratio_by_thirds_of_training():
 
 def test_tool_reports_the_run_and_the_reference(ride_run):
     run_dir, results = ride_run
-    out = subprocess.run([sys.executable, TOOL, run_dir, "--names", "tiny",
-                          "--reference", run_dir], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, TOOL, run_dir, "--names", "tiny", "--reference", run_dir],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     row = next(line for line in lines if line.startswith("| tiny |"))
@@ -62,8 +80,9 @@ def test_missing_run_is_a_clear_error(tmp_path, ride_run):
     copy.mkdir()
     for name in ("results.json", "metrics.json", "config.yaml"):
         (copy / name).write_bytes(open(os.path.join(run_dir, name), "rb").read())
-    out = subprocess.run([sys.executable, TOOL, str(copy), "--experts"], capture_output=True,
-                         text=True)
+    out = subprocess.run(
+        [sys.executable, TOOL, str(copy), "--experts"], capture_output=True, text=True
+    )
     assert out.returncode == 2, out.stderr
     assert "model_final.pth" in out.stderr and "Traceback" not in out.stderr
 
@@ -96,7 +115,8 @@ def test_expert_predictions_agree_with_the_runs_own_evaluation(ride_run):
     for r in rows:
         assert sum(r[g] for g in shares) == pytest.approx(100.0)
     assert sum(shares.values()) == pytest.approx(100.0)
-    out = subprocess.run([sys.executable, TOOL, run_dir, "--experts"], capture_output=True,
-                         text=True)
+    out = subprocess.run(
+        [sys.executable, TOOL, run_dir, "--experts"], capture_output=True, text=True
+    )
     assert out.returncode == 0, out.stderr
     assert f"| ensemble | {results['top1']:.2f} |" in out.stdout

@@ -1,4 +1,5 @@
 """tools/select_router.py: the choice among router runs uses validation numbers only."""
+
 import json
 import os
 import subprocess
@@ -15,12 +16,22 @@ def _run_dir(tmp_path, name, pos_weight, val_experts, val_top1, test_top1):
     run.mkdir()
     (run / "config.yaml").write_text(f"MODEL:\n  ROUTER:\n    POS_WEIGHT: {pos_weight}\n")
     results = {
-        "top1": test_top1, "many": 90.0, "medium": 70.0, "few": 60.0,
+        "top1": test_top1,
+        "many": 90.0,
+        "medium": 70.0,
+        "few": 60.0,
         "experts_used_mean": val_experts + 0.1,
         "router": {
-            "full_ensemble_top1": 80.0, "gmacs": 0.05, "full_ensemble_gmacs": 0.1,
-            "selection": {"split": "val", "threshold": 0.5, "top1": val_top1,
-                          "full_ensemble_top1": 81.0, "experts_used_mean": val_experts},
+            "full_ensemble_top1": 80.0,
+            "gmacs": 0.05,
+            "full_ensemble_gmacs": 0.1,
+            "selection": {
+                "split": "val",
+                "threshold": 0.5,
+                "top1": val_top1,
+                "full_ensemble_top1": 81.0,
+                "experts_used_mean": val_experts,
+            },
         },
     }
     (run / "results.json").write_text(json.dumps(results))

@@ -1,5 +1,6 @@
 """Process-group helpers: the single-process answers, and ``reduce_mean`` in a real
 two-process gloo group."""
+
 import datetime
 import os
 
@@ -30,8 +31,13 @@ def test_reduce_mean_is_the_identity_in_one_process():
 
 def _two_process_worker(rank, init_file, out_dir):
     # A short timeout: a rank that dies early fails the test instead of hanging it.
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2,
-                            timeout=datetime.timedelta(seconds=30))
+    dist.init_process_group(
+        "gloo",
+        init_method=f"file://{init_file}",
+        rank=rank,
+        world_size=2,
+        timeout=datetime.timedelta(seconds=30),
+    )
     try:
         # Keys given in different orders on the two ranks: reduce_mean sorts them.
         if rank == 0:
@@ -40,9 +46,13 @@ def _two_process_worker(rank, init_file, out_dir):
             values = {"c": 0.2, "a": 30.0, "b": 4}
         reduced = comm.reduce_mean(values, torch.device("cpu"))
         comm.synchronize()
-        info = {"world_size": comm.get_world_size(), "rank": comm.get_rank(),
-                "main": comm.is_main_process(), "reduced": reduced,
-                "empty": comm.reduce_mean({}, torch.device("cpu"))}
+        info = {
+            "world_size": comm.get_world_size(),
+            "rank": comm.get_rank(),
+            "main": comm.is_main_process(),
+            "reduced": reduced,
+            "empty": comm.reduce_mean({}, torch.device("cpu")),
+        }
         torch.save(info, os.path.join(out_dir, f"rank{rank}.pt"))
     finally:
         dist.destroy_process_group()
@@ -51,8 +61,13 @@ def _two_process_worker(rank, init_file, out_dir):
 @pytest.mark.skipif("fork" not in mp.get_all_start_methods(), reason="needs fork")
 def test_reduce_mean_averages_over_two_gloo_processes(tmp_path):
     # fork, not spawn: the children need nothing re-imported, which keeps this test ~1 s.
-    mp.start_processes(_two_process_worker, args=(str(tmp_path / "store"), str(tmp_path)),
-                       nprocs=2, join=True, start_method="fork")
+    mp.start_processes(
+        _two_process_worker,
+        args=(str(tmp_path / "store"), str(tmp_path)),
+        nprocs=2,
+        join=True,
+        start_method="fork",
+    )
     results = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
     for rank, info in enumerate(results):
         assert info["world_size"] == 2

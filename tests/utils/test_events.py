@@ -1,4 +1,5 @@
 """EventStorage (latest values, window medians) and what each writer writes from it."""
+
 import json
 import logging
 import math
@@ -50,6 +51,7 @@ def _storage_with_five_iterations():
 
 # --- EventStorage -------------------------------------------------------------------------
 
+
 def test_latest_is_the_last_value_and_its_iteration():
     storage = _storage_with_five_iterations()
     assert storage.latest() == {"loss": (3.0, 4), "data_time": (0.5, 3), "lr": (0.1, 4)}
@@ -58,8 +60,7 @@ def test_latest_is_the_last_value_and_its_iteration():
 def test_latest_smoothed_is_the_window_median_unless_recorded_unsmoothed():
     storage = _storage_with_five_iterations()
     storage.put_scalar("lr", 0.2, smoothing=False)  # lr history 0.1, 0.2: still the latest
-    assert storage.latest_smoothed() == {"loss": (3.0, 4), "data_time": (0.5, 3),
-                                         "lr": (0.2, 4)}
+    assert storage.latest_smoothed() == {"loss": (3.0, 4), "data_time": (0.5, 3), "lr": (0.2, 4)}
 
 
 def test_median_of_an_even_window_is_the_upper_middle_value():
@@ -104,6 +105,7 @@ def test_get_event_storage_only_inside_a_run():
 
 # --- JSONWriter ---------------------------------------------------------------------------
 
+
 def _read_json_lines(path):
     with open(path) as f:
         return [json.loads(line) for line in f]
@@ -137,11 +139,14 @@ def test_json_writer_appends_to_an_existing_file(tmp_path):
     writer = JSONWriter(str(path))
     writer.write(storage)
     writer.close()
-    assert _read_json_lines(path) == [{"iteration": 0, "epoch": 0, "loss": 9.0},
-                                      {"iteration": 7, "epoch": 0, "loss": 1.5}]
+    assert _read_json_lines(path) == [
+        {"iteration": 0, "epoch": 0, "loss": 9.0},
+        {"iteration": 7, "epoch": 0, "loss": 1.5},
+    ]
 
 
 # --- TensorboardWriter --------------------------------------------------------------------
+
 
 def _read_scalars(log_dir):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -171,6 +176,7 @@ def test_tensorboard_writer_writes_the_smoothed_scalars_once(tmp_path):
 
 
 # --- ConsoleWriter ------------------------------------------------------------------------
+
 
 def test_console_line_with_eta_losses_lr_and_speed(log_lines):
     storage = EventStorage(start_iter=9)
@@ -205,6 +211,7 @@ def test_console_eta_is_zero_at_the_last_iteration(log_lines):
 
 
 # --- default_writers ----------------------------------------------------------------------
+
 
 def test_default_writers(tmp_path):
     writers = default_writers(str(tmp_path), max_iter=10)

@@ -1,5 +1,6 @@
 """``inference_context`` (eval + inference mode, every module's own flag given back) and
 ``unwrap_model``."""
+
 import pytest
 import torch
 from torch import nn
@@ -18,8 +19,14 @@ class Student(nn.Module):
         self.seen = []
 
     def forward(self, x):
-        self.seen.append((self.training, self.body[1].training, self.teacher[1].training,
-                          torch.is_inference_mode_enabled()))
+        self.seen.append(
+            (
+                self.training,
+                self.body[1].training,
+                self.teacher[1].training,
+                torch.is_inference_mode_enabled(),
+            )
+        )
         return self.body(x) + self.teacher(x)
 
 

@@ -1,5 +1,6 @@
 """``lookup``: a registered name returns its object; any other is a ConfigError naming the
 config key, the closest valid name (when one is close) and every valid name, sorted."""
+
 import pytest
 from fvcore.common.registry import Registry
 
@@ -73,6 +74,9 @@ def test_config_error_is_a_value_error(registry):
 def test_a_real_registry_names_its_config_key():
     from ride_dive.modeling import LOSS_REGISTRY
 
-    with pytest.raises(ConfigError, match=r"^MODEL\.LOSS\.NAME='FocalLos' is not a registered "
-                                          r"LOSS entry\. Did you mean 'FocalLoss'\?"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^MODEL\.LOSS\.NAME='FocalLos' is not a registered "
+        r"LOSS entry\. Did you mean 'FocalLoss'\?",
+    ):
         lookup(LOSS_REGISTRY, "FocalLos", "MODEL.LOSS.NAME")

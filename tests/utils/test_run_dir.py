@@ -1,4 +1,5 @@
 """RunDir: every file of a run folder named once; periodic checkpoint names round trip."""
+
 import os
 
 import pytest
@@ -26,13 +27,18 @@ def test_every_path_is_under_the_root_with_its_documented_name():
     }
     assert run.path("x.txt") == os.path.join(root, "x.txt")
     assert run.checkpoint("model_epoch_0003") == os.path.join(root, "model_epoch_0003.pth")
-    assert run.checkpoint(periodic_checkpoint_name(7)) == os.path.join(
-        root, "model_epoch_0007.pth")
+    assert run.checkpoint(periodic_checkpoint_name(7)) == os.path.join(root, "model_epoch_0007.pth")
 
 
-@pytest.mark.parametrize("epoch, name", [(0, "model_epoch_0000"), (7, "model_epoch_0007"),
-                                         (1234, "model_epoch_1234"),
-                                         (12345, "model_epoch_12345")])
+@pytest.mark.parametrize(
+    "epoch, name",
+    [
+        (0, "model_epoch_0000"),
+        (7, "model_epoch_0007"),
+        (1234, "model_epoch_1234"),
+        (12345, "model_epoch_12345"),
+    ],
+)
 def test_periodic_name_round_trips(epoch, name):
     assert periodic_checkpoint_name(epoch) == name
     assert parse_periodic_checkpoint(name + ".pth") == epoch
@@ -44,11 +50,21 @@ def test_names_sort_in_epoch_order_below_ten_thousand():
     assert [parse_periodic_checkpoint(n + ".pth") for n in names] == sorted(epochs)
 
 
-@pytest.mark.parametrize("file_name", [
-    "model_final.pth", "model_best.pth", "last_checkpoint", "model_epoch_0003",  # no .pth
-    "model_epoch_.pth", "model_epoch_00x3.pth", "model_epoch_0003.pth.tmp",
-    "old_model_epoch_0003.pth", "model_epoch_-001.pth", "",
-])
+@pytest.mark.parametrize(
+    "file_name",
+    [
+        "model_final.pth",
+        "model_best.pth",
+        "last_checkpoint",
+        "model_epoch_0003",  # no .pth
+        "model_epoch_.pth",
+        "model_epoch_00x3.pth",
+        "model_epoch_0003.pth.tmp",
+        "old_model_epoch_0003.pth",
+        "model_epoch_-001.pth",
+        "",
+    ],
+)
 def test_other_files_are_not_periodic_checkpoints(file_name):
     assert parse_periodic_checkpoint(file_name) is None
 

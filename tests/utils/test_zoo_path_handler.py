@@ -1,5 +1,6 @@
 """``zoo:`` weights through the project's ``PathManager``: the handler ``ride_dive.model_zoo``
 registers, resolving against a local ``file://`` zoo, and its errors."""
+
 import os
 import subprocess
 import sys
@@ -27,8 +28,12 @@ def local_zoo(tmp_path):
     served = tmp_path / "served"
     manifest = str(tmp_path / "manifest.json")
     write_zoo(str(served), manifest, payload)
-    kwargs = {"base_url": (served / "zoo").as_uri(), "cache": str(tmp_path / "cache"),
-              "manifest": manifest, "progress": False}
+    kwargs = {
+        "base_url": (served / "zoo").as_uri(),
+        "cache": str(tmp_path / "cache"),
+        "manifest": manifest,
+        "progress": False,
+    }
     return model, payload, kwargs
 
 
@@ -65,8 +70,9 @@ def test_checkpointer_loads_zoo_weights_through_the_handler(zoo_env):
 
 def test_unknown_zoo_name_keeps_the_manifest_message(zoo_env):
     wrong = ZOO_NAME.replace("router", "ruoter")
-    with pytest.raises(ManifestError, match=f"No model zoo entry '{wrong}'. Did you mean "
-                                            f"{ZOO_NAME}?"):
+    with pytest.raises(
+        ManifestError, match=f"No model zoo entry '{wrong}'. Did you mean {ZOO_NAME}?"
+    ):
         Checkpointer(nn.Linear(3, 2), save_dir="").load("zoo:" + wrong)
 
 
@@ -78,8 +84,9 @@ def test_failed_download_keeps_the_download_message(zoo_env, tmp_path):
 
 
 def test_a_prefix_without_handler_is_named():
-    with pytest.raises(FileNotFoundError, match="No path handler is registered for the "
-                                                "prefix 'catalog:'"):
+    with pytest.raises(
+        FileNotFoundError, match="No path handler is registered for the prefix 'catalog:'"
+    ):
         Checkpointer(nn.Linear(3, 2), save_dir="").load("catalog:ImageNet/R-50")
 
 
@@ -95,7 +102,8 @@ def test_importing_the_engine_registers_the_handler_and_checkpoint_alone_does_no
         "import ride_dive.engine\n"
         "print(PathManager.get_local_path(name))\n"
     )
-    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
-                         text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == model_zoo.download(ZOO_NAME, **zoo_env[2])

@@ -4,6 +4,7 @@ The zoo holds one entry under a real packaged config name, a randomly initialise
 that config, so that ``model_zoo.get`` builds the real architecture while nothing in the
 tests depends on downloads from outside the machine.
 """
+
 import functools
 import hashlib
 import http.server
@@ -75,8 +76,16 @@ def zoo_model(name=ZOO_NAME, seed=0):
     return build_model(cfg, class_counts=CLASS_COUNTS).eval()
 
 
-def write_zoo(served_dir, manifest_path, payload_bytes, name=ZOO_NAME, sha256=None, size=None,
-              rel_file="FashionMNIST-LT/model-test.pth", serve=True):
+def write_zoo(
+    served_dir,
+    manifest_path,
+    payload_bytes,
+    name=ZOO_NAME,
+    sha256=None,
+    size=None,
+    rel_file="FashionMNIST-LT/model-test.pth",
+    serve=True,
+):
     """Put ``payload_bytes`` under ``served_dir/zoo/rel_file`` and write a manifest for it."""
     if serve:
         path = os.path.join(served_dir, "zoo", *rel_file.split("/"))
@@ -84,12 +93,16 @@ def write_zoo(served_dir, manifest_path, payload_bytes, name=ZOO_NAME, sha256=No
         with open(path, "wb") as f:
             f.write(payload_bytes)
     entry = {
-        "name": name, "file": rel_file,
+        "name": name,
+        "file": rel_file,
         "sha256": sha256 or hashlib.sha256(payload_bytes).hexdigest(),
         "size": len(payload_bytes) if size is None else size,
-        "method": "test", "dataset": name.split("/")[0],
+        "method": "test",
+        "dataset": name.split("/")[0],
         "metrics": {"top1": 50.0, "router_threshold": ROUTER_THRESHOLD},
-        "params": 1.0, "class_counts": CLASS_COUNTS, "source": {},
+        "params": 1.0,
+        "class_counts": CLASS_COUNTS,
+        "source": {},
     }
     with open(manifest_path, "w") as f:
         json.dump({"version": 1, "base_url": "", "entries": [entry]}, f)

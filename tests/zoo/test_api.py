@@ -1,4 +1,5 @@
 """``model_zoo.get`` / ``get_config`` / ``MODEL.WEIGHTS zoo:...`` on a locally served zoo."""
+
 import os
 
 import pytest
@@ -24,8 +25,12 @@ def served(zoo_server, tmp_path):
     model = zoo_model(seed=1)
     manifest = str(tmp_path / "manifest.json")
     write_zoo(server.root, manifest, checkpoint_bytes(model, tmp_path))
-    kwargs = {"base_url": base_url, "cache": str(tmp_path / "cache"), "manifest": manifest,
-              "progress": False}
+    kwargs = {
+        "base_url": base_url,
+        "cache": str(tmp_path / "cache"),
+        "manifest": manifest,
+        "progress": False,
+    }
     return model, kwargs
 
 
@@ -45,8 +50,9 @@ def test_get_builds_and_loads_the_published_weights(served):
 def test_get_untrained_is_randomly_initialised(served):
     reference, kwargs = served
     model = model_zoo.get(ZOO_NAME, trained=False, device="cpu", **kwargs)
-    assert not torch.equal(model.state_dict()["heads.0.weight"],
-                           reference.state_dict()["heads.0.weight"])
+    assert not torch.equal(
+        model.state_dict()["heads.0.weight"], reference.state_dict()["heads.0.weight"]
+    )
 
 
 def test_get_config_trained_sets_weights_and_inference_settings(served):
@@ -83,8 +89,9 @@ def test_get_without_class_counts_for_a_config_outside_the_zoo(served):
     _, kwargs = served
     with pytest.raises(ConfigError, match="pass class_counts"):
         model_zoo.get("FashionMNIST-LT/ce_r32.yaml", **kwargs)
-    model = model_zoo.get("FashionMNIST-LT/ce_r32.yaml", class_counts=CLASS_COUNTS,
-                          device="cpu", **kwargs)
+    model = model_zoo.get(
+        "FashionMNIST-LT/ce_r32.yaml", class_counts=CLASS_COUNTS, device="cpu", **kwargs
+    )
     assert model(torch.randn(2, 1, 28, 28)).shape == (2, 10)
 
 
@@ -98,8 +105,14 @@ def test_a_zoo_teacher_is_downloaded_for_distillation(served, monkeypatch):
     monkeypatch.setenv(model_zoo.CACHE_ENV, kwargs["cache"])
     cfg = get_cfg()
     cfg.merge_from_file(model_zoo.get_config_file("FashionMNIST-LT/ride_dive_4e_r32.yaml"))
-    cfg.merge_from_list(["MODEL.TEACHER.CONFIG_FILE", model_zoo.get_config_file(ZOO_NAME),
-                         "MODEL.TEACHER.WEIGHTS", "zoo:" + ZOO_NAME])
+    cfg.merge_from_list(
+        [
+            "MODEL.TEACHER.CONFIG_FILE",
+            model_zoo.get_config_file(ZOO_NAME),
+            "MODEL.TEACHER.WEIGHTS",
+            "zoo:" + ZOO_NAME,
+        ]
+    )
     tcfg = teacher_cfg(cfg)
     assert os.path.isfile(tcfg.MODEL.WEIGHTS)
     assert tcfg.MODEL.WEIGHTS.startswith(os.path.join(kwargs["cache"], "model_zoo"))

@@ -1,4 +1,5 @@
 """Zoo downloads against a real HTTP server: cache, verification, errors, unsafe files."""
+
 import os
 
 import pytest
@@ -19,10 +20,21 @@ def zoo(zoo_server, tmp_path):
     payload = checkpoint_bytes(model, tmp_path)
     manifest = str(tmp_path / "manifest.json")
     entry = write_zoo(server.root, manifest, payload)
-    kwargs = {"base_url": base_url, "cache": str(tmp_path / "cache"), "manifest": manifest,
-              "progress": False}
-    return {"server": server, "model": model, "payload": payload, "manifest": manifest,
-            "entry": entry, "kwargs": kwargs, "cache_dir": str(tmp_path / "cache" / "model_zoo")}
+    kwargs = {
+        "base_url": base_url,
+        "cache": str(tmp_path / "cache"),
+        "manifest": manifest,
+        "progress": False,
+    }
+    return {
+        "server": server,
+        "model": model,
+        "payload": payload,
+        "manifest": manifest,
+        "entry": entry,
+        "kwargs": kwargs,
+        "cache_dir": str(tmp_path / "cache" / "model_zoo"),
+    }
 
 
 def _leftovers(cache_dir):
@@ -103,7 +115,8 @@ def test_environment_variables_set_mirror_and_cache(zoo, tmp_path, monkeypatch):
     path = model_zoo.download(ZOO_NAME, **kwargs)
     assert path.startswith(str(tmp_path / "env_cache" / "model_zoo"))
     assert model_zoo.get_checkpoint_url(ZOO_NAME, manifest=zoo["manifest"]).startswith(
-        os.environ[model_zoo.BASE_URL_ENV])
+        os.environ[model_zoo.BASE_URL_ENV]
+    )
 
 
 def test_file_url_mirror(zoo, tmp_path):
@@ -114,16 +127,20 @@ def test_file_url_mirror(zoo, tmp_path):
 
 
 def test_unknown_entry_suggests_close_names(zoo):
-    with pytest.raises(ManifestError,
-                       match=r"Did you mean FashionMNIST-LT/ride_dive_4e_r32_router"):
+    with pytest.raises(
+        ManifestError, match=r"Did you mean FashionMNIST-LT/ride_dive_4e_r32_router"
+    ):
         model_zoo.download("FashionMNIST-LT/ride_dive_4e_r32_routr.yaml", **zoo["kwargs"])
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("sha256", "abc", "not 64 lowercase hex"),
-    ("size", 0, "positive number of bytes"),
-    ("file", "../etc/passwd", "relative path inside the zoo"),
-])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("sha256", "abc", "not 64 lowercase hex"),
+        ("size", 0, "positive number of bytes"),
+        ("file", "../etc/passwd", "relative path inside the zoo"),
+    ],
+)
 def test_invalid_manifest_entries_are_named(tmp_path, field, value, message):
     manifest = str(tmp_path / "m.json")
     entry = write_zoo(str(tmp_path), manifest, b"x", serve=False)

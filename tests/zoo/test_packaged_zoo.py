@@ -1,5 +1,6 @@
 """The shipped zoo: manifest entries consistent with their configs, MODEL_ZOO.md generated
 from the manifest, and configs + manifest inside a built wheel."""
+
 import os
 import re
 import subprocess
@@ -14,8 +15,14 @@ from ride_dive.config import get_cfg
 from ride_dive.modeling import build_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-REQUIRED = ["ce_r32", "bsce_r32", "dive_r32", "ride_4e_r32", "ride_dive_4e_r32",
-            "ride_dive_4e_r32_router"]
+REQUIRED = [
+    "ce_r32",
+    "bsce_r32",
+    "dive_r32",
+    "ride_4e_r32",
+    "ride_dive_4e_r32",
+    "ride_dive_4e_r32_router",
+]
 
 
 def test_shipped_manifest_has_the_required_fashion_mnist_entries():
@@ -48,8 +55,21 @@ def test_model_zoo_md_is_generated_from_the_manifest():
 def test_wheel_carries_configs_and_manifest(tmp_path):
     """Build the wheel, install it elsewhere and use the zoo without the repository."""
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(tmp_path / "dist"), REPO], capture_output=True, text=True)
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            REPO,
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert build.returncode == 0, build.stderr
     wheel = next((tmp_path / "dist").glob("ride_dive-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
@@ -58,7 +78,8 @@ def test_wheel_carries_configs_and_manifest(tmp_path):
     assert "ride_dive/model_zoo/configs/Base-FashionMNIST-LT.yaml" in names
     # The library only: no benchmark, tool or test code.
     assert all(n.startswith(("ride_dive/", "ride_dive-")) for n in names), sorted(
-        {n.split("/")[0] for n in names})
+        {n.split("/")[0] for n in names}
+    )
     site = tmp_path / "site"
     with zipfile.ZipFile(wheel) as z:  # a wheel is a zip laid out as site-packages
         z.extractall(site)
@@ -68,8 +89,12 @@ def test_wheel_carries_configs_and_manifest(tmp_path):
         "cfg = model_zoo.get_config('FashionMNIST-LT/ride_dive_4e_r32.yaml'); "
         "print(cfg.MODEL.RIDE.NUM_EXPERTS, len(model_zoo.list_models()))"
     )
-    run = subprocess.run([sys.executable, "-c", code, str(site)], cwd=str(tmp_path),
-                         env=dict(os.environ, PYTHONPATH=str(site)),
-                         capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, "-c", code, str(site)],
+        cwd=str(tmp_path),
+        env=dict(os.environ, PYTHONPATH=str(site)),
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["4", str(len(model_zoo.list_models()))]

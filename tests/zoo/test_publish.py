@@ -1,4 +1,5 @@
 """Publishing a finished run: stripped file, hash, manifest entry, MODEL_ZOO.md, round trip."""
+
 import json
 import os
 
@@ -14,8 +15,15 @@ from ride_dive.model_zoo import Manifest, resources
 from .conftest import CLASS_COUNTS, zoo_model
 
 NAME = "FashionMNIST-LT/ce_r32.yaml"
-RESULTS = {"top1": 61.234567, "many": 80.0, "medium": 55.5, "few": 20.25, "ece": 9.0,
-           "weights": "final", "val": {"top1": 62.0}}
+RESULTS = {
+    "top1": 61.234567,
+    "many": 80.0,
+    "medium": 55.5,
+    "few": 20.25,
+    "ece": 9.0,
+    "weights": "final",
+    "val": {"top1": 62.0},
+}
 
 
 def fake_run(run_dir, name=NAME, opts=(), results=RESULTS, seed=3):
@@ -31,11 +39,15 @@ def fake_run(run_dir, name=NAME, opts=(), results=RESULTS, seed=3):
         json.dump(results, f)
     model = zoo_model(name, seed=seed)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": 30},
-               os.path.join(run_dir, "model_final.pth"))
+    torch.save(
+        {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": 30},
+        os.path.join(run_dir, "model_final.pth"),
+    )
     with open(os.path.join(run_dir, "log.txt"), "w") as f:
-        f.write("[11/22 10:00:00 ride_dive] Command line: tools/train_net.py --config-file "
-                f"configs/{name} SEED {seed}\n")
+        f.write(
+            "[11/22 10:00:00 ride_dive] Command line: tools/train_net.py --config-file "
+            f"configs/{name} SEED {seed}\n"
+        )
     return model
 
 
@@ -55,8 +67,7 @@ def test_publish_strips_hashes_and_round_trips(tmp_path):
     assert payload["meta"]["class_counts"] == CLASS_COUNTS
     assert entry.metrics["top1"] == 61.2346 and entry.metrics["val_top1"] == 62.0
     assert entry.metrics["gmacs"] > 0.01  # measured on the model (the results lack it)
-    assert entry.params == pytest.approx(sum(p.numel() for p in model.parameters()) / 1e6,
-                                         abs=1e-4)
+    assert entry.params == pytest.approx(sum(p.numel() for p in model.parameters()) / 1e6, abs=1e-4)
     assert entry.source["seed"] == 3 and "SEED 3" in entry.source["train_command"]
     assert not list(out.rglob("*.publishing.pth"))
 
@@ -66,8 +77,14 @@ def test_publish_strips_hashes_and_round_trips(tmp_path):
 
     manifest_path = tmp_path / "manifest.json"
     manifest_path.write_text(manifest.dumps())
-    loaded = model_zoo.get(NAME, trained=True, device="cpu", manifest=str(manifest_path),
-                           cache=str(tmp_path / "cache"), progress=False)
+    loaded = model_zoo.get(
+        NAME,
+        trained=True,
+        device="cpu",
+        manifest=str(manifest_path),
+        cache=str(tmp_path / "cache"),
+        progress=False,
+    )
     for k, v in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[k], v), k
 
@@ -79,8 +96,9 @@ def test_a_run_that_changed_a_training_key_is_not_published_under_the_packaged_n
     with pytest.raises(ConfigError, match=r"SOLVER.BASE_LR: 0.3 in the run vs 0.1"):
         find_zoo_name(cfg, NAME)
     with pytest.raises(ConfigError, match=r"matches no packaged config.*SOLVER.BASE_LR"):
-        publish_run(str(tmp_path / "run"), str(tmp_path / "out"), Manifest(),
-                    class_counts=CLASS_COUNTS)
+        publish_run(
+            str(tmp_path / "run"), str(tmp_path / "out"), Manifest(), class_counts=CLASS_COUNTS
+        )
     assert not (tmp_path / "out").exists()
 
 
@@ -98,10 +116,12 @@ def test_republishing_replaces_the_entry(tmp_path):
     manifest = Manifest()
     fake_run(tmp_path / "a", seed=1)
     fake_run(tmp_path / "b", seed=2)
-    first = publish_run(str(tmp_path / "a"), str(tmp_path / "o"), manifest,
-                        class_counts=CLASS_COUNTS)
-    second = publish_run(str(tmp_path / "b"), str(tmp_path / "o"), manifest,
-                         class_counts=CLASS_COUNTS)
+    first = publish_run(
+        str(tmp_path / "a"), str(tmp_path / "o"), manifest, class_counts=CLASS_COUNTS
+    )
+    second = publish_run(
+        str(tmp_path / "b"), str(tmp_path / "o"), manifest, class_counts=CLASS_COUNTS
+    )
     assert len(manifest) == 1 and manifest.get(NAME).sha256 == second.sha256 != first.sha256
 
 
@@ -117,8 +137,13 @@ def test_evaluate_takes_the_metrics_from_evaluating_the_published_file(tmp_path,
         return {"top1": 70.0, "many": 1.0, "medium": 2.0, "few": 3.0, "weights": "final"}
 
     monkeypatch.setattr(publish, "evaluate_published", fake_evaluation)
-    entry = publish_run(str(tmp_path / "run"), str(tmp_path / "out"), Manifest(),
-                        class_counts=CLASS_COUNTS, evaluate=True)
+    entry = publish_run(
+        str(tmp_path / "run"),
+        str(tmp_path / "out"),
+        Manifest(),
+        class_counts=CLASS_COUNTS,
+        evaluate=True,
+    )
     assert evaluated == [(NAME, str(tmp_path / "out" / entry.file))]  # the published file
     assert (entry.metrics["top1"], entry.metrics["few"]) == (70.0, 3.0)
     assert entry.source["metrics_from"] == "re-evaluated at publishing"

@@ -10,6 +10,7 @@ float32 computation and the DRW class weights of ``MODEL.LOSS.DRW_EPOCH``.
 
 Load it with ``tools/train_net.py --plugin docs/examples/label_smoothing/label_smoothing_loss.py``.
 """
+
 import torch
 import torch.nn.functional as F
 
@@ -28,8 +29,14 @@ class LabelSmoothingLoss(LongTailLoss):
     """
 
     @configurable
-    def __init__(self, *, class_counts=None, drw_epoch: int = -1, drw_beta: float = 0.9999,
-                 smoothing: float = 0.1):
+    def __init__(
+        self,
+        *,
+        class_counts=None,
+        drw_epoch: int = -1,
+        drw_beta: float = 0.9999,
+        smoothing: float = 0.1,
+    ):
         super().__init__(class_counts, drw_epoch, drw_beta)
         if not 0.0 <= smoothing < 1.0:
             raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")

@@ -7,6 +7,7 @@ model. Enable it with ``TEST.EXTRA_EVALUATORS: ["WorstClassAccuracy"]``.
 
 Load it with ``tools/train_net.py --plugin docs/examples/label_smoothing/worst_class_evaluator.py``.
 """
+
 from typing import Dict
 
 from ride_dive.evaluation import EVALUATOR_REGISTRY, RunEvaluator
@@ -18,7 +19,8 @@ class WorstClassAccuracy(RunEvaluator):
     ties: the lower class index)."""
 
     def __call__(self, ctx, results: Dict) -> Dict:
-        scored = [(accuracy, c) for c, accuracy in enumerate(results["per_class"])
-                  if accuracy is not None]
+        scored = [
+            (accuracy, c) for c, accuracy in enumerate(results["per_class"]) if accuracy is not None
+        ]
         accuracy, worst = min(scored)
         return {"worst_class": {"class": worst, "top1": accuracy}}

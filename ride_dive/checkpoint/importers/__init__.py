@@ -9,6 +9,7 @@ config builds, and loaded into that model strictly, so every missing, surplus or
 mis-shaped weight is named. The result is an ordinary ride_dive checkpoint
 ``{"model": state_dict, "meta": {...}}`` for ``MODEL.WEIGHTS``.
 """
+
 import difflib
 import os
 from types import ModuleType
@@ -60,13 +61,19 @@ def convert_checkpoint(
             strict load found missing / unexpected / mis-shaped keys.
     """
     importer = _importer(source_format)
-    if output and os.path.isfile(source) and os.path.isfile(output) \
-            and os.path.samefile(source, output):
+    if (
+        output
+        and os.path.isfile(source)
+        and os.path.isfile(output)
+        and os.path.samefile(source, output)
+    ):
         raise ConfigError(f"The output {output} is the source file; choose another path")
     obj, inert = load_foreign_checkpoint(source)
     if not importer.matches(obj):
-        raise CheckpointError(f"'{source}' is not a {importer.TITLE} checkpoint: it holds "
-                              f"{describe(obj)}. {_guess(obj, importer.NAME)}")
+        raise CheckpointError(
+            f"'{source}' is not a {importer.TITLE} checkpoint: it holds "
+            f"{describe(obj)}. {_guess(obj, importer.NAME)}"
+        )
     parsed = importer.parse(obj)
     cfg = _conversion_cfg(cfg, parsed.num_classes)
     num_classes = cfg.MODEL.NUM_CLASSES
@@ -84,8 +91,12 @@ def convert_checkpoint(
         "head": cfg.MODEL.HEAD.NAME,
         "num_classes": num_classes,
         "file": {k: v for k, v in parsed.info.items() if v is not None},
-        "notes": list(notes) + ([f"{len(added)} BatchNorm num_batches_tracked counters "
-                                 "missing from the file set to 0"] if added else []),
+        "notes": list(notes)
+        + (
+            [f"{len(added)} BatchNorm num_batches_tracked counters missing from the file set to 0"]
+            if added
+            else []
+        ),
         "inert_globals": list(inert),
         "newly_initialized": report["newly_initialized"],
     }
@@ -100,8 +111,10 @@ def _importer(name: str) -> ModuleType:
         return IMPORTERS[name]
     close = difflib.get_close_matches(str(name), list(IMPORTERS), n=1)
     hint = f" Did you mean '{close[0]}'?" if close else ""
-    raise ConfigError(f"Unknown checkpoint format '{name}' (--from).{hint} Known formats: "
-                      f"{', '.join(f'{k} ({m.TITLE})' for k, m in IMPORTERS.items())}.")
+    raise ConfigError(
+        f"Unknown checkpoint format '{name}' (--from).{hint} Known formats: "
+        f"{', '.join(f'{k} ({m.TITLE})' for k, m in IMPORTERS.items())}."
+    )
 
 
 def _guess(obj: Any, exclude: str) -> str:
@@ -110,8 +123,10 @@ def _guess(obj: Any, exclude: str) -> str:
         if name != exclude and other.matches(obj):
             return f"It looks like a {other.TITLE} checkpoint: use --from {name}."
     if isinstance(obj, Mapping) and isinstance(obj.get("model"), Mapping):
-        return ("It looks like a ride_dive checkpoint, which needs no conversion: give it to "
-                "MODEL.WEIGHTS directly.")
+        return (
+            "It looks like a ride_dive checkpoint, which needs no conversion: give it to "
+            "MODEL.WEIGHTS directly."
+        )
     if is_state_dict(obj):
         keys = ", ".join(list(obj)[:4])
         return f"It is a bare state dict ({keys}, ...) of neither format's networks."
@@ -126,12 +141,16 @@ def _conversion_cfg(cfg: CfgNode, num_classes: Optional[int]) -> CfgNode:
     cfg.MODEL.CHANNELS_LAST = False
     if cfg.MODEL.NUM_CLASSES <= 0:
         if num_classes is None:
-            raise ConfigError("The file has no classifier to take the number of classes from: "
-                              "set MODEL.NUM_CLASSES")
+            raise ConfigError(
+                "The file has no classifier to take the number of classes from: "
+                "set MODEL.NUM_CLASSES"
+            )
         cfg.MODEL.NUM_CLASSES = num_classes
     elif num_classes is not None and num_classes != cfg.MODEL.NUM_CLASSES:
-        raise ConfigError(f"The file's classifier has {num_classes} classes but "
-                          f"MODEL.NUM_CLASSES is {cfg.MODEL.NUM_CLASSES}: set it to "
-                          f"{num_classes} (or 0 to take it from the file)")
+        raise ConfigError(
+            f"The file's classifier has {num_classes} classes but "
+            f"MODEL.NUM_CLASSES is {cfg.MODEL.NUM_CLASSES}: set it to "
+            f"{num_classes} (or 0 to take it from the file)"
+        )
     cfg.freeze()
     return cfg

@@ -1,4 +1,5 @@
 """Pieces shared by the importers: what a parsed foreign file holds, and small key utilities."""
+
 import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional
@@ -8,8 +9,15 @@ from torch import nn
 
 from .foreign_pickle import foreign_name
 
-__all__ = ["Parsed", "describe", "fill_bn_counters", "is_state_dict", "plain_value",
-           "prefixed", "indices"]
+__all__ = [
+    "Parsed",
+    "describe",
+    "fill_bn_counters",
+    "is_state_dict",
+    "plain_value",
+    "prefixed",
+    "indices",
+]
 
 
 @dataclass
@@ -32,8 +40,11 @@ class Parsed:
 
 def is_state_dict(obj: Any) -> bool:
     """A non-empty mapping from names to tensors."""
-    return (isinstance(obj, Mapping) and bool(obj)
-            and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()))
+    return (
+        isinstance(obj, Mapping)
+        and bool(obj)
+        and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
+    )
 
 
 def describe(obj: Any) -> str:

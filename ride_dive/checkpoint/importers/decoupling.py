@@ -17,6 +17,7 @@ entries are ``{"feat_model": ..., "classifier": ...}``, each network inside ``Da
   does; ``KNNClassifier`` keeps its centroids outside the state dict (ride_dive's
   ``NCMHead`` fits them at evaluation). ``centroids`` (OLTR's memory) is not used.
 """
+
 from collections import OrderedDict
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
@@ -60,12 +61,24 @@ def parse(obj: Any) -> Parsed:
     num_classes = clf["fc.weight"].shape[0] if "fc.weight" in clf else None
     info = {key: plain_value(obj.get(key)) for key in ("epoch", "best_epoch", "best_acc")}
     info["weights_entry"] = "state_dict_best" if "state_dict_best" in obj else "state_dict"
-    info["classifier"] = ("TauNormClassifier (LWS)" if "scales" in clf
-                          else "DotProductClassifier" if "fc.weight" in clf
-                          else "none" if not clf else "other")
+    info["classifier"] = (
+        "TauNormClassifier (LWS)"
+        if "scales" in clf
+        else "DotProductClassifier"
+        if "fc.weight" in clf
+        else "none"
+        if not clf
+        else "other"
+    )
     extra = [str(k) for k in obj if k != info["weights_entry"]]
-    notes = [f"entries {', '.join(extra)} not converted (training records; 'centroids' "
-             "belongs to OLTR's memory and feature loss)"] if extra else []
+    notes = (
+        [
+            f"entries {', '.join(extra)} not converted (training records; 'centroids' "
+            "belongs to OLTR's memory and feature loss)"
+        ]
+        if extra
+        else []
+    )
     return Parsed({"feat_model": feat, "classifier": clf}, num_classes, info, notes)
 
 
@@ -74,28 +87,36 @@ def _check_backbone(feat: Mapping, model: nn.Module, info: Dict[str, Any]) -> No
     if extra:
         raise CheckpointMismatchError(
             f"The file's feature model has {' and '.join(extra)} layers (use_fc / "
-            "use_modulatedatt of the reference code), which no ride_dive backbone has")
+            "use_modulatedatt of the reference code), which no ride_dive backbone has"
+        )
     if "layer1.0.conv3.weight" not in feat:
         raise CheckpointMismatchError(
             "The file's feature model is built of BasicBlocks (ResNet-10), which has no "
-            "ride_dive backbone; ResNet50, ResNeXt50 and ResNet152 are supported")
+            "ride_dive backbone; ResNet50, ResNeXt50 and ResNet152 are supported"
+        )
     blocks = len(indices(feat, r"^layer3\.(\d+)\."))
     groups = feat["layer1.0.conv1.weight"].shape[0] // feat["layer1.0.conv2.weight"].shape[1]
     info.update(depth=_DEPTHS.get(blocks), groups=groups)
     ours = model.state_dict()
     our_blocks = len(indices(ours, r"^backbone\.layer3\.(\d+)\."))
-    our_groups = (ours["backbone.layer1.0.conv1.weight"].shape[0]
-                  // ours["backbone.layer1.0.conv2.weight"].shape[1])
+    our_groups = (
+        ours["backbone.layer1.0.conv1.weight"].shape[0]
+        // ours["backbone.layer1.0.conv2.weight"].shape[1]
+    )
     if (blocks, groups) == (our_blocks, our_groups):
         return
     name = _BACKBONES.get((blocks, groups > 1))
     what = f"{'ResNeXt' if groups > 1 else 'ResNet'}-{_DEPTHS.get(blocks, '?')}"
     if name is None:
-        raise CheckpointMismatchError(f"The file holds a {what}, which has no ride_dive "
-                                      "backbone (ResNet50, ResNeXt50, ResNet152 are supported)")
-    raise ConfigError(f"The file holds a {what} ({groups} group(s) in the 3x3 convolutions) but "
-                      f"MODEL.BACKBONE.NAME is '{type(model.backbone).__name__}': set it to "
-                      f"'{name}'")
+        raise CheckpointMismatchError(
+            f"The file holds a {what}, which has no ride_dive "
+            "backbone (ResNet50, ResNeXt50, ResNet152 are supported)"
+        )
+    raise ConfigError(
+        f"The file holds a {what} ({groups} group(s) in the 3x3 convolutions) but "
+        f"MODEL.BACKBONE.NAME is '{type(model.backbone).__name__}': set it to "
+        f"'{name}'"
+    )
 
 
 def _check_head(clf: Mapping, model: nn.Module, notes: List[str]) -> None:
@@ -107,25 +128,35 @@ def _check_head(clf: Mapping, model: nn.Module, notes: List[str]) -> None:
     if keys == {"weight"}:
         raise CheckpointMismatchError(
             "The file's classifier is a CosNormClassifier (|x|/(1+|x|) squashing), which no "
-            "ride_dive head computes")
+            "ride_dive head computes"
+        )
     if not keys:
-        raise ConfigError("The file has no classifier weights (a KNNClassifier keeps its "
-                          "centroids outside the state dict): set MODEL.HEAD.NAME 'NCMHead'")
+        raise ConfigError(
+            "The file has no classifier weights (a KNNClassifier keeps its "
+            "centroids outside the state dict): set MODEL.HEAD.NAME 'NCMHead'"
+        )
     if not keys <= {"fc.weight", "fc.bias", "scales"}:
         raise CheckpointMismatchError(
             f"The file's classifier ({', '.join(sorted(keys)[:6])}) is not a dot-product or "
-            "LWS classifier (e.g. OLTR's MetaEmbeddingClassifier); it cannot be converted")
+            "LWS classifier (e.g. OLTR's MetaEmbeddingClassifier); it cannot be converted"
+        )
     if "scales" in keys and not isinstance(head, LWSHead):
-        raise ConfigError(f"The file's classifier is LWS (TauNormClassifier, fc(x) * scales) "
-                          f"but MODEL.HEAD.NAME is '{type(head).__name__}': set it to 'LWSHead'")
+        raise ConfigError(
+            f"The file's classifier is LWS (TauNormClassifier, fc(x) * scales) "
+            f"but MODEL.HEAD.NAME is '{type(head).__name__}': set it to 'LWSHead'"
+        )
     if not isinstance(head, (LinearHead, LWSHead)):
-        raise ConfigError(f"The file's classifier is linear but MODEL.HEAD.NAME is "
-                          f"'{type(head).__name__}': set it to 'LinearHead'")
+        raise ConfigError(
+            f"The file's classifier is linear but MODEL.HEAD.NAME is "
+            f"'{type(head).__name__}': set it to 'LinearHead'"
+        )
     if "fc.bias" not in keys and head.fc.bias is not None:
         raise ConfigError("The file's classifier has no bias: set MODEL.HEAD.BIAS False")
     if model.backbone.normalize_features:
-        raise ConfigError("The file's classifier reads unnormalised features: set "
-                          "MODEL.BACKBONE.NORMALIZE_FEATURES False")
+        raise ConfigError(
+            "The file's classifier reads unnormalised features: set "
+            "MODEL.BACKBONE.NORMALIZE_FEATURES False"
+        )
 
 
 def convert(parsed: Parsed, model: nn.Module) -> Tuple[Dict[str, torch.Tensor], List[str]]:
@@ -136,9 +167,11 @@ def convert(parsed: Parsed, model: nn.Module) -> Tuple[Dict[str, torch.Tensor], 
         CheckpointMismatchError: parts of the file that have no ride_dive equivalent.
     """
     if type(model).__name__ != "Classifier":
-        raise ConfigError(f"A Decoupling checkpoint needs a single-head config "
-                          f"(MODEL.META_ARCHITECTURE 'Classifier', e.g. "
-                          f"configs/ImageNet-LT/crt_x50.yaml), got '{type(model).__name__}'")
+        raise ConfigError(
+            f"A Decoupling checkpoint needs a single-head config "
+            f"(MODEL.META_ARCHITECTURE 'Classifier', e.g. "
+            f"configs/ImageNet-LT/crt_x50.yaml), got '{type(model).__name__}'"
+        )
     feat, clf = parsed.weights["feat_model"], parsed.weights["classifier"]
     _check_backbone(feat, model, parsed.info)
     _check_head(clf, model, parsed.notes)
@@ -146,6 +179,7 @@ def convert(parsed: Parsed, model: nn.Module) -> Tuple[Dict[str, torch.Tensor], 
     if not isinstance(model.head, NCMHead):
         state.update(("head." + k, v) for k, v in clf.items())
         if "scales" not in clf and isinstance(model.head, LWSHead):
-            parsed.notes.append("dot-product classifier loaded into LWSHead with scales 1 "
-                                "(the same logits)")
+            parsed.notes.append(
+                "dot-product classifier loaded into LWSHead with scales 1 (the same logits)"
+            )
     return state, parsed.notes

@@ -9,6 +9,7 @@ subclass): building one, calling it or restoring its state only records the argu
 ``os.system`` in a file becomes an object that remembers it was asked to run a command.
 Tensors and containers are still rebuilt by torch's own loader.
 """
+
 import _compat_pickle
 import os
 import pickletools
@@ -87,8 +88,10 @@ def _legacy_globals(path: str) -> List[str]:
     # torch's default allow-list (private; without it, defaults would only get stand-ins
     # that the loader never uses, since it looks the defaults up first).
     allowed = set(getattr(_wo_unpickler, "_get_allowed_globals", dict)())
-    allowed |= {g[1] if isinstance(g, tuple) else f"{g.__module__}.{g.__qualname__}"
-                for g in get_safe_globals()}
+    allowed |= {
+        g[1] if isinstance(g, tuple) else f"{g.__module__}.{g.__qualname__}"
+        for g in get_safe_globals()
+    }
     return sorted(names - allowed)
 
 
@@ -135,8 +138,14 @@ def load_foreign_checkpoint(path: str) -> Tuple[Any, List[str]]:
     stand_ins: Dict[str, type] = {name: _stand_in(name) for name in names}
     # torch refuses to even name globals of modules such as os or sys, stand-in or not;
     # no genuine checkpoint names them, so such a file is refused as tampered with.
-    blocked = ("os", "posix", "nt", "sys", "subprocess",
-               *getattr(_wo_unpickler, "_blocklisted_modules", ()))
+    blocked = (
+        "os",
+        "posix",
+        "nt",
+        "sys",
+        "subprocess",
+        *getattr(_wo_unpickler, "_blocklisted_modules", ()),
+    )
     dangerous = [n for n in names if n.split(".")[0] in blocked]
     if dangerous:
         raise CheckpointError(

@@ -23,6 +23,7 @@ layer's columns are swapped on conversion. The whole ensemble's logits are the m
 experts' in both, and early exit stops a sample when the router's probability is <= the
 threshold (the reference hard-codes 0.5; ours is ``MODEL.ROUTER.THRESHOLD``).
 """
+
 import re
 from collections import OrderedDict
 from typing import Any, Dict, List, Mapping, Tuple
@@ -89,17 +90,23 @@ def parse(obj: Any) -> Parsed:
     notes = []
     extra = [] if is_state_dict(obj) else [str(k) for k in obj if k != "state_dict"]
     if extra:
-        notes.append(f"entries {', '.join(extra)} not converted (training state of the "
-                     "original code; a pickled config is read as inert data only)")
+        notes.append(
+            f"entries {', '.join(extra)} not converted (training state of the "
+            "original code; a pickled config is read as inert data only)"
+        )
     if normed:
         scale = args.get("s", _DEFAULT_SCALE)
         info["scale"] = float(scale) if isinstance(scale, (int, float)) else None
         if not args:
-            notes.append(f"the file's config does not give the cosine scale s; assumed the "
-                         f"reference default {_DEFAULT_SCALE:g}")
+            notes.append(
+                f"the file's config does not give the cosine scale s; assumed the "
+                f"reference default {_DEFAULT_SCALE:g}"
+            )
     if args.get("use_experts") not in (None, ""):
-        notes.append(f"the original config evaluates only experts {args['use_experts']!r}; "
-                     "the converted model averages all experts")
+        notes.append(
+            f"the original config evaluates only experts {args['use_experts']!r}; "
+            "the converted model averages all experts"
+        )
     num_classes = weight.shape[1] if normed else weight.shape[0]
     return Parsed({"model": sd}, int(num_classes), info, notes)
 
@@ -118,22 +125,28 @@ def _check_architecture(sd: Mapping, model: nn.Module, info: Dict[str, Any]) -> 
     backbone = type(model.backbone).__name__
     family = _family(sd)
     if family == "cifar" and backbone != "RIDEResNet32":
-        raise ConfigError(f"The file holds a RIDE CIFAR ResNet-32 (layer2s/layer3s per expert) "
-                          f"but MODEL.BACKBONE.NAME is '{backbone}': set it to 'RIDEResNet32'")
+        raise ConfigError(
+            f"The file holds a RIDE CIFAR ResNet-32 (layer2s/layer3s per expert) "
+            f"but MODEL.BACKBONE.NAME is '{backbone}': set it to 'RIDEResNet32'"
+        )
     if family == "imagenet":
         if "layer1.0.conv3.weight" not in sd:
             raise CheckpointMismatchError(
                 "The file holds a RIDE network of BasicBlocks (ResNet-10), which has no "
-                "ride_dive backbone; RIDEResNet50 and RIDEResNeXt50 are bottleneck networks")
+                "ride_dive backbone; RIDEResNet50 and RIDEResNeXt50 are bottleneck networks"
+            )
         if any(k.startswith("layer3.") for k in sd):
             raise CheckpointMismatchError(
                 "The file's experts share layer3 (share_layer3 of the expert-assignment "
                 "model); ride_dive's RIDE experts each own stages 3 and 4, so it cannot be "
-                "converted")
+                "converted"
+            )
         if backbone == "RIDEResNet32":
-            raise ConfigError("The file holds a RIDE ResNet-50/ResNeXt-50 (layer3s/layer4s per "
-                              "expert) but MODEL.BACKBONE.NAME is 'RIDEResNet32': set it to "
-                              "'RIDEResNeXt50' or 'RIDEResNet50'")
+            raise ConfigError(
+                "The file holds a RIDE ResNet-50/ResNeXt-50 (layer3s/layer4s per "
+                "expert) but MODEL.BACKBONE.NAME is 'RIDEResNet32': set it to "
+                "'RIDEResNeXt50' or 'RIDEResNet50'"
+            )
         theirs, mine = _groups(sd, "layer1.0."), _groups(ours, "backbone.layer1.0.")
         info["groups"] = theirs
         if theirs != mine:
@@ -141,7 +154,8 @@ def _check_architecture(sd: Mapping, model: nn.Module, info: Dict[str, Any]) -> 
             raise ConfigError(
                 f"The file's bottlenecks use {theirs} group(s) in their 3x3 convolutions, the "
                 f"config builds {mine}: set MODEL.BACKBONE.NAME '{name}' (and MODEL.RESNET."
-                f"GROUPS / WIDTH_PER_GROUP if not 32x4d)")
+                f"GROUPS / WIDTH_PER_GROUP if not 32x4d)"
+            )
     file_conv = any(".shortcut." in k for k in sd)
     our_conv = any(".shortcut." in k for k in ours)
     if file_conv != our_conv:
@@ -151,26 +165,35 @@ def _check_architecture(sd: Mapping, model: nn.Module, info: Dict[str, Any]) -> 
         raise CheckpointMismatchError(
             f"The file's CIFAR ResNet uses {have} shortcuts but {backbone} builds {need} "
             f"shortcuts (the reference RIDE/LDAM code uses option A), so the residual "
-            f"connections differ and these weights cannot be converted")
+            f"connections differ and these weights cannot be converted"
+        )
 
 
 def _check_heads(parsed: Parsed, model: nn.Module) -> None:
     head = model.heads[0]
     normed = parsed.info["classifier"] == "NormedLinear"
     if normed and not isinstance(head, CosineHead):
-        raise ConfigError(f"The file's classifiers are RIDE NormedLinear (cosine, use_norm "
-                          f"true) but MODEL.HEAD.NAME is '{type(head).__name__}': set it to "
-                          f"'CosineHead'")
+        raise ConfigError(
+            f"The file's classifiers are RIDE NormedLinear (cosine, use_norm "
+            f"true) but MODEL.HEAD.NAME is '{type(head).__name__}': set it to "
+            f"'CosineHead'"
+        )
     if not normed and not isinstance(head, (LinearHead, LWSHead)):
-        raise ConfigError(f"The file's classifiers are nn.Linear (use_norm false) but "
-                          f"MODEL.HEAD.NAME is '{type(head).__name__}': set it to 'LinearHead'")
+        raise ConfigError(
+            f"The file's classifiers are nn.Linear (use_norm false) but "
+            f"MODEL.HEAD.NAME is '{type(head).__name__}': set it to 'LinearHead'"
+        )
     scale = parsed.info.get("scale")
     if normed and scale is not None and abs(head.scale - scale) > 1e-6:
-        raise ConfigError(f"The file's cosine classifiers scale by s = {scale:g} but "
-                          f"MODEL.HEAD.COSINE_SCALE is {head.scale:g}: set it to {scale:g}")
+        raise ConfigError(
+            f"The file's cosine classifiers scale by s = {scale:g} but "
+            f"MODEL.HEAD.COSINE_SCALE is {head.scale:g}: set it to {scale:g}"
+        )
     if not normed and model.backbone.normalize_features:
-        raise ConfigError("The file's linear classifiers read unnormalised features: set "
-                          "MODEL.BACKBONE.NORMALIZE_FEATURES False")
+        raise ConfigError(
+            "The file's linear classifiers read unnormalised features: set "
+            "MODEL.BACKBONE.NORMALIZE_FEATURES False"
+        )
 
 
 def _router(sd: Mapping, model: nn.Module, parsed: Parsed) -> Dict[str, torch.Tensor]:
@@ -178,34 +201,42 @@ def _router(sd: Mapping, model: nn.Module, parsed: Parsed) -> Dict[str, torch.Te
     parsed.info["router"] = has
     if not has:
         if model.router is not None:
-            raise ConfigError("The file has no expert-assignment (router) weights, but "
-                              "MODEL.ROUTER.ENABLED is True: set it to False (to train "
-                              "routers on it, convert with the stage-1 config and give the "
-                              "result to the router stage's MODEL.WEIGHTS)")
+            raise ConfigError(
+                "The file has no expert-assignment (router) weights, but "
+                "MODEL.ROUTER.ENABLED is True: set it to False (to train "
+                "routers on it, convert with the stage-1 config and give the "
+                "result to the router stage's MODEL.WEIGHTS)"
+            )
         return {}
     if any(k.startswith(_SEPARATE_OUT) for k in sd):
         raise CheckpointMismatchError(
             "The file's routers each have their own output layer (share_expert_help_pred_fc "
             "false); ride_dive's routers share one, so they cannot be converted. Convert with "
-            "MODEL.ROUTER.ENABLED False to use the experts without early exit")
+            "MODEL.ROUTER.ENABLED False to use the experts without early exit"
+        )
     if model.router is None:
-        parsed.notes.append("expert-assignment (router) weights not converted: "
-                            "MODEL.ROUTER.ENABLED is False, so every expert runs")
+        parsed.notes.append(
+            "expert-assignment (router) weights not converted: "
+            "MODEL.ROUTER.ENABLED is False, so every expert runs"
+        )
         return {}
     hidden = sd[_HIDDEN + "0.weight"].shape[0]
     top_k = sd[_OUT + "weight"].shape[1] - hidden
     parsed.info["router_top_k"] = top_k
     if hidden != model.router.hidden[0].out_features:
-        raise ConfigError(f"The file's routers have {hidden} hidden units: set "
-                          f"MODEL.ROUTER.HIDDEN_DIM {hidden}")
+        raise ConfigError(
+            f"The file's routers have {hidden} hidden units: set MODEL.ROUTER.HIDDEN_DIM {hidden}"
+        )
     if top_k != model.router.top_k:
-        raise ConfigError(f"The file's routers read the top {top_k} mean logits "
-                          f"(top_choices_num) but the config uses {model.router.top_k}: set "
-                          f"MODEL.ROUTER.TOP_K {top_k}")
+        raise ConfigError(
+            f"The file's routers read the top {top_k} mean logits "
+            f"(top_choices_num) but the config uses {model.router.top_k}: set "
+            f"MODEL.ROUTER.TOP_K {top_k}"
+        )
     out = OrderedDict()
     for k, v in sd.items():
         if k.startswith(_HIDDEN):
-            out["router.hidden." + k[len(_HIDDEN):]] = v
+            out["router.hidden." + k[len(_HIDDEN) :]] = v
     # Reference input order is [top-K, hidden]; ours is [hidden, top-K].
     w = sd[_OUT + "weight"]
     out["router.out.weight"] = torch.cat([w[:, top_k:], w[:, :top_k]], dim=1)
@@ -222,14 +253,18 @@ def convert(parsed: Parsed, model: nn.Module) -> Tuple[Dict[str, torch.Tensor], 
         CheckpointMismatchError: parts of the file that have no ride_dive equivalent.
     """
     if type(model).__name__ != "RIDE":
-        raise ConfigError(f"A RIDE checkpoint needs a RIDE config (MODEL.META_ARCHITECTURE "
-                          f"'RIDE', e.g. configs/CIFAR100-LT/ride_4e_r32_if100.yaml), got "
-                          f"'{type(model).__name__}'")
+        raise ConfigError(
+            f"A RIDE checkpoint needs a RIDE config (MODEL.META_ARCHITECTURE "
+            f"'RIDE', e.g. configs/CIFAR100-LT/ride_4e_r32_if100.yaml), got "
+            f"'{type(model).__name__}'"
+        )
     sd = parsed.weights["model"]
     experts = parsed.info["num_experts"]
     if experts != model.num_experts:
-        raise ConfigError(f"The file has {experts} experts but the config builds "
-                          f"{model.num_experts}: set MODEL.RIDE.NUM_EXPERTS {experts}")
+        raise ConfigError(
+            f"The file has {experts} experts but the config builds "
+            f"{model.num_experts}: set MODEL.RIDE.NUM_EXPERTS {experts}"
+        )
     _check_architecture(sd, model, parsed.info)
     _check_heads(parsed, model)
     state = OrderedDict()

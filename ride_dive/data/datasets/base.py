@@ -1,4 +1,5 @@
 """Dataset containers shared by every dataset: in-memory image tensors and the split bundle."""
+
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 

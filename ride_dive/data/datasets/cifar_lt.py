@@ -1,4 +1,5 @@
 """CIFAR-10-LT and CIFAR-100-LT from the official python pickles (docs/METHODS.md section 1)."""
+
 import os
 from typing import List, Sequence, Tuple
 
@@ -27,6 +28,7 @@ def _how_to_get(archive: str, folder: str) -> str:
 
 def _check_batch(batch, path: str, label_key: bytes, how: str) -> Tuple[np.ndarray, np.ndarray]:
     """Validate one unpickled batch and return its (data, labels) arrays."""
+
     def fail(problem: str) -> DatasetError:
         return DatasetError(f"{path} is not an official CIFAR python batch: {problem}. {how}")
 
@@ -121,26 +123,52 @@ class _CIFARLT(DatasetSplits):
         how = _how_to_get(self.archive, folder)
         if not os.path.isdir(folder):
             raise FileNotFoundError(f"{type(self).__name__}: directory not found: {folder}. {how}")
-        train_x, train_y = read_cifar_batches(folder, self.train_files, self.label_key,
-                                              self.classes, how)
-        test_x, test_y = read_cifar_batches(folder, self.test_files, self.label_key,
-                                            self.classes, how)
+        train_x, train_y = read_cifar_batches(
+            folder, self.train_files, self.label_key, self.classes, how
+        )
+        test_x, test_y = read_cifar_batches(
+            folder, self.test_files, self.label_key, self.classes, how
+        )
         names = self._class_names(folder, how)
-        full_train = InMemoryImageDataset(torch.from_numpy(train_x), torch.from_numpy(train_y),
-                                          self.classes, names, self.mean, self.std)
-        full_test = InMemoryImageDataset(torch.from_numpy(test_x), torch.from_numpy(test_y),
-                                         self.classes, names, self.mean, self.std)
-        split = make_lt_split(train_y, test_y, self.classes,
-                              max_per_class or self.default_n_max, imbalance_factor, seed,
-                              val_source, val_per_class)
+        full_train = InMemoryImageDataset(
+            torch.from_numpy(train_x),
+            torch.from_numpy(train_y),
+            self.classes,
+            names,
+            self.mean,
+            self.std,
+        )
+        full_test = InMemoryImageDataset(
+            torch.from_numpy(test_x),
+            torch.from_numpy(test_y),
+            self.classes,
+            names,
+            self.mean,
+            self.std,
+        )
+        split = make_lt_split(
+            train_y,
+            test_y,
+            self.classes,
+            max_per_class or self.default_n_max,
+            imbalance_factor,
+            seed,
+            val_source,
+            val_per_class,
+        )
         super().__init__(**assemble_lt_splits(full_train, full_test, split))
 
     @classmethod
     def from_config(cls, cfg) -> dict:
         d = cfg.DATASETS
-        return dict(root=d.ROOT, imbalance_factor=d.IMBALANCE_FACTOR,
-                    max_per_class=d.MAX_PER_CLASS, seed=d.IMBALANCE_SEED,
-                    val_source=d.VAL_SOURCE, val_per_class=d.VAL_PER_CLASS)
+        return dict(
+            root=d.ROOT,
+            imbalance_factor=d.IMBALANCE_FACTOR,
+            max_per_class=d.MAX_PER_CLASS,
+            seed=d.IMBALANCE_SEED,
+            val_source=d.VAL_SOURCE,
+            val_per_class=d.VAL_PER_CLASS,
+        )
 
     def _class_names(self, folder: str, how: str) -> List[str]:
         return [f"class_{i}" for i in range(self.classes)]
@@ -162,8 +190,18 @@ class CIFAR10LT(_CIFARLT):
     std = (0.2023, 0.1994, 0.2010)
 
     def _class_names(self, folder: str, how: str) -> List[str]:
-        return ["airplane", "automobile", "bird", "cat", "deer",
-                "dog", "frog", "horse", "ship", "truck"]
+        return [
+            "airplane",
+            "automobile",
+            "bird",
+            "cat",
+            "deer",
+            "dog",
+            "frog",
+            "horse",
+            "ship",
+            "truck",
+        ]
 
 
 @DATASET_REGISTRY.register()

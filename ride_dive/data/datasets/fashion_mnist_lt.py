@@ -1,4 +1,5 @@
 """Fashion-MNIST-LT: the standard LT generator on the Fashion-MNIST IDX files."""
+
 import gzip
 import os
 import struct
@@ -13,16 +14,36 @@ from ..registry import DATASET_REGISTRY
 from .base import DatasetSplits, InMemoryImageDataset, assemble_lt_splits
 from .lt_generator import make_lt_split
 
-__all__ = ["FashionMNISTLT", "read_idx", "write_idx", "default_search_dirs",
-           "IDX_IMAGES_MAGIC", "IDX_LABELS_MAGIC"]
+__all__ = [
+    "FashionMNISTLT",
+    "read_idx",
+    "write_idx",
+    "default_search_dirs",
+    "IDX_IMAGES_MAGIC",
+    "IDX_LABELS_MAGIC",
+]
 
 IDX_IMAGES_MAGIC = 2051  # 0x0803: unsigned bytes, 3 dimensions
 IDX_LABELS_MAGIC = 2049  # 0x0801: unsigned bytes, 1 dimension
 SYSTEM_DIR = "/usr/share/datasets/fashion-mnist"  # Debian package dataset-fashion-mnist
-FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-         "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-               "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+CLASS_NAMES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 HOW_TO_GET = (
     "Install Debian's package (apt-get install dataset-fashion-mnist, which puts the files in "
     f"{SYSTEM_DIR}), or download them with torchvision.datasets.FashionMNIST(DATASETS.ROOT, "
@@ -77,8 +98,9 @@ def write_idx(path: str, array: np.ndarray) -> None:
     """Write a uint8 array as an IDX file (gzipped when ``path`` ends with ``.gz``)."""
     array = np.ascontiguousarray(array)
     if array.dtype != np.uint8 or not 1 <= array.ndim <= 255:
-        raise ValueError(f"write_idx needs a uint8 array with 1..255 dims; got {array.dtype}, "
-                         f"{array.ndim} dims")
+        raise ValueError(
+            f"write_idx needs a uint8 array with 1..255 dims; got {array.dtype}, {array.ndim} dims"
+        )
     header = struct.pack(f">I{array.ndim}I", 0x0800 | array.ndim, *array.shape)
     opener = gzip.open if path.endswith(".gz") else open
     with opener(path, "wb") as f:
@@ -88,8 +110,12 @@ def write_idx(path: str, array: np.ndarray) -> None:
 
 def default_search_dirs(root: str) -> List[str]:
     """Directories searched for the IDX files, in order."""
-    return [os.path.join(root, "fashion-mnist"), os.path.join(root, "FashionMNIST", "raw"),
-            root, SYSTEM_DIR]
+    return [
+        os.path.join(root, "fashion-mnist"),
+        os.path.join(root, "FashionMNIST", "raw"),
+        root,
+        SYSTEM_DIR,
+    ]
 
 
 def _find_files(directory: str) -> Optional[List[str]]:
@@ -108,13 +134,21 @@ def _load(images_path: str, labels_path: str):
     images = read_idx(images_path, IDX_IMAGES_MAGIC)
     labels = read_idx(labels_path, IDX_LABELS_MAGIC).astype(np.int64)
     if images.shape[0] != labels.shape[0]:
-        raise DatasetError(f"{images_path} holds {images.shape[0]} images but {labels_path} "
-                         f"holds {labels.shape[0]} labels; the files do not belong together.")
+        raise DatasetError(
+            f"{images_path} holds {images.shape[0]} images but {labels_path} "
+            f"holds {labels.shape[0]} labels; the files do not belong together."
+        )
     if labels.size and labels.max() >= len(CLASS_NAMES):
         raise DatasetError(f"{labels_path}: labels must lie in [0, 10); found {labels.max()}.")
     tensor = torch.from_numpy(images).unsqueeze(1)  # (N, 1, H, W)
-    return InMemoryImageDataset(tensor, torch.from_numpy(labels), len(CLASS_NAMES),
-                                CLASS_NAMES, FashionMNISTLT.mean, FashionMNISTLT.std)
+    return InMemoryImageDataset(
+        tensor,
+        torch.from_numpy(labels),
+        len(CLASS_NAMES),
+        CLASS_NAMES,
+        FashionMNISTLT.mean,
+        FashionMNISTLT.std,
+    )
 
 
 @DATASET_REGISTRY.register()
@@ -158,14 +192,26 @@ class FashionMNISTLT(DatasetSplits):
             )
         full_train = _load(paths[0], paths[1])
         full_test = _load(paths[2], paths[3])
-        split = make_lt_split(full_train.labels.numpy(), full_test.labels.numpy(), 10,
-                              max_per_class or self.default_n_max, imbalance_factor, seed,
-                              val_source, val_per_class)
+        split = make_lt_split(
+            full_train.labels.numpy(),
+            full_test.labels.numpy(),
+            10,
+            max_per_class or self.default_n_max,
+            imbalance_factor,
+            seed,
+            val_source,
+            val_per_class,
+        )
         super().__init__(**assemble_lt_splits(full_train, full_test, split))
 
     @classmethod
     def from_config(cls, cfg) -> dict:
         d = cfg.DATASETS
-        return dict(search_dirs=default_search_dirs(d.ROOT), imbalance_factor=d.IMBALANCE_FACTOR,
-                    max_per_class=d.MAX_PER_CLASS, seed=d.IMBALANCE_SEED,
-                    val_source=d.VAL_SOURCE, val_per_class=d.VAL_PER_CLASS)
+        return dict(
+            search_dirs=default_search_dirs(d.ROOT),
+            imbalance_factor=d.IMBALANCE_FACTOR,
+            max_per_class=d.MAX_PER_CLASS,
+            seed=d.IMBALANCE_SEED,
+            val_source=d.VAL_SOURCE,
+            val_per_class=d.VAL_PER_CLASS,
+        )

@@ -1,4 +1,5 @@
 """Image-file datasets described by list files: ImageNet-LT, Places-LT, iNaturalist 2018."""
+
 import logging
 import os
 from typing import Callable, Optional, Sequence, Tuple
@@ -97,17 +98,28 @@ class ListFileDataset(Dataset):
         shown = "; ".join(f"{self.path(i)} (line {self._lines[i]})" for i in where[:_SHOWN])
         more = f"; and {count - _SHOWN} more" if count > _SHOWN else ""
         total = len(missing)
-        what = (f"{count} of the {total} images listed in {self.list_file} do not exist: "
-                f"{shown}{more}")
+        what = (
+            f"{count} of the {total} images listed in {self.list_file} do not exist: {shown}{more}"
+        )
         check = f"Check DATASETS.ROOT ({self.root}) and that the images were extracted there"
         if count == total:
-            raise FileNotFoundError(f"None of the {total} images listed in {self.list_file} "
-                                    f"exists, e.g. {shown}{more}. {check}.")
+            raise FileNotFoundError(
+                f"None of the {total} images listed in {self.list_file} "
+                f"exists, e.g. {shown}{more}. {check}."
+            )
         if self.on_bad_image == "fail":
-            raise FileNotFoundError(f"{what}. {check}, or set DATASETS.ON_BAD_IMAGE 'skip' to "
-                                    "leave missing images out.")
-        logger.warning("DATASETS.ON_BAD_IMAGE=skip: leaving out the %d of the %d images listed "
-                       "in %s that do not exist: %s%s.", count, total, self.list_file, shown, more)
+            raise FileNotFoundError(
+                f"{what}. {check}, or set DATASETS.ON_BAD_IMAGE 'skip' to leave missing images out."
+            )
+        logger.warning(
+            "DATASETS.ON_BAD_IMAGE=skip: leaving out the %d of the %d images listed "
+            "in %s that do not exist: %s%s.",
+            count,
+            total,
+            self.list_file,
+            shown,
+            more,
+        )
         keep = ~missing
         self.labels = self.labels[torch.from_numpy(keep)]
         self._paths = self._paths[keep]
@@ -189,8 +201,10 @@ class _ListFileLT(DatasetSplits):
             train_transform, test_transform: PIL-image transforms (see ``transforms.py``).
             on_bad_image: DATASETS.ON_BAD_IMAGE, see ``ListFileDataset``.
         """
-        names = [given or default for given, default in zip(
-            (train_list, val_list, test_list), self.lists)]
+        names = [
+            given or default
+            for given, default in zip((train_list, val_list, test_list), self.lists)
+        ]
         for name in (n for n in names if n):
             path = os.path.join(root, name)
             if not os.path.isfile(path):
@@ -203,8 +217,15 @@ class _ListFileLT(DatasetSplits):
         def make(name: str, transform) -> Optional[ListFileDataset]:
             if not name:
                 return None
-            return ListFileDataset(root, os.path.join(root, name), transform, self.classes,
-                                   self.mean, self.std, on_bad_image)
+            return ListFileDataset(
+                root,
+                os.path.join(root, name),
+                transform,
+                self.classes,
+                self.mean,
+                self.std,
+                on_bad_image,
+            )
 
         train = make(names[0], train_transform)
         super().__init__(
@@ -221,7 +242,10 @@ class _ListFileLT(DatasetSplits):
 
         d = cfg.DATASETS
         return dict(
-            root=d.ROOT, train_list=d.TRAIN_LIST, val_list=d.VAL_LIST, test_list=d.TEST_LIST,
+            root=d.ROOT,
+            train_list=d.TRAIN_LIST,
+            val_list=d.VAL_LIST,
+            test_list=d.TEST_LIST,
             train_transform=build_file_transforms(cfg, True, cls.mean, cls.std),
             test_transform=build_file_transforms(cfg, False, cls.mean, cls.std),
             on_bad_image=d.ON_BAD_IMAGE,
@@ -234,8 +258,10 @@ class ImageNetLT(_ListFileLT):
 
     classes = 1000
     lists = ("ImageNet_LT_train.txt", "ImageNet_LT_val.txt", "ImageNet_LT_test.txt")
-    how_to_get = ("The ImageNet-LT lists come with the OLTR / Decoupling releases; the images "
-                  "are ILSVRC-2012 (image-net.org), with paths like train/n01440764/x.JPEG.")
+    how_to_get = (
+        "The ImageNet-LT lists come with the OLTR / Decoupling releases; the images "
+        "are ILSVRC-2012 (image-net.org), with paths like train/n01440764/x.JPEG."
+    )
 
 
 @DATASET_REGISTRY.register()
@@ -244,8 +270,10 @@ class PlacesLT(_ListFileLT):
 
     classes = 365
     lists = ("Places_LT_train.txt", "Places_LT_val.txt", "Places_LT_test.txt")
-    how_to_get = ("The Places-LT lists come with the OLTR / Decoupling releases; the images "
-                  "are Places365-Standard (places2.csail.mit.edu).")
+    how_to_get = (
+        "The Places-LT lists come with the OLTR / Decoupling releases; the images "
+        "are Places365-Standard (places2.csail.mit.edu)."
+    )
 
 
 @DATASET_REGISTRY.register()
@@ -256,5 +284,7 @@ class INaturalist2018(_ListFileLT):
     lists = ("iNaturalist18_train.txt", "", "iNaturalist18_val.txt")
     mean = (0.466, 0.471, 0.380)
     std = (0.195, 0.194, 0.192)
-    how_to_get = ("The iNaturalist18 lists come with the Decoupling / RIDE releases; the "
-                  "images are the iNaturalist 2018 competition data (github.com/visipedia).")
+    how_to_get = (
+        "The iNaturalist18 lists come with the Decoupling / RIDE releases; the "
+        "images are the iNaturalist 2018 competition data (github.com/visipedia)."
+    )

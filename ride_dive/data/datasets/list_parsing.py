@@ -1,4 +1,5 @@
 """Reading list files (``relative/path label`` per line) and checking the files they name."""
+
 import os
 from typing import List, Sequence, Tuple
 
@@ -33,9 +34,7 @@ def parse_list(list_file: str, num_classes: int) -> Tuple[List[bytes], List[int]
             except ValueError:
                 raise DatasetError(f"{where}: label '{parts[1]}' is not an integer.") from None
             if not 0 <= label < num_classes:
-                raise DatasetError(
-                    f"{where}: label {label} is out of range [0, {num_classes})."
-                )
+                raise DatasetError(f"{where}: label {label} is out of range [0, {num_classes}).")
             paths.append(parts[0].encode("utf-8"))
             labels.append(label)
             lines.append(number)

@@ -3,6 +3,7 @@
 Everything here works on label arrays and returns index arrays, so CIFAR, Fashion-MNIST and
 the synthetic set share one exactly reproducible code path.
 """
+
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
@@ -168,9 +169,7 @@ def make_lt_split(
         val_per_class: validation images per class (DATASETS.VAL_PER_CLASS).
     """
     if val_source not in VAL_SOURCES:
-        raise ConfigError(
-            f"DATASETS.VAL_SOURCE must be one of {VAL_SOURCES}; got '{val_source}'."
-        )
+        raise ConfigError(f"DATASETS.VAL_SOURCE must be one of {VAL_SOURCES}; got '{val_source}'.")
     if val_source != "none" and val_per_class <= 0:
         raise ConfigError(
             f"DATASETS.VAL_SOURCE='{val_source}' needs DATASETS.VAL_PER_CLASS > 0; got "

@@ -4,6 +4,7 @@ The CIFAR archives ship as pickles, and an ordinary ``pickle.load`` runs whateve
 file names. This loader refuses every global outside a short allow-list, so a tampered or
 foreign file fails with an error instead of executing code.
 """
+
 import importlib
 import pickle
 from typing import Any, Callable, Dict, Tuple

@@ -1,4 +1,5 @@
 """SyntheticLT: a small, learnable long-tailed image set for tests and demos."""
+
 import numpy as np
 import torch
 
@@ -39,8 +40,9 @@ def make_synthetic_images(
     phase = rng.uniform(0.0, 2.0 * np.pi, size=n)
     noise = rng.normal(0.0, 20.0, size=(n, channels, image_size, image_size))
     coord = np.arange(image_size, dtype=np.float64)
-    wave = np.cos(2.0 * np.pi * frequency[labels, None] * coord[None, :] / image_size
-                  + phase[:, None])  # (n, S)
+    wave = np.cos(
+        2.0 * np.pi * frequency[labels, None] * coord[None, :] / image_size + phase[:, None]
+    )  # (n, S)
     along_rows = orientation[labels] == 0
     stripes = np.where(along_rows[:, None, None], wave[:, :, None], wave[:, None, :])
     images = level[labels][:, :, None, None] + 40.0 * stripes[:, None] + noise
@@ -90,8 +92,12 @@ class SyntheticLT(DatasetSplits):
             val_source: "none", "train_remainder" or "test".
             val_per_class: images per class in the validation split.
         """
-        for name, value in (("num_classes", num_classes), ("image_size", image_size),
-                            ("channels", channels), ("test_per_class", test_per_class)):
+        for name, value in (
+            ("num_classes", num_classes),
+            ("image_size", image_size),
+            ("channels", channels),
+            ("test_per_class", test_per_class),
+        ):
             if value < 1:
                 raise ValueError(f"SyntheticLT: {name} must be >= 1, got {value}.")
         n_max = max_per_class or self.default_n_max
@@ -101,25 +107,33 @@ class SyntheticLT(DatasetSplits):
         train_y = np.repeat(np.arange(num_classes), n_max + spare)
         test_y = np.repeat(np.arange(num_classes), test_per_class)
         # One draw for train and test keeps both from the same class patterns.
-        images = make_synthetic_images(np.concatenate([train_y, test_y]), num_classes,
-                                       image_size, channels, seed)
-        train_x, test_x = images[: len(train_y)], images[len(train_y):]
+        images = make_synthetic_images(
+            np.concatenate([train_y, test_y]), num_classes, image_size, channels, seed
+        )
+        train_x, test_x = images[: len(train_y)], images[len(train_y) :]
         mean, std = _channel_stats(train_x)
 
         def wrap(x, y):
-            return InMemoryImageDataset(torch.from_numpy(x), torch.from_numpy(y), num_classes,
-                                        None, mean, std)
+            return InMemoryImageDataset(
+                torch.from_numpy(x), torch.from_numpy(y), num_classes, None, mean, std
+            )
 
-        split = make_lt_split(train_y, test_y, num_classes, n_max, imbalance_factor, seed,
-                              val_source, val_per_class)
-        super().__init__(**assemble_lt_splits(wrap(train_x, train_y), wrap(test_x, test_y),
-                                              split))
+        split = make_lt_split(
+            train_y, test_y, num_classes, n_max, imbalance_factor, seed, val_source, val_per_class
+        )
+        super().__init__(**assemble_lt_splits(wrap(train_x, train_y), wrap(test_x, test_y), split))
 
     @classmethod
     def from_config(cls, cfg) -> dict:
         d = cfg.DATASETS
-        return dict(num_classes=d.SYNTHETIC.NUM_CLASSES, image_size=d.SYNTHETIC.IMAGE_SIZE,
-                    channels=cfg.MODEL.BACKBONE.IN_CHANNELS,
-                    imbalance_factor=d.IMBALANCE_FACTOR, max_per_class=d.MAX_PER_CLASS,
-                    test_per_class=d.SYNTHETIC.TEST_PER_CLASS, seed=d.IMBALANCE_SEED,
-                    val_source=d.VAL_SOURCE, val_per_class=d.VAL_PER_CLASS)
+        return dict(
+            num_classes=d.SYNTHETIC.NUM_CLASSES,
+            image_size=d.SYNTHETIC.IMAGE_SIZE,
+            channels=cfg.MODEL.BACKBONE.IN_CHANNELS,
+            imbalance_factor=d.IMBALANCE_FACTOR,
+            max_per_class=d.MAX_PER_CLASS,
+            test_per_class=d.SYNTHETIC.TEST_PER_CLASS,
+            seed=d.IMBALANCE_SEED,
+            val_source=d.VAL_SOURCE,
+            val_per_class=d.VAL_PER_CLASS,
+        )

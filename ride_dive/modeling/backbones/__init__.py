@@ -1,4 +1,5 @@
 """Backbones: every module here registers its classes in ``BACKBONE_REGISTRY`` on import."""
+
 from .base import Backbone, scaled_width
 from .blocks import BasicBlock, Bottleneck, PadShortcut, Stage, conv1x1, conv3x3, make_stage
 from .expert_batching import batched_experts_forward

@@ -1,4 +1,5 @@
 """The ``Backbone`` base class: pooling, optional feature normalisation, freezing, init."""
+
 import torch
 import torch.nn.functional as F
 from torch import nn

@@ -5,6 +5,7 @@ LDAM/RIDE CIFAR code (``shortcut``), so checkpoints of those projects map onto t
 by name. Multi-expert models (RIDE) build their shared trunk and their per-expert stages from
 the same pieces: ``make_stage(block, in_channels, channels, num_blocks, stride)``.
 """
+
 from typing import Optional
 
 import torch

@@ -17,6 +17,7 @@ channel axis, ``(N, E * C, H, W)``, and every layer runs once for all experts:
 Gradients reach each expert's own parameters through the concatenations. The results equal
 running the experts one after the other, up to floating-point summation order.
 """
+
 from typing import List, Sequence
 
 import torch
@@ -53,8 +54,7 @@ def _norm(bns: Sequence[nn.Module], x: torch.Tensor) -> torch.Tensor:
         bias = _cat_or_none([b.bias for b in bns])
         return F.group_norm(x, first.num_groups * len(bns), weight, bias, first.eps)
     if type(first) is not nn.BatchNorm2d:  # SyncBatchNorm: statistics must cross processes
-        raise TypeError(f"Cannot batch expert normalisation layers of type "
-                        f"{type(first).__name__}")
+        raise TypeError(f"Cannot batch expert normalisation layers of type {type(first).__name__}")
     if any(b.training != first.training for b in bns):
         raise RuntimeError("Batched experts need every expert's BatchNorm in the same mode")
     update = first.training and first.track_running_stats

@@ -1,4 +1,5 @@
 """``MultiExpertBackbone``: a shared trunk followed by E parallel expert branches (RIDE)."""
+
 from typing import List, Optional, Sequence
 
 import torch
@@ -95,9 +96,7 @@ class MultiExpertBackbone(Backbone):
         """
         stop = self.num_experts if stop is None else stop
         if not 0 <= start < stop <= self.num_experts:
-            raise ValueError(
-                f"Expert range [{start}, {stop}) is outside [0, {self.num_experts})"
-            )
+            raise ValueError(f"Expert range [{start}, {stop}) is outside [0, {self.num_experts})")
         experts = [self.expert_stages(e) for e in range(start, stop)]
         if self.batched and len(experts) > 1:
             maps = batched_experts_forward(experts, shared)
@@ -105,8 +104,10 @@ class MultiExpertBackbone(Backbone):
             pooled = pooled.view(shared.shape[0], len(experts), -1).transpose(0, 1)
         else:
             pooled = torch.stack(
-                [F.adaptive_avg_pool2d(self._run(stages, shared), 1).flatten(1)
-                 for stages in experts]
+                [
+                    F.adaptive_avg_pool2d(self._run(stages, shared), 1).flatten(1)
+                    for stages in experts
+                ]
             )
         if self.normalize_features:
             pooled = F.normalize(pooled, dim=2)

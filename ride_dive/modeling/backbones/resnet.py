@@ -4,6 +4,7 @@ Architecturally identical to torchvision's ``resnet50``/``resnext50_32x4d``/``re
 without the ``fc`` layer (the stride sits on the 3x3 convolution, "v1.5"), with the same
 module names, so torchvision and Decoupling checkpoints load by name.
 """
+
 from typing import Optional, Sequence
 
 import torch

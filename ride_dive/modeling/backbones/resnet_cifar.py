@@ -6,6 +6,7 @@ subsample + zero channel padding) of the reference LDAM/RIDE code: ResNet-32 wit
 linear head then has 0.470 M parameters and ~0.069 GMACs at 32x32, the numbers the papers
 report (1x1-conv projections would add 2.7 K parameters).
 """
+
 from typing import Sequence
 
 import torch

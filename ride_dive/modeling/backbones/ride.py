@@ -9,6 +9,7 @@
 Module names follow the reference code (``conv1``, ``bn1``, ``layer1``, ``layer2s.<e>``...)
 so its checkpoints map onto these modules by name.
 """
+
 from typing import Optional, Sequence
 
 import torch
@@ -73,7 +74,11 @@ class RIDEResNet32(MultiExpertBackbone):
         self.conv1 = conv3x3(in_channels, stem)
         self.bn1 = nn.BatchNorm2d(stem)
         self.layer1 = make_stage(
-            BasicBlock, stem, scaled_width(CIFAR_STAGE_WIDTHS[0], width_mult), 5, 1,
+            BasicBlock,
+            stem,
+            scaled_width(CIFAR_STAGE_WIDTHS[0], width_mult),
+            5,
+            1,
             shortcut=shortcut,
         )
         widths = expert_widths or self.default_expert_widths

@@ -1,4 +1,5 @@
 """``Classifier``: backbone -> head, trained with one loss (CE, BSCE, LDAM, focal, cRT, LWS)."""
+
 from typing import Dict, Optional, Sequence, Union
 
 import torch
@@ -56,9 +57,11 @@ class Classifier(TeacherMixin, nn.Module):
         # Checkpoint-loading policy (see checkpoint.model_state.load_model_state): a second
         # stage's head may add state (LWS scales) or ignore the stage-1 classifier (NCM).
         self.newly_initialized_prefixes = tuple(
-            f"head.{k}" for k in getattr(head, "newly_initialized_keys", ()))
+            f"head.{k}" for k in getattr(head, "newly_initialized_keys", ())
+        )
         self.unused_checkpoint_prefixes = tuple(
-            f"head.{k}" for k in getattr(head, "unused_checkpoint_keys", ()))
+            f"head.{k}" for k in getattr(head, "unused_checkpoint_keys", ())
+        )
 
     @classmethod
     def from_config(cls, cfg, class_counts: Optional[Sequence[int]] = None):

@@ -8,6 +8,7 @@ own accuracy. With a router,
 eval mode runs expert 1 and continues a sample to expert k+1 only when router k's
 probability exceeds the threshold (early exit).
 """
+
 import logging
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -82,8 +83,10 @@ class RIDE(TeacherMixin, nn.Module):
         )
         # Per-expert second stages: an LWS head per expert adds its scales.
         self.newly_initialized_prefixes += tuple(
-            f"heads.{i}.{k}" for i, head in enumerate(self.heads)
-            for k in getattr(head, "newly_initialized_keys", ()))
+            f"heads.{i}.{k}"
+            for i, head in enumerate(self.heads)
+            for k in getattr(head, "newly_initialized_keys", ())
+        )
         if train_router:
             self.backbone.freeze()  # weights and BN statistics
             self.heads.requires_grad_(False)
@@ -178,8 +181,9 @@ class RIDE(TeacherMixin, nn.Module):
         return {
             "logits": expert_logits.mean(dim=0),
             "expert_logits": expert_logits,
-            "experts_used": torch.full((n,), self.num_experts, dtype=torch.long,
-                                       device=images.device),
+            "experts_used": torch.full(
+                (n,), self.num_experts, dtype=torch.long, device=images.device
+            ),
             "num_experts": self.num_experts,
         }
 
@@ -216,8 +220,11 @@ class RIDE(TeacherMixin, nn.Module):
             feature = self.backbone.forward_experts(shared[active], k, k + 1)[0]
             sums.index_add_(0, active, self.heads[k](feature).float())
             used[active] += 1
-        return {"logits": sums / used.unsqueeze(1), "experts_used": used,
-                "num_experts": self.num_experts}
+        return {
+            "logits": sums / used.unsqueeze(1),
+            "experts_used": used,
+            "num_experts": self.num_experts,
+        }
 
     def forward_all(self, images: torch.Tensor) -> Dict[str, torch.Tensor]:
         """Every expert's logits ``(E, N, C)`` and every router's logits ``(E-1, N)``.
@@ -252,8 +259,9 @@ class RIDE(TeacherMixin, nn.Module):
             return (logits.mean(dim=0),)
         means = logits.float().cumsum(dim=0)
         consulted = min(k, self.num_experts - 1)
-        router_logits = [self.router.logit(j, features[j], means[j] / (j + 1))
-                         for j in range(consulted)]
+        router_logits = [
+            self.router.logit(j, features[j], means[j] / (j + 1)) for j in range(consulted)
+        ]
         return (logits.mean(dim=0), torch.stack(router_logits))
 
 
