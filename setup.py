@@ -1,4 +1,5 @@
 """ride_dive: long-tailed image recognition (RIDE, DiVE, RIDE-DiVE, decoupling) in PyTorch."""
+
 from setuptools import find_packages, setup
 
 setup(
@@ -8,6 +9,8 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
+    # The library only: benchmarks/ (benchmark and model zoo maintainer code), tools/ and
+    # tests/ stay in the repository and are not installed.
     packages=find_packages(include=["ride_dive", "ride_dive.*"]),
     # The model zoo's configs and manifest: in the source tree these are symbolic links to
     # the top-level configs/ and model_zoo/manifest.json; a wheel carries copies.

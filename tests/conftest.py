@@ -1,4 +1,5 @@
 """Shared test helpers: tiny configs on the synthetic long-tailed set."""
+
 import os
 import sys
 

@@ -4,44 +4,43 @@
     python tools/aggregate_results.py --label CE output/fmnist_lt/ce_r32_s{0,1,2} \
                                       --label BSCE output/fmnist_lt/bsce_r32_s{0,1,2}
 
-Each ``--label`` starts a new row; the run directories after it are its seeds. A directory
-written by ``tools/tau_norm.py`` contributes the test numbers of its chosen tau.
+Each ``--label`` starts a new row; the run directories after it are its seeds. A run that
+swept tau-norm (a pipeline's tau-norm stage, or a directory written by ``tools/tau_norm.py``)
+contributes the test numbers of its chosen tau.
 
 ``--paired NAME`` adds a second table: for every other row, the paired difference
 row − NAME over the seeds both give (the i-th directory of each row is the same seed), its
 mean with a 95 % t-interval (METHODS.md section 10), and "(n.s.)" where the interval holds 0.
 """
+
 import json
 import os
-import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ride_dive.evaluation.statistics import format_paired, paired_difference  # noqa: E402
+from ride_dive.evaluation.statistics import (  # noqa: E402
+    format_mean_std,
+    format_paired,
+    paired_difference,
+)
+from ride_dive.utils.run_dir import RunDir  # noqa: E402
 
 METRICS = ("top1", "many", "medium", "few")
 
 
 def load(run_dir: str) -> dict:
-    """A run's test metrics: ``results.json``, or the chosen tau's of ``tau_norm.json``."""
-    path = os.path.join(run_dir, "results.json")
-    tau_path = os.path.join(run_dir, "tau_norm.json")
-    if not os.path.isfile(path) and os.path.isfile(tau_path):
-        with open(tau_path) as f:
+    """A run's test metrics: its ``results.json`` (the chosen tau's when the run swept
+    tau-norm, ``TEST.TAU_NORM_SWEEP``), else the chosen tau's of ``tau_norm.json``."""
+    run = RunDir(run_dir)
+    if os.path.isfile(run.results):
+        with open(run.results) as f:
+            results = json.load(f)
+        return results["tau_norm"]["test"] if "tau_norm" in results else results
+    if os.path.isfile(run.tau_norm):
+        with open(run.tau_norm) as f:
             return json.load(f)["test"]
-    if not os.path.isfile(path):
-        sys.exit(f"ERROR: {path} not found: did the run finish?")
-    with open(path) as f:
-        return json.load(f)
-
-
-def cell(values) -> str:
-    if not values:
-        return "–"
-    if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
+    sys.exit(f"ERROR: {run.results} not found: did the run finish?")
 
 
 def parse(argv):
@@ -63,21 +62,26 @@ def paired_table(rows, results, reference: str) -> str:
     if reference not in names:
         sys.exit(f"ERROR: --paired {reference!r} is not one of the labels: {', '.join(names)}")
     ref = results[names.index(reference)]
-    lines = [f"| paired difference (95 % interval) | seeds | {' | '.join(METRICS)} |",
-             "|---" * (len(METRICS) + 2) + "|"]
+    lines = [
+        f"| paired difference (95 % interval) | seeds | {' | '.join(METRICS)} |",
+        "|---" * (len(METRICS) + 2) + "|",
+    ]
     for (label, _), runs in zip(rows, results):
         if label == reference:
             continue
         n = min(len(runs), len(ref))
         if n < 2:
-            sys.exit(f"ERROR: a paired interval needs >= 2 seeds in both {label!r} and "
-                     f"{reference!r}")
+            sys.exit(
+                f"ERROR: a paired interval needs >= 2 seeds in both {label!r} and {reference!r}"
+            )
         cells = []
         for m in METRICS:
-            pairs = [(a[m], b[m]) for a, b in zip(runs[:n], ref[:n])
-                     if a.get(m) is not None and b.get(m) is not None]
-            cells.append(format_paired(paired_difference(*zip(*pairs)))
-                         if len(pairs) >= 2 else "–")
+            pairs = [
+                (a[m], b[m])
+                for a, b in zip(runs[:n], ref[:n])
+                if a.get(m) is not None and b.get(m) is not None
+            ]
+            cells.append(format_paired(paired_difference(*zip(*pairs))) if len(pairs) >= 2 else "–")
         lines.append(f"| {label} − {reference} | {n} | {' | '.join(cells)} |")
     return "\n".join(lines)
 
@@ -90,7 +94,7 @@ def main(argv=None) -> None:
         if i + 1 >= len(argv):
             sys.exit("ERROR: --paired needs the label of the reference row")
         reference = argv[i + 1]
-        del argv[i:i + 2]
+        del argv[i : i + 2]
     # Accept both "--label NAME" and "--label=NAME".
     joined = []
     for i, arg in enumerate(argv):
@@ -107,7 +111,7 @@ def main(argv=None) -> None:
     for label, dirs in rows:
         results = [load(d) for d in dirs]
         all_results.append(results)
-        cells = [cell([r[m] for r in results if m in r]) for m in METRICS]
+        cells = [format_mean_std([r.get(m) for r in results]) for m in METRICS]
         print(f"| {label} | {len(results)} | {' | '.join(cells)} |")
     if reference is not None:
         print()

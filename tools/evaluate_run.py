@@ -25,51 +25,62 @@ training counts of the config's dataset (no model). ``--aggregate`` reads the JS
 several runs and prints mean ± std over seeds (run directories that differ only in a
 ``_s<N>`` suffix are seeds of one method) as Markdown tables.
 """
+
 import argparse
 import json
 import os
 import re
-import statistics
 import sys
 from collections import OrderedDict
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ride_dive.checkpoint import Checkpointer  # noqa: E402
+from ride_dive.checkpoint import load_trained_model  # noqa: E402
 from ride_dive.checkpoint.serialization import atomic_write_text  # noqa: E402
 from ride_dive.config import ConfigError  # noqa: E402
 from ride_dive.data import build_datasets, build_test_loader  # noqa: E402
 from ride_dive.engine import setup_cfg  # noqa: E402
-from ride_dive.engine.decoupling import fit_evaluation_heads  # noqa: E402
+from ride_dive.engine.cli import run_tool  # noqa: E402
 from ride_dive.evaluation import (  # noqa: E402
+    EvaluationContext,
     compute_classification_metrics,
     format_label_shift_table,
+    format_mean_std,
     label_shift_report,
     predict_on_dataset,
     reliability_bins,
     save_results_json,
     trained_with_prior_logits,
 )
+from ride_dive.evaluation.default_evaluators import FitEvaluationHeads  # noqa: E402
 from ride_dive.evaluation.figures import (  # noqa: E402
     plot_per_class_vs_train_count,
     plot_reliability_diagram,
 )
 from ride_dive.evaluation.label_shift import protocol_name  # noqa: E402
-from ride_dive.modeling import build_model  # noqa: E402
-from ride_dive.utils.cli import run_tool  # noqa: E402
 from ride_dive.utils.env import amp_dtype, resolve_device, seed_all  # noqa: E402
 from ride_dive.utils.logger import setup_logger  # noqa: E402
 from ride_dive.utils.plotting import pyplot  # noqa: E402
+from ride_dive.utils.run_dir import RunDir  # noqa: E402
+
+# What this tool adds to a run folder (or to --output), beside the run's own files.
+EVALUATION = "evaluation.json"
+LABEL_SHIFT = "label_shift.json"
+LABEL_SHIFT_TABLE = "label_shift.md"
+RELIABILITY_PLOT = "reliability.png"
+PER_CLASS_PLOT = "per_class_vs_train_count.png"
 
 _NO_ROUTER = ["MODEL.ROUTER.ENABLED", "False", "MODEL.ROUTER.TRAIN", "False"]
 _PRIOR_CHOICES = {"auto": None, "yes": True, "no": False}
-_NCM_CAVEAT = ("NCM scores -||g(x) - mu_c||^2 lie in [-4, 0] and are not log-probabilities "
-               "(no temperature): ECE, NLL, Brier and the PC rows are not meaningful; the "
-               "accuracies without PC are")
+_NCM_CAVEAT = (
+    "NCM scores -||g(x) - mu_c||^2 lie in [-4, 0] and are not log-probabilities "
+    "(no temperature): ECE, NLL, Brier and the PC rows are not meaningful; the "
+    "accuracies without PC are"
+)
 
 
 def _load_cfg(args):
-    config = os.path.join(args.run_dirs[0], "config.yaml")
+    config = RunDir(args.run_dirs[0]).config
     if not os.path.isfile(config):
         raise FileNotFoundError(f"{config} not found: RUN_DIR must be a run's output directory")
     cfg = setup_cfg(config, args.opts)
@@ -80,9 +91,10 @@ def _load_cfg(args):
 
 
 def _plot_per_class(cfg, per_class, counts, out_dir, title) -> str:
-    path = os.path.join(out_dir, "per_class_vs_train_count.png")
-    plot_per_class_vs_train_count(per_class, counts, path, cfg.TEST.MANY_THRESHOLD,
-                                  cfg.TEST.FEW_THRESHOLD, title)
+    path = RunDir(out_dir).path(PER_CLASS_PLOT)
+    plot_per_class_vs_train_count(
+        per_class, counts, path, cfg.TEST.MANY_THRESHOLD, cfg.TEST.FEW_THRESHOLD, title
+    )
     return path
 
 
@@ -98,15 +110,20 @@ def _run_name(run_dir: str) -> str:
 def from_results(args) -> dict:
     """The per-class figure from results.json and the dataset's training counts only."""
     run_dir, out_dir = args.run_dirs[0], args.output or args.run_dirs[0]
-    path = os.path.join(run_dir, "results.json")
+    path = RunDir(run_dir).results
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path} not found: did the run finish?")
     with open(path) as f:
         results = json.load(f)
     cfg, _ = _load_cfg(args)
     counts = build_datasets(cfg).class_counts
-    png = _plot_per_class(cfg, results["per_class"], counts, out_dir,
-                          f"{_run_name(run_dir)}: per-class test accuracy (results.json)")
+    png = _plot_per_class(
+        cfg,
+        results["per_class"],
+        counts,
+        out_dir,
+        f"{_run_name(run_dir)}: per-class test accuracy (results.json)",
+    )
     print(f"Wrote {png}")
     return {"per_class": results["per_class"], "train_counts": list(counts)}
 
@@ -116,77 +133,83 @@ def evaluate(args) -> dict:
     run_dir = args.run_dirs[0]
     out_dir = args.output or run_dir
     cfg, router = _load_cfg(args)
-    weights = args.weights or os.path.join(run_dir, "model_final.pth")
+    weights = args.weights or RunDir(run_dir).final_model
     if not os.path.isfile(weights):
         raise FileNotFoundError(
             f"{weights} not found. Give the weights with --weights (an NCM run has none of "
             "its own: use its stage-1 model_final.pth), or use --from-results for the "
-            "per-class figure alone")
+            "per-class figure alone"
+        )
     setup_logger()  # console only: the run's own log stays untouched
     seed_all(cfg.SEED)
     device = resolve_device(cfg.MODEL.DEVICE)
     splits = build_datasets(cfg)
     counts = [int(n) for n in splits.class_counts]
-    model = build_model(cfg, counts)
-    Checkpointer(model, out_dir).load(weights, checkpointables=[])
-    fit_evaluation_heads(cfg, model, splits.train, device)  # NCM; nothing for other heads
+    model = load_trained_model(cfg, counts, weights=weights)
+    if FitEvaluationHeads.applies(cfg, model):  # NCM: class means of training features
+        FitEvaluationHeads(cfg)(EvaluationContext(cfg, model, splits, device), {})
     loader = build_test_loader(cfg, splits.test, device=device)
     logits, labels = predict_on_dataset(model, loader, device, amp_dtype(cfg))
 
     prior = _PRIOR_CHOICES[args.trained_with_prior]
-    prior = trained_with_prior_logits(cfg) if prior is None else prior
+    prior = trained_with_prior_logits(cfg, model) if prior is None else prior
     groups = dict(many_threshold=cfg.TEST.MANY_THRESHOLD, few_threshold=cfg.TEST.FEW_THRESHOLD)
-    report = {"run": run_dir, "weights": weights,
-              "model": f"{cfg.MODEL.META_ARCHITECTURE}/{cfg.MODEL.BACKBONE.NAME}",
-              "loss": cfg.MODEL.LOSS.NAME, "trained_with_prior_logits": prior}
+    report = {
+        "run": run_dir,
+        "weights": weights,
+        "model": f"{cfg.MODEL.META_ARCHITECTURE}/{cfg.MODEL.BACKBONE.NAME}",
+        "loss": cfg.MODEL.LOSS.NAME,
+        "trained_with_prior_logits": prior,
+    }
     if args.opts:
         report["opts"] = list(args.opts)
-    if cfg.MODEL.HEAD.NAME == "NCMHead":
+    if FitEvaluationHeads.applies(cfg, model):
         report["caveat"] = _NCM_CAVEAT
         print("Note: " + _NCM_CAVEAT)
     if router:
-        report["router"] = ("the run's model has an expert router; it is off here: the "
-                            "numbers are the full ensemble's")
+        report["router"] = (
+            "the run's model has an expert router; it is off here: the "
+            "numbers are the full ensemble's"
+        )
         print("Note: " + report["router"])
-    report.update(compute_classification_metrics(logits, labels, counts,
-                                                 ece_bins=cfg.TEST.ECE_BINS, **groups))
+    report.update(
+        compute_classification_metrics(logits, labels, counts, ece_bins=cfg.TEST.ECE_BINS, **groups)
+    )
     report["reliability"] = reliability_bins(logits.softmax(dim=1), labels, cfg.TEST.ECE_BINS)
     report["train_counts"] = counts
-    path = os.path.join(out_dir, "evaluation.json")
-    save_results_json(report, path)
-    print(f"top-1 {report['top1']:.2f}  ECE {report['ece']:.2f}%  NLL {report['nll']:.4f}  "
-          f"Brier {report['brier']:.4f}\nWrote {path}")
+    out = RunDir(out_dir)
+    save_results_json(report, out.path(EVALUATION))
+    print(
+        f"top-1 {report['top1']:.2f}  ECE {report['ece']:.2f}%  NLL {report['nll']:.4f}  "
+        f"Brier {report['brier']:.4f}\nWrote {out.path(EVALUATION)}"
+    )
     name = _run_name(run_dir)
     if args.label_shift:
         shift = label_shift_report(logits, labels, counts, prior, **groups)
         shift.update(run=run_dir, weights=weights)
-        save_results_json(shift, os.path.join(out_dir, "label_shift.json"))
+        save_results_json(shift, out.path(LABEL_SHIFT))
         table = f"# Label shift: {name}\n\n" + format_label_shift_table(shift)
-        atomic_write_text(os.path.join(out_dir, "label_shift.md"), table)
-        print(table + f"Wrote {os.path.join(out_dir, 'label_shift.json')} and label_shift.md")
+        atomic_write_text(out.path(LABEL_SHIFT_TABLE), table)
+        print(table + f"Wrote {out.path(LABEL_SHIFT)} and {LABEL_SHIFT_TABLE}")
     if args.plots:
-        png = os.path.join(out_dir, "reliability.png")
+        png = out.path(RELIABILITY_PLOT)
         plot_reliability_diagram(report["reliability"], png, report["ece"], name)
         print(f"Wrote {png}")
-        print("Wrote " + _plot_per_class(cfg, report["per_class"], counts, out_dir,
-                                         f"{name}: per-class test accuracy"))
+        print(
+            "Wrote "
+            + _plot_per_class(
+                cfg, report["per_class"], counts, out_dir, f"{name}: per-class test accuracy"
+            )
+        )
     return report
 
 
 # ------------------------------------------------------------------ --aggregate
 
+
 def _method(run_dir: str) -> str:
     """The run directory without its seed: ``.../ce_r32_s1`` -> ``.../ce_r32``."""
     return re.sub(r"_s\d+(?=/|$)", "", os.path.normpath(run_dir))
-
-
-def _cell(values, digits=2) -> str:
-    values = [v for v in values if v is not None]
-    if not values:
-        return "–"
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
 def _confidence(evaluation: dict):
@@ -199,7 +222,8 @@ def _confidence(evaluation: dict):
 
 
 def _read(run_dir: str, name: str):
-    path = os.path.join(run_dir, name)
+    """The JSON file ``name`` of a run folder, or None when absent."""
+    path = RunDir(run_dir).path(name)
     if not os.path.isfile(path):
         return None
     with open(path) as f:
@@ -208,17 +232,20 @@ def _read(run_dir: str, name: str):
 
 def aggregate(run_dirs) -> str:
     """Markdown tables (label shift, calibration) of mean ± std over each method's seeds."""
-    missing = [r for r in run_dirs if not os.path.isfile(os.path.join(r, "evaluation.json"))]
+    missing = [r for r in run_dirs if not os.path.isfile(RunDir(r).path(EVALUATION))]
     if missing:
-        raise FileNotFoundError("no evaluation.json in " + ", ".join(missing) +
-                                ": run tools/evaluate_run.py on them first")
+        raise FileNotFoundError(
+            f"no {EVALUATION} in "
+            + ", ".join(missing)
+            + ": run tools/evaluate_run.py on them first"
+        )
     methods = OrderedDict()
     for run in run_dirs:
         methods.setdefault(_method(run), []).append(run)
     prefix = os.path.commonpath(list(methods)) if len(methods) > 1 else ""
     names = {m: os.path.relpath(m, prefix) if prefix else os.path.basename(m) for m in methods}
     lines = []
-    shifted = {m: [_read(r, "label_shift.json") for r in runs] for m, runs in methods.items()}
+    shifted = {m: [_read(r, LABEL_SHIFT) for r in runs] for m, runs in methods.items()}
     if any(s for reports in shifted.values() for s in reports):
         cols = None
         body = []
@@ -228,62 +255,115 @@ def aggregate(run_dirs) -> str:
                 continue
             keys = [(r["protocol"], r["rho"]) for r in reports[0]["rows"] if not r["pc"]]
             cols = cols or keys
-            prior = "+ log p_t" if reports[0]["trained_with_prior_logits"] else \
-                "+ log p_t − log p_s"
+            prior = (
+                "+ log p_t" if reports[0]["trained_with_prior_logits"] else "+ log p_t − log p_s"
+            )
             for pc in (False, True):
                 cells = []
                 for protocol, rho in cols:
-                    cells.append(_cell([row["top1"] for r in reports for row in r["rows"]
-                                        if (row["protocol"], row["rho"], row["pc"]) ==
-                                        (protocol, rho, pc)]))
+                    cells.append(
+                        format_mean_std(
+                            [
+                                row["top1"]
+                                for r in reports
+                                for row in r["rows"]
+                                if (row["protocol"], row["rho"], row["pc"]) == (protocol, rho, pc)
+                            ]
+                        )
+                    )
                 label = f"PC ({prior})" if pc else "no PC"
-                body.append(f"| {names[m]} | {label} | {len(reports)} | " +
-                            " | ".join(cells) + " |")
+                body.append(
+                    f"| {names[m]} | {label} | {len(reports)} | " + " | ".join(cells) + " |"
+                )
         header = [protocol_name(p, r) for p, r in cols]
-        lines += ["Top-1 (%) on the label-shifted test sets, mean ± std over seeds.", "",
-                  "| method | | seeds | " + " | ".join(header) + " |",
-                  "|---|---|---|" + "---|" * len(header)] + body + [""]
-    lines += ["Calibration on the (balanced) test set, mean ± std over seeds: ECE (equal-width "
-              "bins, TEST.ECE_BINS) and mean confidence (top softmax probability) in %, NLL "
-              "in nats, Brier summed over classes. Confidence below top-1 = underconfident.",
-              "", "| method | seeds | top-1 (%) | confidence (%) | ECE (%) | NLL | Brier |",
-              "|---|---|---|---|---|---|---|"]
+        lines += (
+            [
+                "Top-1 (%) on the label-shifted test sets, mean ± std over seeds.",
+                "",
+                "| method | | seeds | " + " | ".join(header) + " |",
+                "|---|---|---|" + "---|" * len(header),
+            ]
+            + body
+            + [""]
+        )
+    lines += [
+        "Calibration on the (balanced) test set, mean ± std over seeds: ECE (equal-width "
+        "bins, TEST.ECE_BINS) and mean confidence (top softmax probability) in %, NLL "
+        "in nats, Brier summed over classes. Confidence below top-1 = underconfident.",
+        "",
+        "| method | seeds | top-1 (%) | confidence (%) | ECE (%) | NLL | Brier |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for m, runs in methods.items():
-        evals = [e for e in (_read(r, "evaluation.json") for r in runs) if e]
+        evals = [e for e in (_read(r, EVALUATION) for r in runs) if e]
         if not evals:
             continue
-        lines.append(f"| {names[m]} | {len(evals)} | " + " | ".join(
-            [_cell([e["top1"] for e in evals]), _cell([_confidence(e) for e in evals]),
-             _cell([e["ece"] for e in evals]),
-             _cell([e["nll"] for e in evals], 3), _cell([e["brier"] for e in evals], 3)])
-            + " |")
+        cells = [
+            format_mean_std([e["top1"] for e in evals]),
+            format_mean_std([_confidence(e) for e in evals]),
+            format_mean_std([e["ece"] for e in evals]),
+            format_mean_std([e["nll"] for e in evals], 3),
+            format_mean_std([e["brier"] for e in evals], 3),
+        ]
+        lines.append(f"| {names[m]} | {len(evals)} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
-                        help="a run's output directory (several with --aggregate)")
-    parser.add_argument("--label-shift", action="store_true",
-                        help="write label_shift.json / .md (METHODS.md 7)")
-    parser.add_argument("--plots", action="store_true",
-                        help="write reliability.png and per_class_vs_train_count.png")
-    parser.add_argument("--output", default="", metavar="DIR",
-                        help="where the files go (default: RUN_DIR); with --aggregate, a "
-                        "Markdown file for the tables (default: stdout only)")
-    parser.add_argument("--weights", default="", metavar="FILE",
-                        help="weights to load instead of RUN_DIR/model_final.pth")
-    parser.add_argument("--trained-with-prior", choices=sorted(_PRIOR_CHOICES), default="auto",
-                        help="PC form: yes = logits are balanced (PC adds log p_target), no = "
-                        "they carry the training prior (PC adds log p_target - log p_train); "
-                        "auto decides from the loss and sampler")
-    parser.add_argument("--from-results", action="store_true",
-                        help="no model: the per-class figure from RUN_DIR/results.json")
-    parser.add_argument("--aggregate", action="store_true",
-                        help="mean ± std tables over the runs' evaluation/label_shift JSON")
-    parser.add_argument("--opts", nargs=argparse.REMAINDER, default=[],
-                        help="config overrides as KEY VALUE pairs (last on the line)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "run_dirs",
+        nargs="+",
+        metavar="RUN_DIR",
+        help="a run's output directory (several with --aggregate)",
+    )
+    parser.add_argument(
+        "--label-shift", action="store_true", help="write label_shift.json / .md (METHODS.md 7)"
+    )
+    parser.add_argument(
+        "--plots",
+        action="store_true",
+        help="write reliability.png and per_class_vs_train_count.png",
+    )
+    parser.add_argument(
+        "--output",
+        default="",
+        metavar="DIR",
+        help="where the files go (default: RUN_DIR); with --aggregate, a "
+        "Markdown file for the tables (default: stdout only)",
+    )
+    parser.add_argument(
+        "--weights",
+        default="",
+        metavar="FILE",
+        help="weights to load instead of RUN_DIR/model_final.pth",
+    )
+    parser.add_argument(
+        "--trained-with-prior",
+        choices=sorted(_PRIOR_CHOICES),
+        default="auto",
+        help="PC form: yes = logits are balanced (PC adds log p_target), no = "
+        "they carry the training prior (PC adds log p_target - log p_train); "
+        "auto decides from the loss and sampler",
+    )
+    parser.add_argument(
+        "--from-results",
+        action="store_true",
+        help="no model: the per-class figure from RUN_DIR/results.json",
+    )
+    parser.add_argument(
+        "--aggregate",
+        action="store_true",
+        help="mean ± std tables over the runs' evaluation/label_shift JSON",
+    )
+    parser.add_argument(
+        "--opts",
+        nargs=argparse.REMAINDER,
+        default=[],
+        help="config overrides as KEY VALUE pairs (last on the line)",
+    )
     args = parser.parse_args(argv)
     if len(args.run_dirs) > 1 and not args.aggregate:
         parser.error("several RUN_DIRs only with --aggregate")
@@ -301,8 +381,10 @@ def main(args: argparse.Namespace):
                 f.write(text)
         return text
     if (args.plots or args.from_results) and pyplot() is None:
-        raise ConfigError("--plots and --from-results draw PNGs with matplotlib, which is not "
-                          "installed: pip install 'matplotlib>=3.5' (the [plots] extra)")
+        raise ConfigError(
+            "--plots and --from-results draw PNGs with matplotlib, which is not "
+            "installed: pip install 'matplotlib>=3.5' (the [plots] extra)"
+        )
     return from_results(args) if args.from_results else evaluate(args)
 
 

@@ -1,6 +1,7 @@
 """tools/evaluate_run.py on tiny synthetic runs: files written, numbers consistent with the
 run's own results.json, RIDE routers turned off, the per-class figure without a model, and
 the --aggregate tables."""
+
 import importlib.util
 import json
 import os
@@ -11,12 +12,14 @@ import torch
 from tests.conftest import RIDE_OVERRIDES, ROOT, tiny_overrides
 
 _spec = importlib.util.spec_from_file_location(
-    "evaluate_run", os.path.join(ROOT, "tools", "evaluate_run.py"))
+    "evaluate_run", os.path.join(ROOT, "tools", "evaluate_run.py")
+)
 evaluate_run = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(evaluate_run)
 
 try:
     import matplotlib  # noqa: F401
+
     HAS_MPL = True
 except ImportError:
     HAS_MPL = False
@@ -30,8 +33,7 @@ def ce_run(tmp_path_factory):
     from ride_dive.engine import DefaultTrainer, save_config, setup_cfg
 
     out = tmp_path_factory.mktemp("runs") / "ce_s0"
-    cfg = setup_cfg("", tiny_overrides(out, **{"SOLVER.MAX_EPOCHS": 1,
-                                               "SOLVER.WARMUP_EPOCHS": 0}))
+    cfg = setup_cfg("", tiny_overrides(out, **{"SOLVER.MAX_EPOCHS": 1, "SOLVER.WARMUP_EPOCHS": 0}))
     save_config(cfg)
     DefaultTrainer(cfg).train()
     return str(out)
@@ -49,8 +51,9 @@ def test_label_shift_and_plots_end_to_end(ce_run, tmp_path):
     assert ev["trained_with_prior_logits"] is False and "router" not in ev
     bins = ev["reliability"]
     assert len(bins["count"]) == 15 and sum(bins["count"]) == ev["num_samples"]
-    gap = sum(n * abs(a - c) for n, a, c in
-              zip(bins["count"], bins["accuracy"], bins["confidence"]) if n)
+    gap = sum(
+        n * abs(a - c) for n, a, c in zip(bins["count"], bins["accuracy"], bins["confidence"]) if n
+    )
     assert 100 * gap / ev["num_samples"] == pytest.approx(ev["ece"])
     shift = json.load(open(out / "label_shift.json"))
     assert len(shift["rows"]) == 22 and shift["trained_with_prior_logits"] is False
@@ -116,19 +119,25 @@ def _fake_seed(root, name, top1, ece, uniform_pc):
     run.mkdir(parents=True)
     # Two bins of the reliability diagram: mean confidence (3 * .5 + 1 * .9) / 4 = 60%.
     bins = {"count": [3, 1], "confidence": [0.5, 0.9], "accuracy": [0.5, 1.0]}
-    (run / "evaluation.json").write_text(json.dumps(
-        {"top1": top1, "ece": ece, "nll": 0.5, "brier": 0.25, "reliability": bins}))
-    rows = [{"protocol": "uniform", "rho": 1.0, "pc": pc, "top1": uniform_pc if pc else top1,
-             "n": 10} for pc in (False, True)]
-    (run / "label_shift.json").write_text(json.dumps(
-        {"trained_with_prior_logits": False, "rows": rows}))
+    (run / "evaluation.json").write_text(
+        json.dumps({"top1": top1, "ece": ece, "nll": 0.5, "brier": 0.25, "reliability": bins})
+    )
+    rows = [
+        {"protocol": "uniform", "rho": 1.0, "pc": pc, "top1": uniform_pc if pc else top1, "n": 10}
+        for pc in (False, True)
+    ]
+    (run / "label_shift.json").write_text(
+        json.dumps({"trained_with_prior_logits": False, "rows": rows})
+    )
     return str(run)
 
 
 def test_aggregate_gives_mean_and_std_over_seeds(tmp_path, capsys):
-    runs = [_fake_seed(tmp_path, "ce_r32_s0", 70.0, 4.0, 75.0),
-            _fake_seed(tmp_path, "ce_r32_s1", 72.0, 6.0, 77.0),
-            _fake_seed(tmp_path, "bsce_r32_s0", 80.0, 1.0, 81.0)]
+    runs = [
+        _fake_seed(tmp_path, "ce_r32_s0", 70.0, 4.0, 75.0),
+        _fake_seed(tmp_path, "ce_r32_s1", 72.0, 6.0, 77.0),
+        _fake_seed(tmp_path, "bsce_r32_s0", 80.0, 1.0, 81.0),
+    ]
     md = tmp_path / "tables.md"
     assert evaluate_run.cli(["--aggregate", *runs, "--output", str(md)]) == 0
     text = md.read_text()
@@ -137,6 +146,7 @@ def test_aggregate_gives_mean_and_std_over_seeds(tmp_path, capsys):
     assert "| ce_r32 | no PC | 2 | 71.00 ± 1.41 |" in text
     assert "| ce_r32 | PC (+ log p_t − log p_s) | 2 | 76.00 ± 1.41 |" in text
     assert "| bsce_r32 | no PC | 1 | 80.00 |" in text
-    assert ("| ce_r32 | 2 | 71.00 ± 1.41 | 60.00 ± 0.00 | 5.00 ± 1.41 | 0.500 ± 0.000 | "
-            "0.250 ± 0.000 |") in text
+    assert (
+        "| ce_r32 | 2 | 71.00 ± 1.41 | 60.00 ± 0.00 | 5.00 ± 1.41 | 0.500 ± 0.000 | 0.250 ± 0.000 |"
+    ) in text
     assert evaluate_run.cli(["--aggregate", str(tmp_path / "missing_s0")]) == 2
