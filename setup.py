@@ -22,6 +22,8 @@ setup(
         "pyyaml>=5.1",
         "tensorboard>=2.10",
         "fvcore>=0.1.5",
+        # utils/file_io.py uses its PathManager directly (fvcore brings it too).
+        "iopath>=0.1.7",
         "pillow>=9.0",
     ],
     extras_require={
