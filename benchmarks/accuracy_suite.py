@@ -70,7 +70,7 @@ RIDE = (
     'Experts", ICLR 2021'
 )
 DIVE = 'He et al., "Distilling Virtual Examples for Long-tailed Recognition", ICCV 2021'
-# CIFAR-10-LT: numbers of a third-party reproduction; METHODS.md names no paper for them.
+# CIFAR-10-LT: numbers of a third-party reproduction; docs/METHODS.md names no paper for them.
 THIRD_PARTY = "third-party reproduction (no paper)"
 
 

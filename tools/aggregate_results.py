@@ -10,7 +10,7 @@ contributes the test numbers of its chosen tau.
 
 ``--paired NAME`` adds a second table: for every other row, the paired difference
 row − NAME over the seeds both give (the i-th directory of each row is the same seed), its
-mean with a 95 % t-interval (METHODS.md section 10), and "(n.s.)" where the interval holds 0.
+mean with a 95 % t-interval (docs/METHODS.md section 10), and "(n.s.)" where the interval holds 0.
 """
 
 import json

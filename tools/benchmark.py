@@ -13,7 +13,7 @@ BSCE, LDAM-DRW, DiVE, RIDE 3E/4E, the 6E BSCE teacher, RIDE-DiVE with and withou
 cRT, LWS, tau-norm, NCM) for each imbalance factor and seed; finished runs are skipped and
 interrupted ones resumed. It then writes the suite's section of ``BENCHMARKS.md``: mean ±
 std over seeds of top-1 / many / medium / few, GMACs per image and training time, beside the
-published numbers (METHODS.md 9). Suites: fashion-mnist-lt, cifar100-lt, cifar10-lt,
+published numbers (docs/METHODS.md 9). Suites: fashion-mnist-lt, cifar100-lt, cifar10-lt,
 imagenet-lt, inat18 (the last four need their data, and GPUs to finish in reasonable time).
 
 ``speed`` prints, for ResNet-32 and 4-expert RIDE ResNet-32 at 32x32 (and, on a GPU, 4-expert

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Evaluate a finished run again: calibration, label shift (METHODS.md 7) and figures.
+"""Evaluate a finished run again: calibration, label shift (docs/METHODS.md 7) and figures.
 
     python tools/evaluate_run.py output/fmnist_lt/bsce_r32_s0 --label-shift --plots
     python tools/evaluate_run.py output/fmnist_lt/bsce_r32_s0 --from-results   # no model
@@ -320,7 +320,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="a run's output directory (several with --aggregate)",
     )
     parser.add_argument(
-        "--label-shift", action="store_true", help="write label_shift.json / .md (METHODS.md 7)"
+        "--label-shift",
+        action="store_true",
+        help="write label_shift.json / .md (docs/METHODS.md 7)",
     )
     parser.add_argument(
         "--plots",
