@@ -14,7 +14,7 @@ import torch
 
 from ..config import configurable
 from ..utils.comm import gather_predictions
-from ..utils.modules import inference_context
+from ..utils.modules import inference_context, logits_of
 from .label_shift import label_shift_report, trained_with_prior_logits
 from .metrics import (
     brier,
@@ -162,17 +162,6 @@ class ClassificationEvaluator:
         return results
 
 
-def _logits_of(output: Union[torch.Tensor, Mapping]) -> torch.Tensor:
-    if isinstance(output, torch.Tensor):
-        return output
-    if isinstance(output, Mapping) and "logits" in output:
-        return output["logits"]
-    raise TypeError(
-        "in eval mode the model must return logits (a tensor, or a dict with a 'logits' "
-        f"entry); got {type(output).__name__}"
-    )
-
-
 def _model_outputs(
     model: torch.nn.Module, loader, device: torch.device, autocast_dtype: Optional[torch.dtype]
 ):
@@ -205,7 +194,7 @@ def predict_on_dataset(
     all_logits: List[torch.Tensor] = []
     all_labels: List[torch.Tensor] = []
     for output, labels in _model_outputs(model, loader, torch.device(device), autocast_dtype):
-        all_logits.append(_logits_of(output).detach().float().cpu())
+        all_logits.append(logits_of(output).detach().float().cpu())
         all_labels.append(labels.detach().long().cpu())
     if not all_logits:
         raise ValueError("cannot evaluate: the loader yielded no batch")
@@ -260,7 +249,7 @@ def inference_on_dataset(
     experts = ExpertOutputsEvaluator()
     start = time.perf_counter()
     for output, labels in _model_outputs(model, loader, device, autocast_dtype):
-        evaluator.process(_logits_of(output), labels)
+        evaluator.process(logits_of(output), labels)
         if isinstance(output, Mapping):
             experts.process(output, labels)
     results = evaluator.evaluate()

@@ -13,13 +13,13 @@ streamed from a model over a loader (``teacher_virtual_examples``), which never 
 """
 
 import logging
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 import torch.distributed as dist
 
 from ..utils import comm
-from ..utils.modules import inference_context
+from ..utils.modules import inference_context, logits_of
 from ..utils.shot_groups import shot_group_accuracy
 
 logger = logging.getLogger("ride_dive")
@@ -233,17 +233,6 @@ def pick_temperature(
 # ---------------------------------------------------------------------------------------
 # Running a teacher
 # ---------------------------------------------------------------------------------------
-def _logits_of(output: Union[torch.Tensor, Mapping]) -> torch.Tensor:
-    if isinstance(output, torch.Tensor):
-        return output
-    if isinstance(output, Mapping) and "logits" in output:
-        return output["logits"]
-    raise TypeError(
-        "in eval mode the teacher must return logits (a tensor, or a dict with a "
-        f"'logits' entry); got {type(output).__name__}"
-    )
-
-
 def _batch_logits(model, loader, device, autocast_dtype):
     """Float32 logits of each batch; call inside ``inference_context``."""
     for images, _ in loader:
@@ -253,7 +242,7 @@ def _batch_logits(model, loader, device, autocast_dtype):
             enabled=autocast_dtype is not None,
         ):
             output = model(images.to(device, non_blocking=True))
-        yield _logits_of(output).float()
+        yield logits_of(output).float()
 
 
 def teacher_logits_on(

@@ -2,12 +2,12 @@
 wrappers, and running a model for inference without losing its train/eval modes."""
 
 import contextlib
-from typing import Iterator
+from typing import Iterator, Mapping, Union
 
 import torch
 from torch import nn
 
-__all__ = ["inference_context", "unwrap_model"]
+__all__ = ["inference_context", "logits_of", "unwrap_model"]
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
@@ -38,3 +38,19 @@ def inference_context(model: nn.Module) -> Iterator[nn.Module]:
     finally:
         for module, training in modes:
             module.training = training
+
+
+def logits_of(output: Union[torch.Tensor, Mapping]) -> torch.Tensor:
+    """The logits of a model's eval-mode output: a tensor, or a dict's ``"logits"``.
+
+    Raises:
+        TypeError: any other output.
+    """
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, Mapping) and "logits" in output:
+        return output["logits"]
+    raise TypeError(
+        "in eval mode the model must return logits (a tensor, or a dict with a 'logits' "
+        f"entry); got {type(output).__name__}"
+    )
