@@ -41,46 +41,26 @@ WARMUP_STEPS = 3
 Clock = Callable[[], float]
 
 
+def _ride_opts(backbone: str) -> List[str]:
+    """A 4-expert RIDE model on ``backbone`` with cosine heads and the BSCE RIDE loss."""
+    return [
+        "MODEL.META_ARCHITECTURE", "RIDE",
+        "MODEL.BACKBONE.NAME", backbone,
+        "MODEL.RIDE.NUM_EXPERTS", "4",
+        "MODEL.HEAD.NAME", "CosineHead",
+        "MODEL.LOSS.NAME", "RIDELoss",
+        "MODEL.LOSS.RIDE.BASE_LOSS", "BalancedSoftmaxLoss",
+    ]  # fmt: skip
+
+
 # The speed suite's models, with the image size each is measured at: single-head ResNet-32
 # and 4-expert RIDE ResNet-32 (cosine heads, RIDE loss) as trained by the RIDE configs at
 # 32x32, and 4-expert RIDE ResNeXt-50 at 224x224 (the ImageNet-LT / iNat recipe, measured
 # where a GPU is available).
 SPEED_MODELS = {
     "ResNet-32": {"image_size": 32, "opts": ["MODEL.BACKBONE.NAME", "ResNet32"]},
-    "RIDE ResNet-32 4E": {
-        "image_size": 32,
-        "opts": [
-            "MODEL.META_ARCHITECTURE",
-            "RIDE",
-            "MODEL.BACKBONE.NAME",
-            "RIDEResNet32",
-            "MODEL.RIDE.NUM_EXPERTS",
-            "4",
-            "MODEL.HEAD.NAME",
-            "CosineHead",
-            "MODEL.LOSS.NAME",
-            "RIDELoss",
-            "MODEL.LOSS.RIDE.BASE_LOSS",
-            "BalancedSoftmaxLoss",
-        ],
-    },
-    "RIDE ResNeXt-50 4E": {
-        "image_size": 224,
-        "opts": [
-            "MODEL.META_ARCHITECTURE",
-            "RIDE",
-            "MODEL.BACKBONE.NAME",
-            "RIDEResNeXt50",
-            "MODEL.RIDE.NUM_EXPERTS",
-            "4",
-            "MODEL.HEAD.NAME",
-            "CosineHead",
-            "MODEL.LOSS.NAME",
-            "RIDELoss",
-            "MODEL.LOSS.RIDE.BASE_LOSS",
-            "BalancedSoftmaxLoss",
-        ],
-    },
+    "RIDE ResNet-32 4E": {"image_size": 32, "opts": _ride_opts("RIDEResNet32")},
+    "RIDE ResNeXt-50 4E": {"image_size": 224, "opts": _ride_opts("RIDEResNeXt50")},
 }
 
 
