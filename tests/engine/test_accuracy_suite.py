@@ -184,7 +184,7 @@ def test_every_shipped_suite_parses_and_names_published_stages():
 
 def _methods_reference_numbers() -> str:
     """The text of docs/METHODS.md's section of published reference numbers."""
-    with open(os.path.join(ROOT, "docs", "docs/METHODS.md"), encoding="utf-8") as f:
+    with open(os.path.join(ROOT, "docs", "METHODS.md"), encoding="utf-8") as f:
         text = f.read()
     section = re.search(r"^## [^\n]*Published reference numbers.*?(?=^## |\Z)", text, re.M | re.S)
     assert section, "docs/METHODS.md has no 'Published reference numbers' section"
