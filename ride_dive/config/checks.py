@@ -3,9 +3,10 @@
 Every problem found is collected, so one run of a bad config lists all of them.
 """
 
+import os
 from typing import Any, Iterable, List
 
-from .config import CfgNode, ConfigError
+from .config import CfgNode, ConfigError, get_cfg
 
 __all__ = ["assert_cfg", "BEST_METRICS", "DIVERSITY_SPACES", "ON_BAD_IMAGE_CHOICES"]
 
@@ -24,6 +25,12 @@ def assert_cfg(cfg: CfgNode) -> None:
     p: List[str] = []
     s = cfg.SOLVER
     _require(s.MAX_EPOCHS > 0, f"SOLVER.MAX_EPOCHS must be > 0, got {s.MAX_EPOCHS}", p)
+    _require(
+        s.MAX_EPOCHS <= MAX_EPOCHS_LIMIT,
+        f"SOLVER.MAX_EPOCHS must be at most {MAX_EPOCHS_LIMIT:,} (schedules, ETAs and epoch "
+        f"counters assume a run that can end), got {s.MAX_EPOCHS}",
+        p,
+    )
     _require(s.BATCH_SIZE > 0, f"SOLVER.BATCH_SIZE must be > 0, got {s.BATCH_SIZE}", p)
     _require(s.BASE_LR > 0, f"SOLVER.BASE_LR must be > 0, got {s.BASE_LR}", p)
     _require(
@@ -98,8 +105,23 @@ def assert_cfg(cfg: CfgNode) -> None:
     _check_ride(cfg, p)
     _check_distill(cfg, p)
     _check_ranges(cfg, p)
+    _check_teacher_config(cfg, p)
     if p:
         raise ConfigError("Inconsistent config:\n  - " + "\n  - ".join(p))
+
+
+def _check_teacher_config(cfg: CfgNode, p: List[str]) -> None:
+    """MODEL.TEACHER.CONFIG_FILE, when it exists already, must be a config that loads: found
+    now, not when training starts (after the run's config.yaml and log were written). A
+    pipeline's teacher config is written by an earlier stage, so a missing file is checked
+    only when the teacher is attached."""
+    path = cfg.MODEL.TEACHER.CONFIG_FILE
+    if not path or not os.path.exists(path):
+        return
+    try:
+        get_cfg().merge_from_file(path)
+    except ConfigError as e:
+        p.append(f"MODEL.TEACHER.CONFIG_FILE is not a usable config: {e}")
 
 
 def _check_distill(cfg: CfgNode, p: List[str]) -> None:
@@ -181,6 +203,9 @@ def _check_ride(cfg: CfgNode, p: List[str]) -> None:
     )
 
 
+# A bound on SOLVER.MAX_EPOCHS far above any real schedule (RIDE: 200 CIFAR epochs, 100 on
+# ImageNet-LT), so a typo'd number stops here and not in an overflow after an epoch.
+MAX_EPOCHS_LIMIT = 100_000
 # Metrics that TEST.BEST_METRIC may name: the higher the better (EvalHook keeps the maximum).
 BEST_METRICS = ("top1", "top5", "many", "medium", "few")
 ON_BAD_IMAGE_CHOICES = ("fail", "skip")
@@ -217,7 +242,11 @@ def _check_ranges(cfg: CfgNode, p: List[str]) -> None:
         p,
     )
     _require(cfg.LOG_PERIOD > 0, f"LOG_PERIOD must be > 0 iterations, got {cfg.LOG_PERIOD}", p)
-    _require(cfg.SEED >= 0, f"SEED must be >= 0, got {cfg.SEED}", p)
+    _require(
+        0 <= cfg.SEED < 2**32,
+        f"SEED must be in [0, 2**32) (numpy's seed range), got {cfg.SEED}",
+        p,
+    )
     _require(
         _one_of(d.ON_BAD_IMAGE, ON_BAD_IMAGE_CHOICES),
         f"DATASETS.ON_BAD_IMAGE must be 'fail' or 'skip', got '{d.ON_BAD_IMAGE}'",

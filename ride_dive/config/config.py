@@ -8,15 +8,12 @@ keys, and a value of the wrong type names the key and the expected type.
 import difflib
 import functools
 import inspect
-import os
 from typing import Any, Dict, List
 
-import yaml
 from fvcore.common.config import CfgNode as _FvCfgNode
 
-
-class ConfigError(ValueError):
-    """A config file or override that cannot be applied; the message says how to fix it."""
+from .errors import ConfigError
+from .yaml_file import load_config_file
 
 
 def _all_keys(node: _FvCfgNode, prefix: str = "") -> List[str]:
@@ -87,16 +84,57 @@ def _checked_value(full_key: str, default: Any, value: Any, source: str) -> Any:
         value = _FvCfgNode._decode_cfg_value(value)
     if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    same = type(value) is type(default) or (
-        isinstance(value, (list, tuple)) and isinstance(default, (list, tuple))
-    )
-    if same or default is None:
+    is_list = isinstance(value, (list, tuple)) and isinstance(default, (list, tuple))
+    if is_list:
+        return _checked_elements(full_key, default, value, source)
+    if type(value) is type(default) or default is None:
         return value
     hint = " (quote it to pass a string)" if isinstance(default, str) else ""
     raise ConfigError(
         f"{full_key} (from {source}) must be {_kind(default)} like its default "
         f"{default!r}, got {value!r}, which is {_kind(value)}{hint}."
     )
+
+
+# What the elements of list-valued keys must be, where the default list is empty (a
+# non-empty default's elements say it themselves).
+LIST_ELEMENT_TYPES = {
+    "MODEL.RIDE.EXPERT_WIDTHS": int,
+    "INPUT.PIXEL_MEAN": float,
+    "INPUT.PIXEL_STD": float,
+    "TEST.EXTRA_EVALUATORS": str,
+}
+
+
+def _element_type(full_key: str, default) -> Any:
+    """The scalar type every element of ``full_key``'s list must have, or None if unknown."""
+    if full_key in LIST_ELEMENT_TYPES:
+        return LIST_ELEMENT_TYPES[full_key]
+    kinds = {type(x) for x in default}
+    if len(kinds) == 1 and next(iter(kinds)) in (int, float, str, bool):
+        return next(iter(kinds))
+    return None
+
+
+def _checked_elements(full_key: str, default, value, source: str):
+    """``value`` (a list or tuple) with each element of the type the key's elements have
+    (ints accepted as floats), else a ``ConfigError`` naming the first bad element."""
+    element_type = _element_type(full_key, default)
+    if element_type is None:
+        return value
+    checked = []
+    for i, x in enumerate(value):
+        if element_type is float and isinstance(x, int) and not isinstance(x, bool):
+            x = float(x)
+        if type(x) is not element_type:
+            plural = {int: "integers", float: "numbers", str: "strings", bool: "booleans"}
+            raise ConfigError(
+                f"{full_key} (from {source}) must be a list of {plural[element_type]} "
+                f"like its default {default!r}; element {i} of {value!r} is {x!r}, which is "
+                f"{_kind(x)}."
+            )
+        checked.append(x)
+    return type(value)(checked)
 
 
 class CfgNode(_FvCfgNode):
@@ -124,14 +162,16 @@ class CfgNode(_FvCfgNode):
             else:
                 new[key] = _checked_value(full, default, value, source)
 
+    @classmethod
+    def load_yaml_with_base(cls, filename: str, allow_unsafe: bool = False) -> Dict[str, Any]:
+        """fvcore's hook for reading a file and its ``_BASE_`` chain, made strict
+        (``yaml_file.load_config_file``: cycles, non-mappings, duplicate keys are errors).
+        ``allow_unsafe`` is ignored: configs are always read with the safe loader."""
+        return load_config_file(filename)
+
     def merge_from_file(self, cfg_filename: str, allow_unsafe: bool = False) -> None:
         """Merge a YAML file (and its ``_BASE_`` chain) into this config."""
-        if not os.path.isfile(cfg_filename):
-            raise ConfigError(f"Config file not found: {cfg_filename}")
-        try:
-            loaded = self.load_yaml_with_base(cfg_filename, allow_unsafe=allow_unsafe)
-        except yaml.YAMLError as e:
-            raise ConfigError(f"Config file {cfg_filename} is not valid YAML: {e}") from None
+        loaded = self.load_yaml_with_base(cfg_filename)
         loaded.pop("VERSION", None)
         deferred: List = []
         self._check_keys(loaded, self, "", cfg_filename, deferred)

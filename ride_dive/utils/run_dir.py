@@ -12,11 +12,20 @@ final evaluation, ``model_final.pth`` / ``model_best.pth`` / ``model_epoch_XXXX.
 checkpoints, ``last_checkpoint`` the name of the newest resumable one.
 """
 
+import errno
 import os
 import re
+import tempfile
 from typing import Optional
 
-__all__ = ["RunDir", "periodic_checkpoint_name", "parse_periodic_checkpoint"]
+from ..config import ConfigError
+
+__all__ = [
+    "RunDir",
+    "ensure_writable_dir",
+    "periodic_checkpoint_name",
+    "parse_periodic_checkpoint",
+]
 
 _PERIODIC = re.compile(r"^model_epoch_(\d+)\.pth$")
 
@@ -30,6 +39,33 @@ def parse_periodic_checkpoint(file_name: str) -> Optional[int]:
     """The epoch of a periodic checkpoint's file name, or None for any other file."""
     match = _PERIODIC.match(file_name)
     return int(match.group(1)) if match else None
+
+
+def ensure_writable_dir(path: str, key: str = "OUTPUT_DIR") -> None:
+    """Create ``path`` if needed and check that a file can be written in it, so that a run
+    (or an evaluation) whose output cannot be saved stops before it starts, not after.
+
+    Raises:
+        ConfigError: naming ``key``, the folder and the reason (read-only file system,
+            permission, a file in the way, ...).
+    """
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write_check_"):
+            pass
+    except OSError as e:
+        reason = {
+            errno.EROFS: "it is on a read-only file system",
+            errno.EACCES: "permission denied",
+            errno.EPERM: "permission denied",
+            errno.ENOTDIR: "a file, not a folder, is in the way",
+            errno.EEXIST: "a file, not a folder, is in the way",
+            errno.ENOSPC: "the disk is full",
+        }.get(e.errno, e.strerror or str(e))
+        raise ConfigError(
+            f"{key} '{path}' cannot be written ({reason}): the run's config, log, "
+            f"checkpoints and results go there. Set {key} to a writable folder."
+        ) from None
 
 
 class RunDir:

@@ -72,3 +72,28 @@ def test_other_files_are_not_periodic_checkpoints(file_name):
 def test_checkpointer_uses_the_same_periodic_name():
     for epoch in (0, 5, 40, 10000):
         assert Checkpointer.periodic_name(epoch) == periodic_checkpoint_name(epoch)
+
+
+def test_an_output_dir_that_cannot_be_written_is_a_config_error(tmp_path, monkeypatch):
+    import errno
+
+    import pytest
+
+    from ride_dive.config import ConfigError
+    from ride_dive.utils import run_dir
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    with pytest.raises(ConfigError, match="OUTPUT_DIR .* cannot be written"):
+        run_dir.ensure_writable_dir(str(blocker / "out"))
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    # Tests may run as root, for whom a chmod'ed folder stays writable: simulate EROFS.
+    monkeypatch.setattr(run_dir.tempfile, "NamedTemporaryFile", read_only)
+    with pytest.raises(ConfigError, match="read-only file system"):
+        run_dir.ensure_writable_dir(str(tmp_path / "ro"))
+    monkeypatch.undo()
+    run_dir.ensure_writable_dir(str(tmp_path / "ok"))
+    assert list((tmp_path / "ok").iterdir()) == []
