@@ -52,7 +52,7 @@ def main(args):
     if args.eval_only:
         if not cfg.MODEL.WEIGHTS:
             raise ConfigError("--eval-only needs MODEL.WEIGHTS <checkpoint.pth>.")
-        trainer.resume_or_load(resume=False)
+        trainer.resume_or_load(resume=False, training=False)
         return trainer.test()
     trainer.resume_or_load(resume=args.resume)
     if args.resume:  # only now: a resume that failed leaves the run's config.yaml alone

@@ -128,7 +128,11 @@ class Checkpointer:
         return path
 
     def load(
-        self, path: str, checkpointables: Optional[Iterable[str]] = None, strict: bool = True
+        self,
+        path: str,
+        checkpointables: Optional[Iterable[str]] = None,
+        strict: bool = True,
+        training: bool = True,
     ) -> Dict[str, Any]:
         """Load the model weights (and checkpointables) from ``path``.
 
@@ -141,6 +145,9 @@ class Checkpointer:
                 ones found in the file, ``[]`` = weights only.
             strict: missing / unexpected / shape-mismatched model keys raise (True) or are
                 named in a warning and skipped (False).
+            training: the model will be trained from these weights. Pass False when it is
+                only evaluated (``--eval-only``): routers a router stage would train must
+                then be in the file (see :func:`load_model_state`).
 
         Returns:
             The file's entries that are neither the model nor a registered checkpointable
@@ -148,12 +155,22 @@ class Checkpointer:
 
         Raises:
             FileNotFoundError: no such file.
-            CheckpointError: unreadable file (truncated, corrupt, unsafe pickle, no weights).
+            CheckpointError: unreadable file (truncated, corrupt, unsafe pickle, no
+                weights), or a checkpoint of the original RIDE / Decoupling code (the
+                message gives the command converting it).
             CheckpointMismatchError: weights or optimizer/scheduler state do not fit.
         """
         path = _local_path(path)
         logger.info("Loading checkpoint from %s", path)
-        checkpoint = safe_torch_load(path)
+        try:
+            checkpoint = safe_torch_load(path)
+        except CheckpointError as e:
+            # Files of the original code pickle their own objects (RIDE's config), which
+            # weights_only refuses; say what the file is rather than "unsafe pickle".
+            hint = _conversion_hint(path)
+            if hint:
+                raise CheckpointError(hint) from e
+            raise
         model_state, rest = _split_checkpoint(checkpoint, path)
         names = list(self.checkpointables) if checkpointables is None else list(checkpointables)
         unknown = [n for n in names if n not in self.checkpointables]
@@ -161,7 +178,13 @@ class Checkpointer:
             raise ValueError(
                 f"unknown checkpointables {unknown}; registered: {list(self.checkpointables)}"
             )
-        load_model_state(self.model, model_state, strict=strict, source=path)
+        try:
+            load_model_state(self.model, model_state, strict=strict, source=path, training=training)
+        except CheckpointMismatchError as e:
+            hint = _conversion_hint(path, model_state)  # a bare RIDE state dict
+            if hint:
+                raise CheckpointError(hint) from e
+            raise
         for name in names:
             if name not in rest:
                 logger.warning("'%s' not found in %s; it keeps its current state", name, path)
@@ -198,13 +221,16 @@ class Checkpointer:
         ]
         return [os.path.join(self.save_dir, f) for _, f in sorted(found)]
 
-    def resume_or_load(self, path: str, resume: bool = True, strict: bool = True) -> Dict:
+    def resume_or_load(
+        self, path: str, resume: bool = True, strict: bool = True, training: bool = True
+    ) -> Dict:
         """Resume the whole training state, or start from ``path``'s weights.
 
         With ``resume`` and a ``last_checkpoint`` record, everything is loaded from the
         recorded file; if that file is unreadable (e.g. truncated by a crash), a warning is
         logged and the newest readable periodic checkpoint is used instead. Otherwise only
-        the model weights are loaded from ``path`` (when given).
+        the model weights are loaded from ``path`` (when given), for training or, with
+        ``training=False``, for evaluation only (see :meth:`load`).
 
         Returns:
             The extra state of the resumed checkpoint (``epoch``, ``rng``, ...), or ``{}``
@@ -242,7 +268,7 @@ class Checkpointer:
                 "start afresh."
             )
         if path:
-            self.load(path, checkpointables=[], strict=strict)
+            self.load(path, checkpointables=[], strict=strict, training=training)
         return {}
 
     def _prune(self, keep: str) -> None:
@@ -276,6 +302,14 @@ def _local_path(path: str) -> str:
     return local
 
 
+def _conversion_hint(path: str, obj: Any = None) -> str:
+    """The message for a file of the original RIDE / Decoupling code (with the command that
+    converts it), or ``""`` for any other file."""
+    from .importers import conversion_hint  # imports the models: only when needed
+
+    return conversion_hint(path, obj) or ""
+
+
 def _split_checkpoint(checkpoint: Any, path: str):
     """Return ``(model_state_dict, other_entries)`` of a loaded file."""
     if isinstance(checkpoint, Mapping):
@@ -287,8 +321,11 @@ def _split_checkpoint(checkpoint: Any, path: str):
         detail = f"a dict with keys [{keys}]"
     else:
         detail = f"a {type(checkpoint).__name__}"
+    hint = _conversion_hint(path, checkpoint)
+    if hint:
+        raise CheckpointError(hint)
     raise CheckpointError(
         f"Checkpoint '{path}' holds {detail}, not model weights: expected a state dict or "
-        "{'model': state_dict, ...}. Files of the original RIDE/Decoupling code need "
-        "converting first (tools/convert_checkpoint.py)."
+        "{'model': state_dict, ...}. Give MODEL.WEIGHTS a ride_dive checkpoint (e.g. the "
+        "model_final.pth of a run)."
     )

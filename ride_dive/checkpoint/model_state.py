@@ -9,10 +9,16 @@ A model may declare, per training stage, the key prefixes a checkpoint may lack 
 excess, as two tuple attributes: ``newly_initialized_prefixes`` (parts this stage
 initialises itself, e.g. the routers of a RIDE router stage loading its stage-1 weights)
 and ``unused_checkpoint_prefixes`` (parts a file may have that this config does not build,
-e.g. routers when the router is disabled). Every other key is still checked strictly.
+e.g. routers when the router is disabled). Every other key is still checked strictly. When
+weights are only evaluated (``training=False``), routers are never excused: a router stage
+evaluated on its stage-1 weights would make its early-exit decisions with random routers.
+
+A refusal names the offending keys and the config key most likely at fault (the number of
+experts, classes or widths, the router), from the patterns of the keys alone.
 """
 
 import logging
+import re
 from collections import OrderedDict
 from typing import Dict, List, Mapping, Tuple
 
@@ -67,7 +73,11 @@ def find_mismatches(
 
 
 def load_model_state(
-    model: nn.Module, state_dict: Mapping, strict: bool = True, source: str = "checkpoint"
+    model: nn.Module,
+    state_dict: Mapping,
+    strict: bool = True,
+    source: str = "checkpoint",
+    training: bool = True,
 ) -> Dict[str, List[str]]:
     """Copy ``state_dict`` into ``model`` (unwrapped from DDP first).
 
@@ -79,6 +89,8 @@ def load_model_state(
             model is left unchanged. If False, the fitting keys are loaded and a warning
             names the others.
         source: where the weights came from (the file name), quoted in messages.
+        training: the model is about to be trained from these weights. False (evaluation)
+            stops excusing missing routers (``router.*``) that a router stage would train.
 
     Returns:
         ``{"missing": [...], "unexpected": [...], "shape_mismatch": [...],
@@ -86,12 +98,17 @@ def load_model_state(
         model's declared prefixes excused (see the module docstring).
 
     Raises:
-        CheckpointMismatchError: with ``strict``, naming every offending key.
+        CheckpointMismatchError: with ``strict``, naming every offending key and the config
+            key likely at fault.
     """
     model = unwrap_model(model)
     state_dict = strip_prefix(state_dict, "module.")
-    missing, unexpected, shapes = find_mismatches(model.state_dict(), state_dict)
-    missing, new = _split_by_prefix(missing, getattr(model, "newly_initialized_prefixes", ()))
+    own = model.state_dict()
+    missing, unexpected, shapes = find_mismatches(own, state_dict)
+    new_prefixes = tuple(getattr(model, "newly_initialized_prefixes", ()))
+    if not training:
+        new_prefixes = tuple(p for p in new_prefixes if not p.startswith("router."))
+    missing, new = _split_by_prefix(missing, new_prefixes)
     unexpected, unused = _split_by_prefix(
         unexpected, getattr(model, "unused_checkpoint_prefixes", ())
     )
@@ -111,11 +128,8 @@ def load_model_state(
     if problems:
         summary = f"Weights in {source} do not fit {type(model).__name__}: " + "; ".join(problems)
         if strict:
-            raise CheckpointMismatchError(
-                summary + ". Check that the config builds the same architecture (number of "
-                "classes, experts, widths) as the one that wrote the file, or load with "
-                "strict=False to take only the fitting weights."
-            )
+            advice = mismatch_advice(model, own, state_dict, missing, unexpected, shapes)
+            raise CheckpointMismatchError(f"{summary}. {advice}")
         logger.warning("%s. Loading only the fitting weights.", summary)
     bad = set(unexpected) | set(unused) | {k for k, _, _ in shapes}
     if bad:
@@ -132,6 +146,129 @@ def load_model_state(
         "newly_initialized": new,
         "unused": unused,
     }
+
+
+_EXPERT_HEAD = re.compile(r"^heads\.(\d+)\.")
+_EXPERT_KEY = re.compile(r"^(?:heads|backbone\.layer\d+s)\.(\d+)\.")
+_EXPERT_STAGE = re.compile(r"^backbone\.layer\d+s\.")
+# A classifier's per-class tensors: output size first (cosine, linear, LWS heads).
+_CLASSIFIER = re.compile(r"^(?:heads\.\d+|head)\.(?:fc\.)?(?:weight|bias|scales)$")
+
+
+def _num_experts(keys) -> int:
+    found = {int(m.group(1)) for k in keys if (m := _EXPERT_HEAD.match(k))}
+    return max(found) + 1 if found else 0
+
+
+def mismatch_advice(
+    model: nn.Module,
+    own: Mapping,
+    loaded: Mapping,
+    missing: List[str],
+    unexpected: List[str],
+    shapes: List[Tuple[str, tuple, tuple]],
+) -> str:
+    """What to change so that ``loaded`` fits ``model``: the config key(s) that the pattern
+    of the offending keys points at, most specific first."""
+    advice = []
+    if any(k.startswith("router.") for k in missing) and not any(
+        k.startswith("router.") for k in loaded
+    ):
+        if getattr(model, "train_router", False):
+            advice.append(
+                "The file has no router weights (router.*) and this config is a router stage "
+                "(MODEL.ROUTER.TRAIN True), which trains new routers from these weights: "
+                "evaluating it would run untrained routers. Evaluate the router stage's own "
+                "model_final.pth, or evaluate these weights with MODEL.ROUTER.ENABLED False "
+                "(every expert, no early exit)"
+            )
+        else:
+            advice.append(
+                "The file has no router weights (router.*) but the config builds routers "
+                "(MODEL.ROUTER.ENABLED True), which would decide early exits untrained: "
+                "evaluate these weights with the experts' config (MODEL.ROUTER.ENABLED "
+                "False), or train the routers first (the router stage, MODEL.ROUTER.TRAIN "
+                "True, with these weights as MODEL.WEIGHTS)"
+            )
+    file_experts, model_experts = _num_experts(loaded), _num_experts(own)
+    explained = set(k for k in missing if k.startswith("router."))
+    # Another meta-architecture (RIDE vs single head) explains every other difference.
+    other_arch = False
+    if file_experts and model_experts and file_experts != model_experts:
+        advice.append(
+            f"The file has {file_experts} experts, the config builds {model_experts}: set "
+            f"MODEL.RIDE.NUM_EXPERTS {file_experts}"
+        )
+        first_extra = min(file_experts, model_experts)
+        explained |= {
+            k
+            for k in missing + unexpected
+            if ((m := _EXPERT_KEY.match(k)) and int(m.group(1)) >= first_extra)
+            or k.startswith("router.")  # E - 1 routers: their count follows the experts'
+        }
+    elif file_experts and not model_experts:
+        advice.append(
+            f"The file is a RIDE model with {file_experts} experts (heads.<e>.*) but the config "
+            "builds a single-head model: use a RIDE config (MODEL.META_ARCHITECTURE 'RIDE', "
+            f"MODEL.RIDE.NUM_EXPERTS {file_experts})"
+        )
+        other_arch = True
+    elif model_experts and any(k.startswith("head.") for k in loaded):
+        advice.append(
+            "The file is a single-head model (head.*) but the config builds RIDE experts: use "
+            "a single-head config (MODEL.META_ARCHITECTURE 'Classifier') like the file's"
+        )
+        other_arch = True
+    classes = [(a[0], b[0]) for k, a, b in shapes if _CLASSIFIER.match(k) and a[:1] != b[:1]]
+    if classes and not other_arch:
+        theirs, ours = classes[0]
+        advice.append(
+            f"The file's classifier has {theirs} classes, the model {ours}: set "
+            f"MODEL.NUM_CLASSES {theirs}, or use the dataset the file was trained on "
+            "(MODEL.NUM_CLASSES 0 takes the number from it)"
+        )
+    widths = [
+        (k, a, b)
+        for k, a, b in shapes
+        if k.startswith("backbone.") or (_CLASSIFIER.match(k) and a[1:] != b[1:])
+    ]
+    if widths and not other_arch:
+        k, a, b = widths[0]
+        example = f"{k} is {a} in the file, {b} in the model"
+        if all(_EXPERT_STAGE.match(k) or _CLASSIFIER.match(k) for k, _, _ in widths):
+            advice.append(
+                f"The experts' widths differ ({example}): set MODEL.RIDE.EXPERT_WIDTHS as in "
+                "the config that wrote the file"
+            )
+        else:
+            stem = [(a[0], b[0]) for k, a, b in widths if k == "backbone.conv1.weight"]
+            scale = (
+                f"; its stem is {stem[0][0] / stem[0][1]:g} times as wide as this config's"
+                if stem and stem[0][1]
+                else ""
+            )
+            advice.append(
+                f"The network widths differ ({example}{scale}): set MODEL.BACKBONE.WIDTH_MULT "
+                "(and MODEL.RIDE.EXPERT_WIDTHS, MODEL.RESNET.GROUPS / WIDTH_PER_GROUP for "
+                "those networks) as in the config that wrote the file"
+            )
+    if any(k.startswith("router.") for k, _, _ in shapes) and not other_arch:
+        advice.append(
+            "The routers' shapes differ: set MODEL.ROUTER.HIDDEN_DIM and MODEL.ROUTER.TOP_K as "
+            "in the config that wrote the file"
+        )
+    other = [k for k in missing + unexpected if k not in explained]
+    if other and not other_arch:
+        advice.append(
+            f"The layers differ ({other[0]} is only in the "
+            f"{'model' if other[0] in own else 'file'}): the file was written for another "
+            "MODEL.BACKBONE.NAME or MODEL.HEAD.NAME"
+        )
+    advice.append(
+        "Use the config that wrote the file (the config.yaml of its run directory, or the "
+        "config it was converted with) with the same KEY VALUE overrides"
+    )
+    return ". ".join(advice) + "."
 
 
 def _split_by_prefix(keys: List[str], prefixes) -> Tuple[List[str], List[str]]:

@@ -26,7 +26,8 @@ def load_trained_model(
             ``Checkpointer.load``.
     """
     model = build_model(cfg, class_counts)
-    Checkpointer(model, "").load(weights or cfg.MODEL.WEIGHTS, checkpointables=[])
+    # Evaluation only: a router stage's config must not run untrained routers.
+    Checkpointer(model, "").load(weights or cfg.MODEL.WEIGHTS, checkpointables=[], training=False)
     if device is not None:
         model.to(device)
     return model.eval()

@@ -36,7 +36,7 @@ from ..utils.env import amp_dtype, resolve_device, seed_all
 from ..utils.events import default_writers
 from ..utils.logger import setup_logger
 from ..utils.modules import unwrap_model
-from ..utils.run_dir import RunDir
+from ..utils.run_dir import RunDir, ensure_writable_dir
 from . import hooks
 from .train_loop import SimpleTrainer
 
@@ -105,7 +105,7 @@ def default_setup(cfg: CfgNode, args: Optional[argparse.Namespace] = None) -> No
     """
     rank = comm.get_rank()
     if comm.is_main_process():
-        os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
+        ensure_writable_dir(cfg.OUTPUT_DIR)
     setup_logger(cfg.OUTPUT_DIR, rank)
     logger.info(f"Command line: {' '.join(sys.argv)}")
     logger.info(f"Processes: {comm.get_world_size()}  torch {torch.__version__}")
@@ -161,7 +161,7 @@ class DefaultTrainer:
         self.cfg = cfg
         self.run_dir = RunDir(cfg.OUTPUT_DIR)
         if comm.is_main_process():
-            os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
+            ensure_writable_dir(cfg.OUTPUT_DIR)
         # Seed here too (not only in default_setup) so that the model's initial weights
         # depend on cfg.SEED alone, however the trainer is created.
         seed_all(cfg.SEED + comm.get_rank())
@@ -246,14 +246,17 @@ class DefaultTrainer:
             hooks.PeriodicWriter(writers, cfg.LOG_PERIOD) if writers else None,
         ]
 
-    def resume_or_load(self, resume: bool = True) -> None:
+    def resume_or_load(self, resume: bool = True, training: bool = True) -> None:
         """With ``resume`` and a checkpoint in OUTPUT_DIR, continue it exactly (epoch, LR,
         optimizer, hooks, RNG); otherwise load MODEL.WEIGHTS (if set) into the model.
 
-        This is also the whole of ``--eval-only``'s loading (``resume=False``): nothing a
-        method does before training happens here.
+        This is also the whole of ``--eval-only``'s loading (``resume=False``,
+        ``training=False``: routers a router stage would train must be in the file):
+        nothing a method does before training happens here.
         """
-        state = self.checkpointer.resume_or_load(self.cfg.MODEL.WEIGHTS, resume=resume)
+        state = self.checkpointer.resume_or_load(
+            self.cfg.MODEL.WEIGHTS, resume=resume, training=training
+        )
         if resume and "epoch" in state:
             self.resumed = True
             self.start_epoch = int(state["epoch"])

@@ -205,3 +205,158 @@ def test_no_resume_loads_weights_only(tmp_path):
     assert ckpt.resume_or_load("", resume=True) == {}
     for a, b in zip(untouched, _params(model)):
         assert torch.equal(a, b)
+
+
+# What torch's zip writer raises when the disk fills up mid-save (not an OSError).
+_ZIP_WRITER_FULL = (
+    "[enforce fail at inline_container.cc:672] . PytorchStreamWriter failed writing file "
+    "data/3: file write failed"
+)
+
+
+def test_disk_full_in_torchs_zip_writer_keeps_the_last_checkpoint(tmp_path, monkeypatch):
+    model = _net()
+    ckpt = Checkpointer(model, str(tmp_path))
+    first = ckpt.save(Checkpointer.periodic_name(1), epoch=1)
+    before = {f: (tmp_path / f).read_bytes() for f in os.listdir(tmp_path)}
+
+    def full_disk(obj, f, *args, **kwargs):
+        f.write(b"PK\x03\x04 half a zip")
+        raise RuntimeError(_ZIP_WRITER_FULL)
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(CheckpointError) as info:
+        ckpt.save(Checkpointer.periodic_name(2), epoch=2)
+    monkeypatch.undo()
+    message = str(info.value)
+    assert message.startswith(f"Could not write checkpoint {tmp_path / 'model_epoch_0002.pth'}")
+    assert "inline_container" in message and "Nothing was overwritten" in message
+    assert f"the last complete checkpoint ({first}) is intact" in message
+    assert isinstance(info.value.__cause__, OSError)  # one chain, no second traceback
+    # Same files, same bytes: no temporary file left, last_checkpoint unchanged.
+    assert {f: (tmp_path / f).read_bytes() for f in os.listdir(tmp_path)} == before
+
+
+def test_other_runtime_errors_while_saving_are_not_taken_for_a_full_disk(tmp_path, monkeypatch):
+    def bug(obj, f, *args, **kwargs):
+        raise RuntimeError("a bug in a state_dict")
+
+    monkeypatch.setattr(torch, "save", bug)
+    with pytest.raises(RuntimeError, match="a bug") as info:
+        Checkpointer(_net(), str(tmp_path)).save("model_final")
+    assert not isinstance(info.value, (CheckpointError, OSError))
+    assert os.listdir(tmp_path) == []
+
+
+# --- RIDE models: routers, experts, classes, widths ------------------------------------------
+
+
+def _ride(tiny_cfg, **extra):
+    from ride_dive.modeling import build_model
+    from tests.conftest import RIDE_OVERRIDES
+
+    cfg = tiny_cfg(**{**RIDE_OVERRIDES, "MODEL.RIDE.NUM_EXPERTS": 3, **extra})
+    counts = [40, 30, 20, 15, 10, 8, 6, 5, 4, 4]
+    return build_model(cfg, [1] * cfg.MODEL.NUM_CLASSES if cfg.MODEL.NUM_CLASSES else counts), cfg
+
+
+def cfg_router(train: bool) -> dict:
+    return {"MODEL.ROUTER.ENABLED": True, "MODEL.ROUTER.TRAIN": train}
+
+
+@pytest.fixture
+def stage1_file(tiny_cfg, tmp_path):
+    """Weights of a 3-expert RIDE model without routers (a stage-1 model_final.pth)."""
+    return Checkpointer(_ride(tiny_cfg)[0], str(tmp_path / "stage1")).save("model_final")
+
+
+def test_evaluating_routers_the_file_lacks_is_an_error_naming_what_to_do(tiny_cfg, stage1_file):
+    from ride_dive.checkpoint import load_trained_model
+
+    routed, cfg = _ride(tiny_cfg, **{"MODEL.ROUTER.ENABLED": True})
+    before = _params(routed)
+    with pytest.raises(CheckpointMismatchError) as info:
+        Checkpointer(routed, "").load(stage1_file, checkpointables=[])
+    message = str(info.value)
+    assert "missing keys (6): router.hidden.0.weight" in message
+    assert "evaluate these weights with the experts' config (MODEL.ROUTER.ENABLED False)" in (
+        message
+    )
+    assert "MODEL.ROUTER.TRAIN True" in message and "strict=False" not in message
+    for a, b in zip(before, _params(routed)):  # refused: the model is untouched
+        assert torch.equal(a, b)
+    with pytest.raises(CheckpointMismatchError, match="ROUTER.ENABLED False"):
+        load_trained_model(cfg, [1] * 10, weights=stage1_file)
+
+
+def test_a_router_stage_trains_new_routers_but_never_evaluates_them(tiny_cfg, stage1_file):
+    from ride_dive.checkpoint import load_trained_model
+
+    stage, cfg = _ride(tiny_cfg, **{"MODEL.ROUTER.ENABLED": True, "MODEL.ROUTER.TRAIN": True})
+    # Training the router stage: its routers are new, the rest comes from the file.
+    Checkpointer(stage, "").resume_or_load(stage1_file, resume=False)
+    # --eval-only with the router stage's config would report random routers' exits.
+    for load in (
+        lambda: Checkpointer(_ride(tiny_cfg, **cfg_router(True))[0], "").resume_or_load(
+            stage1_file, resume=False, training=False
+        ),
+        lambda: load_trained_model(cfg, [1] * 10, weights=stage1_file),
+    ):
+        with pytest.raises(CheckpointMismatchError) as info:
+            load()
+        assert "router.out.weight" in str(info.value)
+        assert "config is a router stage (MODEL.ROUTER.TRAIN True)" in str(info.value)
+        assert "would run untrained routers" in str(info.value)
+
+
+def test_eval_only_of_a_router_stage_on_stage1_weights_fails_with_exit_2(
+    tiny_cfg, stage1_file, tmp_path
+):
+    import subprocess
+    import sys
+
+    from tests.conftest import RIDE_OVERRIDES, ROOT, tiny_overrides
+
+    opts = tiny_overrides(
+        tmp_path / "eval",
+        **{**RIDE_OVERRIDES, "MODEL.RIDE.NUM_EXPERTS": 3, **cfg_router(True)},
+        **{"MODEL.WEIGHTS": stage1_file},
+    )
+    run = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "tools", "train_net.py"), "--eval-only", *opts],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert "ERROR: " in run.stderr and "Traceback" not in run.stderr
+    assert "would run untrained routers" in run.stderr
+
+
+def test_mismatch_messages_name_the_config_key(tiny_cfg, tmp_path):
+    path = Checkpointer(_ride(tiny_cfg)[0], str(tmp_path)).save("model_final")
+
+    def message(**extra):
+        with pytest.raises(CheckpointMismatchError) as info:
+            Checkpointer(_ride(tiny_cfg, **extra)[0], "").load(path, checkpointables=[])
+        assert "strict=False" not in str(info.value)
+        return str(info.value)
+
+    assert "The file has 3 experts, the config builds 4: set MODEL.RIDE.NUM_EXPERTS 3" in (
+        message(**{"MODEL.RIDE.NUM_EXPERTS": 4})
+    )
+    assert "The file has 3 experts, the config builds 2: set MODEL.RIDE.NUM_EXPERTS 3" in (
+        message(**{"MODEL.RIDE.NUM_EXPERTS": 2})
+    )
+    assert "classifier has 10 classes, the model 12: set MODEL.NUM_CLASSES 10" in (
+        message(**{"MODEL.NUM_CLASSES": 12})
+    )
+    assert "its stem is 0.5 times as wide as this config" in message(
+        **{"MODEL.BACKBONE.WIDTH_MULT": 0.5}
+    )
+    assert "set MODEL.RIDE.EXPERT_WIDTHS" in message(**{"MODEL.RIDE.EXPERT_WIDTHS": [24, 64]})
+    from ride_dive.modeling import build_model
+
+    single = build_model(tiny_cfg(), [40, 30, 20, 15, 10, 8, 6, 5, 4, 4])  # a Classifier
+    with pytest.raises(CheckpointMismatchError, match="builds a single-head model: use a RIDE"):
+        Checkpointer(single, "").load(path, checkpointables=[])

@@ -3,6 +3,8 @@
 import os
 import pickle
 import random
+import sys
+import types
 
 import numpy as np
 import pytest
@@ -16,6 +18,7 @@ from ride_dive.checkpoint import (
     safe_torch_load,
     to_weights_only_safe,
 )
+from ride_dive.checkpoint.serialization import pickle_globals
 
 
 class _Evil:
@@ -96,7 +99,8 @@ def test_malicious_pickle_is_refused_without_running(tmp_path, writer):
         safe_torch_load(str(path))
     assert not marker.exists()
     # The blocked global is named; torch's advice to retry unsafely is not passed on.
-    assert "system" in str(info.value) and "set to `False`" not in str(info.value)
+    assert "names posix.system" in str(info.value) and "tampered" in str(info.value)
+    assert "set to `False`" not in str(info.value)
 
 
 def test_missing_file_is_file_not_found(tmp_path):
@@ -139,3 +143,70 @@ def test_partial_state_leaves_others_alone():
     restore_rng_state(state)
     assert torch.equal(torch.rand(2), expected_torch)
     assert np.random.rand() == expected_np
+
+
+_ZIP_WRITER_FULL = (
+    "[enforce fail at inline_container.cc:672] . PytorchStreamWriter failed writing file "
+    "data/0: file write failed"
+)
+
+
+def test_zip_writer_failure_is_an_oserror_and_keeps_the_old_file(tmp_path, monkeypatch):
+    path = str(tmp_path / "model.pth")
+    atomic_torch_save({"w": torch.ones(2)}, path)
+
+    def full_disk(obj, f, *args, **kwargs):
+        f.write(b"partial")
+        raise RuntimeError(_ZIP_WRITER_FULL)  # what torch raises, instead of an OSError
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(OSError, match="inline_container"):
+        atomic_torch_save({"w": torch.zeros(2)}, path)
+    monkeypatch.undo()
+    assert os.listdir(tmp_path) == ["model.pth"]
+    assert torch.equal(safe_torch_load(path)["w"], torch.ones(2))
+
+
+class _Settings:
+    """A foreign framework's config object: refused by weights_only, but harmless."""
+
+
+def _foreign_module(monkeypatch):
+    module = types.ModuleType("framework_x")
+    _Settings.__module__, _Settings.__qualname__ = "framework_x", "Settings"
+    module.Settings = _Settings
+    monkeypatch.setitem(sys.modules, "framework_x", module)
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol 4")
+@pytest.mark.parametrize("writer", ["zip", "legacy", "pickle-4"])
+def test_refusal_names_the_blocked_global_without_torchs_unsafe_advice(
+    tmp_path, monkeypatch, writer
+):
+    _foreign_module(monkeypatch)
+    payload = {"state_dict": {"w": torch.ones(1)}, "config": _Settings()}
+    path = tmp_path / "foreign.pth"
+    if writer == "zip":
+        torch.save(payload, path)
+    elif writer == "legacy":
+        torch.save(payload, path, _use_new_zipfile_serialization=False)
+    else:  # protocol 4 names globals with STACK_GLOBAL, its strings from the memo
+        path.write_bytes(pickle.dumps({"config": _Settings(), "more": _Settings()}, protocol=4))
+    monkeypatch.delitem(sys.modules, "framework_x")
+    assert "framework_x.Settings" in pickle_globals(str(path))
+    with pytest.raises(CheckpointError) as info:
+        safe_torch_load(str(path))
+    message = str(info.value)
+    assert "it pickles objects of framework_x.Settings" in message
+    assert "nothing in the file was executed" in message
+    assert "tools/convert_checkpoint.py" in message
+    for advice in ("weights_only=False", "`weights_only` set to", "likely succeed", "safe_globals"):
+        assert advice not in message
+
+
+def test_damaged_bytes_are_not_read_as_global_names(tmp_path):
+    path = tmp_path / "text.pth"
+    path.write_bytes(b"cheap\ntrick\nnot a pickle at all")  # starts like a GLOBAL opcode
+    assert pickle_globals(str(path)) == []
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        safe_torch_load(str(path))

@@ -12,12 +12,13 @@ mis-shaped weight is named. The result is an ordinary ride_dive checkpoint
 
 import difflib
 import os
+import shlex
 from types import ModuleType
 from typing import Any, Dict, Mapping, Optional
 
 from ...config import CfgNode, ConfigError
 from ...modeling import build_model
-from ..model_state import load_model_state
+from ..model_state import CheckpointMismatchError, load_model_state
 from ..serialization import (
     CheckpointError,
     atomic_torch_save,
@@ -28,14 +29,19 @@ from . import decoupling, ride
 from .common import describe, fill_bn_counters, is_state_dict
 from .foreign_pickle import load_foreign_checkpoint
 
-__all__ = ["IMPORTERS", "convert_checkpoint"]
+__all__ = ["IMPORTERS", "conversion_hint", "convert_checkpoint"]
 
-# Name (``--from``) -> module with NAME, TITLE, matches(obj), parse(obj), convert(parsed, model).
+# Name (``--from``) -> module with NAME, TITLE, matches(obj), parse(obj),
+# convert(parsed, model, drop_router), describe_file(parsed), suggest_config(parsed).
 IMPORTERS: Dict[str, ModuleType] = {ride.NAME: ride, decoupling.NAME: decoupling}
 
 
 def convert_checkpoint(
-    source: str, source_format: str, cfg: CfgNode, output: Optional[str] = None
+    source: str,
+    source_format: str,
+    cfg: CfgNode,
+    output: Optional[str] = None,
+    drop_router: bool = False,
 ) -> Dict[str, Any]:
     """Convert a foreign checkpoint into a ride_dive one for the model ``cfg`` builds.
 
@@ -46,6 +52,9 @@ def convert_checkpoint(
             ``tools/train_net.py --eval-only``). With ``MODEL.NUM_CLASSES`` 0 the number of
             classes is taken from the file's classifier.
         output: where to write the result (atomically); None = do not write.
+        drop_router: convert a RIDE file with expert-assignment routers for a config without
+            a router, leaving the routers out (otherwise that is a ConfigError, since the
+            converted model would lose its early exit).
 
     Returns:
         ``{"model": state_dict, "meta": {"converted_from", "source", "source_sha256",
@@ -53,10 +62,11 @@ def convert_checkpoint(
 
     Raises:
         ConfigError: unknown ``source_format``; the config builds another architecture
-            than the file's (experts, classes, backbone, head), naming the key to set.
+            than the file's (experts, classes, backbone, head, router), naming the key to
+            set and a packaged config of the file's architecture.
         FileNotFoundError: ``source`` does not exist.
         CheckpointError: ``source`` is unreadable or not of ``source_format`` (the message
-            says which format it looks like).
+            says which format it looks like); ``output`` could not be written.
         CheckpointMismatchError: the file has parts with no ride_dive equivalent, or the
             strict load found missing / unexpected / mis-shaped keys.
     """
@@ -79,9 +89,17 @@ def convert_checkpoint(
     num_classes = cfg.MODEL.NUM_CLASSES
     # Class counts only shape loss buffers, which are not saved; uniform ones will do.
     model = build_model(cfg, class_counts=[1] * num_classes)
-    state, notes = importer.convert(parsed, model)
+    # A config of another architecture: name one of the file's (its parts with no ride_dive
+    # equivalent, CheckpointMismatchErrors of ``convert``, get no such hint).
+    try:
+        state, notes = importer.convert(parsed, model, drop_router=drop_router)
+    except ConfigError as e:
+        raise ConfigError(_with_hint(e, _family_hint(importer, parsed))) from e
     added = fill_bn_counters(state, model)
-    report = load_model_state(model, state, strict=True, source=source)
+    try:
+        report = load_model_state(model, state, strict=True, source=source)
+    except CheckpointMismatchError as e:
+        raise CheckpointMismatchError(_with_hint(e, _family_hint(importer, parsed))) from e
     meta = {
         "converted_from": importer.NAME,
         "source": os.path.abspath(source),
@@ -102,8 +120,75 @@ def convert_checkpoint(
     }
     result = to_weights_only_safe({"model": model.state_dict(), "meta": meta})
     if output:
-        atomic_torch_save(result, output)
+        try:
+            atomic_torch_save(result, output)
+        except OSError as e:  # disk full, permissions: nothing half-written is left
+            raise CheckpointError(
+                f"Could not write {output}: {e.strerror or e}. Nothing was written (an "
+                "existing file of that name is unchanged); free space or choose another "
+                "output path."
+            ) from e
     return result
+
+
+def _with_hint(error: Exception, hint: str) -> str:
+    return f"{str(error).rstrip('. ')}.{hint}" if hint else str(error)
+
+
+def _family_hint(importer: ModuleType, parsed) -> str:
+    """`` The file is <what>; a config of that architecture: <config> [overrides].``"""
+    try:
+        what = importer.describe_file(parsed)
+        suggestion = importer.suggest_config(parsed)
+    except Exception:  # noqa: BLE001 - only a hint: never hide the error it decorates
+        return ""
+    if suggestion is None:
+        return ""
+    config, opts = suggestion
+    return f" The file is {what}; a config of that architecture: {shlex.join([config, *opts])}."
+
+
+def conversion_hint(source: str, obj: Any = None) -> Optional[str]:
+    """What to do with a checkpoint of a format this package converts, given where it is
+    not converted (``MODEL.WEIGHTS``): a sentence naming the format and the command that
+    converts it. None for any other file.
+
+    Args:
+        source: the file.
+        obj: its content if already loaded; else it is read here with inert stand-ins for
+            foreign objects (``load_foreign_checkpoint``: nothing in it runs).
+    """
+    if obj is None:
+        try:
+            obj, _ = load_foreign_checkpoint(source)
+        except Exception:  # noqa: BLE001 - unreadable, tampered with: not a foreign layout
+            return None
+    for name, importer in IMPORTERS.items():
+        try:
+            if not importer.matches(obj):
+                continue
+            parsed = importer.parse(obj)
+            what = f" ({importer.describe_file(parsed)})"
+            suggestion = importer.suggest_config(parsed)
+        except Exception:  # noqa: BLE001 - an odd file of that layout: hint without details
+            what, suggestion = "", None
+        config, opts = suggestion or ("CONFIG.yaml", [])
+        converted = os.path.splitext(source)[0] + "_ride_dive.pth"
+        command = shlex.join(
+            ["python", "tools/convert_checkpoint.py", "--from", name, source]
+            + ["--config-file", config, converted, *opts]
+        )
+        which = (
+            "a config of its architecture"
+            if suggestion
+            else "the ride_dive config of its architecture as CONFIG.yaml"
+        )
+        return (
+            f"'{source}' is a checkpoint of the original {importer.TITLE} code{what}, which "
+            "ride_dive does not load directly (nothing in the file was executed); convert "
+            f"it first, with {which}, and set MODEL.WEIGHTS to the result: {command}"
+        )
+    return None
 
 
 def _importer(name: str) -> ModuleType:
@@ -139,6 +224,9 @@ def _conversion_cfg(cfg: CfgNode, num_classes: Optional[int]) -> CfgNode:
     cfg.defrost()
     cfg.MODEL.DEVICE = "cpu"
     cfg.MODEL.CHANNELS_LAST = False
+    # Converting builds the model, it trains nothing: a router stage's config (ROUTER.TRAIN)
+    # gives the same weights, and would warn that its routers have no stage-1 weights.
+    cfg.MODEL.ROUTER.TRAIN = False
     if cfg.MODEL.NUM_CLASSES <= 0:
         if num_classes is None:
             raise ConfigError(

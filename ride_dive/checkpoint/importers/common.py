@@ -1,8 +1,9 @@
 """Pieces shared by the importers: what a parsed foreign file holds, and small key utilities."""
 
+import os
 import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -17,6 +18,7 @@ __all__ = [
     "plain_value",
     "prefixed",
     "indices",
+    "packaged_config",
 ]
 
 
@@ -87,3 +89,32 @@ def fill_bn_counters(state: Dict[str, torch.Tensor], model: nn.Module) -> List[s
                 state[key] = torch.zeros_like(value)
                 added.append(key)
     return added
+
+
+def packaged_config(
+    folder: str, names: Sequence[str], wanted: Mapping[str, Any]
+) -> Optional[Tuple[str, List[str]]]:
+    """The first existing ``configs/<folder>/<name>.yaml`` of ``names``, with the ``KEY VALUE``
+    overrides that give it the ``wanted`` values (``{"MODEL.RIDE.NUM_EXPERTS": 3}``), as
+    ``("configs/<folder>/<name>.yaml", [key, value, ...])``; None if none exists.
+
+    Values are given as override strings (a string quoted, as ``'LinearHead'``).
+    """
+    from ...config import get_cfg
+    from ...model_zoo.resources import configs_root
+
+    for name in names:
+        path = os.path.join(configs_root(), folder, name + ".yaml")
+        if not os.path.isfile(path):
+            continue
+        cfg = get_cfg()
+        cfg.merge_from_file(path)
+        opts: List[str] = []
+        for key, value in wanted.items():
+            node = cfg
+            for part in key.split("."):
+                node = node[part]
+            if node != value:
+                opts += [key, f"'{value}'" if isinstance(value, str) else str(value)]
+        return f"configs/{folder}/{name}.yaml", opts
+    return None

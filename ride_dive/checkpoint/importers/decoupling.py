@@ -27,7 +27,7 @@ from torch import nn
 from ...config import ConfigError
 from ...modeling.heads import LinearHead, LWSHead, NCMHead
 from ..model_state import CheckpointMismatchError, strip_prefix
-from .common import Parsed, indices, plain_value
+from .common import Parsed, indices, packaged_config, plain_value
 
 NAME = "decoupling"
 TITLE = "classifier-balancing (Decoupling, facebookresearch/classifier-balancing)"
@@ -82,6 +82,45 @@ def parse(obj: Any) -> Parsed:
     return Parsed({"feat_model": feat, "classifier": clf}, num_classes, info, notes)
 
 
+def _architecture(feat: Mapping) -> Tuple[int, int]:
+    """``(blocks in stage 3, groups of the 3x3 convolutions)`` of a bottleneck network."""
+    blocks = len(indices(feat, r"^layer3\.(\d+)\."))
+    return blocks, feat["layer1.0.conv1.weight"].shape[0] // feat["layer1.0.conv2.weight"].shape[1]
+
+
+def describe_file(parsed: Parsed) -> str:
+    """``a Decoupling ResNeXt-50 with a DotProductClassifier``, for messages."""
+    feat = parsed.weights["feat_model"]
+    if "layer1.0.conv3.weight" not in feat:
+        return "a Decoupling ResNet-10"
+    blocks, groups = _architecture(feat)
+    net = f"{'ResNeXt' if groups > 1 else 'ResNet'}-{_DEPTHS.get(blocks, '?')}"
+    return f"a Decoupling {net} with a {parsed.info['classifier']} classifier"
+
+
+def suggest_config(parsed: Parsed) -> Optional[Tuple[str, List[str]]]:
+    """A packaged config of the file's architecture and the overrides it needs, as
+    ``("configs/...yaml", [KEY, VALUE, ...])``, or None (no ride_dive backbone for it).
+
+    ResNeXt files get an ImageNet-LT config, ResNet ones an iNaturalist config; the
+    classifier picks cRT (dot product), LWS or NCM (none).
+    """
+    feat = parsed.weights["feat_model"]
+    if "layer1.0.conv3.weight" not in feat:
+        return None
+    blocks, groups = _architecture(feat)
+    backbone = _BACKBONES.get((blocks, groups > 1))
+    if backbone is None:
+        return None
+    folder, suffix = ("ImageNet-LT", "x50") if groups > 1 else ("iNat18", "r50")
+    clf = parsed.weights["classifier"]
+    kind = "lws" if "scales" in clf else "crt" if "fc.weight" in clf else "ncm"
+    wanted: Dict[str, Any] = {"MODEL.BACKBONE.NAME": backbone}
+    if kind != "ncm":
+        wanted["MODEL.HEAD.BIAS"] = "fc.bias" in clf
+    return packaged_config(folder, [f"{kind}_{suffix}"], wanted)
+
+
 def _check_backbone(feat: Mapping, model: nn.Module, info: Dict[str, Any]) -> None:
     extra = sorted({k.split(".")[0] for k in feat if k.startswith(("fc_add.", "modulatedatt."))})
     if extra:
@@ -94,8 +133,7 @@ def _check_backbone(feat: Mapping, model: nn.Module, info: Dict[str, Any]) -> No
             "The file's feature model is built of BasicBlocks (ResNet-10), which has no "
             "ride_dive backbone; ResNet50, ResNeXt50 and ResNet152 are supported"
         )
-    blocks = len(indices(feat, r"^layer3\.(\d+)\."))
-    groups = feat["layer1.0.conv1.weight"].shape[0] // feat["layer1.0.conv2.weight"].shape[1]
+    blocks, groups = _architecture(feat)
     info.update(depth=_DEPTHS.get(blocks), groups=groups)
     ours = model.state_dict()
     our_blocks = len(indices(ours, r"^backbone\.layer3\.(\d+)\."))
@@ -159,8 +197,12 @@ def _check_head(clf: Mapping, model: nn.Module, notes: List[str]) -> None:
         )
 
 
-def convert(parsed: Parsed, model: nn.Module) -> Tuple[Dict[str, torch.Tensor], List[str]]:
+def convert(
+    parsed: Parsed, model: nn.Module, drop_router: bool = False
+) -> Tuple[Dict[str, torch.Tensor], List[str]]:
     """Map the file's two networks onto ``model`` (``backbone.*``, ``head.*``).
+
+    ``drop_router`` is accepted for the common importer interface; these files have none.
 
     Raises:
         ConfigError: the config builds another backbone or head than the file's.

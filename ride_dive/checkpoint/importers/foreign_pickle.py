@@ -6,13 +6,15 @@ inside), NumPy scalars, and possibly anything else a tampered file wants to smug
 weights-only unpickler of ``torch.load`` refuses every such global. Here each of them is
 allow-listed under its own name, but bound to an inert stand-in (a ``ForeignObject``
 subclass): building one, calling it or restoring its state only records the arguments, so
-``os.system`` in a file becomes an object that remembers it was asked to run a command.
-Tensors and containers are still rebuilt by torch's own loader.
+a function in a file becomes an object that remembers it was asked to run. Tensors and
+containers are still rebuilt by torch's own loader. A file naming a global that runs
+commands or code (``posix.system``, ``subprocess.Popen``, ``builtins.exec``, or a Python 2
+spelling of one such as ``commands.Popen`` or ``__builtin__.eval``) is refused outright,
+before anything is unpickled: no genuine checkpoint names them.
 """
 
 import _compat_pickle
 import os
-import pickletools
 import threading
 from typing import Any, Dict, List, Tuple
 
@@ -20,11 +22,11 @@ import torch
 import torch._weights_only_unpickler as _wo_unpickler
 
 try:  # torch >= 2.6: named stand-ins in the weights-only allow-list
-    from torch.serialization import get_safe_globals, get_unsafe_globals_in_checkpoint, safe_globals
+    from torch.serialization import safe_globals
 except ImportError:  # older torch: the importers say so when used, the rest still works
-    get_safe_globals = get_unsafe_globals_in_checkpoint = safe_globals = None
+    safe_globals = None
 
-from ..serialization import CheckpointError, _short_reason
+from ..serialization import CheckpointError, _short_reason, is_dangerous_global, refused_globals
 
 __all__ = ["ForeignObject", "foreign_name", "foreign_state", "load_foreign_checkpoint"]
 
@@ -73,43 +75,33 @@ def foreign_state(obj: Any) -> Any:
     return obj.state if isinstance(obj, ForeignObject) else None
 
 
-def _legacy_globals(path: str) -> List[str]:
-    """Globals named in a pre-1.6 (non-zip) ``torch.save`` file, read without unpickling.
+def _python3_name(name: str) -> str:
+    """What a Python 2 global means in Python 3 (``commands.Popen`` -> ``subprocess.Popen``).
 
-    That format is five pickles in a row (magic number, protocol, system info, the object,
-    the storage keys) followed by raw storage bytes; ``pickletools`` only disassembles.
+    torch's unpickler translates only some Python 2 names, so a file is judged by both its
+    spelling and its Python 3 meaning.
     """
-    names = set()
-    with open(path, "rb") as f:
-        for _ in range(5):
-            for op, arg, _pos in pickletools.genops(f):
-                if op.name in ("GLOBAL", "INST"):
-                    names.add(_python3_name(*arg.split(" ", 1)))
-    # torch's default allow-list (private; without it, defaults would only get stand-ins
-    # that the loader never uses, since it looks the defaults up first).
-    allowed = set(getattr(_wo_unpickler, "_get_allowed_globals", dict)())
-    allowed |= {
-        g[1] if isinstance(g, tuple) else f"{g.__module__}.{g.__qualname__}"
-        for g in get_safe_globals()
-    }
-    return sorted(names - allowed)
-
-
-def _python3_name(module: str, name: str) -> str:
-    # Protocol-2 pickles name Python 2 modules (``__builtin__``); the unpickler maps them
-    # to their Python 3 names, so the stand-ins must be registered under those.
-    if (module, name) in _compat_pickle.NAME_MAPPING:
-        module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+    module, _, attr = name.rpartition(".")
+    if (module, attr) in _compat_pickle.NAME_MAPPING:
+        module, attr = _compat_pickle.NAME_MAPPING[(module, attr)]
     elif module in _compat_pickle.IMPORT_MAPPING:
         module = _compat_pickle.IMPORT_MAPPING[module]
-    return f"{module}.{name}"
+    return f"{module}.{attr}"
 
 
-def _unknown_globals(path: str) -> List[str]:
-    try:
-        return sorted(get_unsafe_globals_in_checkpoint(path))
-    except ValueError:  # not a zip file: the legacy format, or not a checkpoint at all
-        return _legacy_globals(path)
+def _dangerous(names: List[str]) -> List[str]:
+    blocked = set(getattr(_wo_unpickler, "_blocklisted_modules", ()))
+    found = []
+    for name in names:
+        meaning = _python3_name(name)
+        if (
+            is_dangerous_global(name)
+            or is_dangerous_global(meaning)
+            or name.split(".")[0] in blocked
+            or meaning.split(".")[0] in blocked
+        ):
+            found.append(name if meaning == name else f"{name} (that is, {meaning})")
+    return found
 
 
 def load_foreign_checkpoint(path: str) -> Tuple[Any, List[str]]:
@@ -131,28 +123,20 @@ def load_foreign_checkpoint(path: str) -> Tuple[Any, List[str]]:
             f"named stand-ins), this is torch {torch.__version__}; convert with a newer torch "
             "and use the converted file here"
         )
-    try:
-        names = _unknown_globals(path)
-    except Exception as e:  # noqa: BLE001 - any parse failure means "not a checkpoint"
-        raise _unreadable(path, e) from e
-    stand_ins: Dict[str, type] = {name: _stand_in(name) for name in names}
+    # The globals torch's loader would refuse, found by disassembling the pickle (the names
+    # are spelt as that loader resolves them, so the stand-ins are found under them).
+    names = refused_globals(path)
     # torch refuses to even name globals of modules such as os or sys, stand-in or not;
-    # no genuine checkpoint names them, so such a file is refused as tampered with.
-    blocked = (
-        "os",
-        "posix",
-        "nt",
-        "sys",
-        "subprocess",
-        *getattr(_wo_unpickler, "_blocklisted_modules", ()),
-    )
-    dangerous = [n for n in names if n.split(".")[0] in blocked]
+    # no genuine checkpoint names them or code-running built-ins, in any spelling, so such
+    # a file is refused as tampered with.
+    dangerous = _dangerous(names)
     if dangerous:
         raise CheckpointError(
             f"Refusing '{path}': it names {', '.join(dangerous)}, which no genuine RIDE or "
             "Decoupling checkpoint does (the file may have been tampered with). It was only "
             "inspected, never unpickled, so nothing in it was executed."
         )
+    stand_ins: Dict[str, type] = {name: _stand_in(name) for name in names}
     try:
         with _LOAD_LOCK, safe_globals([(cls, name) for name, cls in stand_ins.items()]):
             obj = torch.load(path, map_location="cpu", weights_only=True)

@@ -1,4 +1,5 @@
-"""Checkpoints of the original RIDE code (Wang et al. 2021, ``frank-xwang/RIDE-LongTailRecog``).
+"""Checkpoints of the original RIDE code (Wang et al. 2021,
+``frank-xwang/RIDE-LongTailRecognition``).
 
 Its ``BaseTrainer`` saves ``{"arch", "epoch", "state_dict", "optimizer", "monitor_best",
 "config"}``; ``config`` is a pickled ``parse_config.ConfigParser`` (read here as an inert
@@ -26,7 +27,7 @@ threshold (the reference hard-codes 0.5; ours is ``MODEL.ROUTER.THRESHOLD``).
 
 import re
 from collections import OrderedDict
-from typing import Any, Dict, List, Mapping, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import torch
 from torch import nn
@@ -34,11 +35,11 @@ from torch import nn
 from ...config import ConfigError
 from ...modeling.heads import CosineHead, LinearHead, LWSHead
 from ..model_state import CheckpointMismatchError, strip_prefix
-from .common import Parsed, indices, is_state_dict, plain_value
+from .common import Parsed, indices, is_state_dict, packaged_config, plain_value
 from .foreign_pickle import foreign_state
 
 NAME = "ride"
-TITLE = "RIDE (frank-xwang/RIDE-LongTailRecog)"
+TITLE = "RIDE (frank-xwang/RIDE-LongTailRecognition)"
 
 _EXPERT_STAGE = re.compile(r"^(layer\d)s\.(\d+)\.")
 _TRUNK = re.compile(r"^(conv1|bn1|layer\d)\.")
@@ -120,6 +121,58 @@ def _groups(state: Mapping, prefix: str) -> int:
     return state[prefix + "conv1.weight"].shape[0] // state[prefix + "conv2.weight"].shape[1]
 
 
+def describe_file(parsed: Parsed) -> str:
+    """``a RIDE CIFAR ResNet-32 with 3 experts and routers``, for messages."""
+    sd = parsed.weights["model"]
+    if _family(sd) == "cifar":
+        net = "CIFAR ResNet-32"
+    elif "layer1.0.conv3.weight" in sd:
+        net = "ResNeXt-50" if _groups(sd, "layer1.0.") > 1 else "ResNet-50"
+    else:
+        net = "ResNet-10"
+    router = " and routers" if any(k.startswith((_HIDDEN, _OUT)) for k in sd) else ""
+    return f"a RIDE {net} with {parsed.info['num_experts']} experts{router}"
+
+
+def suggest_config(parsed: Parsed) -> Optional[Tuple[str, List[str]]]:
+    """A packaged config of the file's architecture and the overrides it needs, as
+    ``("configs/...yaml", [KEY, VALUE, ...])``, or None (no config of that family).
+
+    The dataset folder follows the network and the class count (CIFAR-10/100 for the
+    ResNet-32, ImageNet-LT for the ResNeXt-50, iNaturalist for the ResNet-50); the number
+    of experts, the router and the classifier type are set by overrides where no packaged
+    config has them. Widths are not guessed: the converter names them if they differ.
+    """
+    sd = parsed.weights["model"]
+    experts = parsed.info["num_experts"]
+    if _family(sd) == "cifar":
+        folder = "CIFAR10-LT" if parsed.num_classes == 10 else "CIFAR100-LT"
+        stem = "ride_{}e_r32_if100"
+    elif "layer1.0.conv3.weight" not in sd:
+        return None  # ResNet-10: no ride_dive backbone
+    elif _groups(sd, "layer1.0.") > 1:
+        folder, stem = "ImageNet-LT", "ride_{}e_x50"
+    else:
+        folder, stem = "iNat18", "ride_{}e_r50"
+    router = any(k.startswith((_HIDDEN, _OUT)) for k in sd)
+    names = [stem.format(experts), stem.format(4)]
+    if router:
+        names = [names[0] + "_router", names[1] + "_router"] + names
+    wanted: Dict[str, Any] = {"MODEL.RIDE.NUM_EXPERTS": experts, "MODEL.ROUTER.ENABLED": router}
+    if router and _HIDDEN + "0.weight" in sd and _OUT + "weight" in sd:
+        hidden = sd[_HIDDEN + "0.weight"].shape[0]
+        wanted["MODEL.ROUTER.HIDDEN_DIM"] = int(hidden)
+        wanted["MODEL.ROUTER.TOP_K"] = int(sd[_OUT + "weight"].shape[1] - hidden)
+    if parsed.info["classifier"] == "NormedLinear":
+        wanted["MODEL.HEAD.NAME"] = "CosineHead"
+        if parsed.info.get("scale") is not None:
+            wanted["MODEL.HEAD.COSINE_SCALE"] = float(parsed.info["scale"])
+    else:
+        wanted["MODEL.HEAD.NAME"] = "LinearHead"
+        wanted["MODEL.BACKBONE.NORMALIZE_FEATURES"] = False
+    return packaged_config(folder, names, wanted)
+
+
 def _check_architecture(sd: Mapping, model: nn.Module, info: Dict[str, Any]) -> None:
     ours = model.state_dict()
     backbone = type(model.backbone).__name__
@@ -196,7 +249,9 @@ def _check_heads(parsed: Parsed, model: nn.Module) -> None:
         )
 
 
-def _router(sd: Mapping, model: nn.Module, parsed: Parsed) -> Dict[str, torch.Tensor]:
+def _router(
+    sd: Mapping, model: nn.Module, parsed: Parsed, drop_router: bool
+) -> Dict[str, torch.Tensor]:
     has = any(k.startswith((_HIDDEN, _OUT, _SEPARATE_OUT)) for k in sd)
     parsed.info["router"] = has
     if not has:
@@ -215,8 +270,17 @@ def _router(sd: Mapping, model: nn.Module, parsed: Parsed) -> Dict[str, torch.Te
             "MODEL.ROUTER.ENABLED False to use the experts without early exit"
         )
     if model.router is None:
+        if not drop_router:
+            # Silently dropping them would turn a model with early exit into the full
+            # ensemble, with other numbers than the file's.
+            raise ConfigError(
+                "The file has expert-assignment (router) weights but MODEL.ROUTER.ENABLED "
+                "is False, so they would be dropped and every expert would always run: "
+                "convert with a router config (MODEL.ROUTER.ENABLED True) to keep the early "
+                "exit, or pass --drop-router (drop_router=True) to convert the experts alone"
+            )
         parsed.notes.append(
-            "expert-assignment (router) weights not converted: "
+            "expert-assignment (router) weights not converted (--drop-router): "
             "MODEL.ROUTER.ENABLED is False, so every expert runs"
         )
         return {}
@@ -244,8 +308,15 @@ def _router(sd: Mapping, model: nn.Module, parsed: Parsed) -> Dict[str, torch.Te
     return out
 
 
-def convert(parsed: Parsed, model: nn.Module) -> Tuple[Dict[str, torch.Tensor], List[str]]:
+def convert(
+    parsed: Parsed, model: nn.Module, drop_router: bool = False
+) -> Tuple[Dict[str, torch.Tensor], List[str]]:
     """Map the file's weights onto ``model``'s state-dict keys.
+
+    Args:
+        parsed: what :func:`parse` read.
+        model: the model of the config.
+        drop_router: leave the file's routers out when the model has none (else an error).
 
     Raises:
         ConfigError: the config builds another architecture than the file's (experts,
@@ -278,5 +349,5 @@ def convert(parsed: Parsed, model: nn.Module) -> Tuple[Dict[str, torch.Tensor], 
             state["backbone." + k] = v
         elif not k.startswith((_HIDDEN, _OUT)):
             state[k] = v  # unknown: the strict load names it as an unexpected key
-    state.update(_router(sd, model, parsed))
+    state.update(_router(sd, model, parsed, drop_router))
     return state, parsed.notes
