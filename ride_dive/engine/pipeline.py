@@ -33,19 +33,35 @@ others start fresh. Command-line overrides apply to every stage (after the
 file's ``OPTS``), except ``OUTPUT_DIR``, which moves the whole pipeline. At the end a table
 compares the stages on top-1 / many / medium / few, experts per image and GMACs per image
 (``summary.md`` and ``summary.json`` in the pipeline's folder).
+
+The stages run one after the other in this process. At each stage's start a line gives the
+pipeline's remaining time, an estimate: the training iterations left (this stage's, then
+each later training stage's epochs x iterations per epoch, the latter from its config with
+this stage's images per epoch) at the seconds per iteration measured on the stages trained
+so far; later stages may run at another speed (a router stage trains a small part of the
+model), and evaluation stages are not counted. While a stage trains, its console lines add
+``(all: about H:MM:SS)``, the same count at the running stage's speed.
 """
 
 import json
 import logging
+import math
 import os
+import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
 from ..checkpoint import atomic_write_text
 from ..config import ConfigError
 from ..utils import comm
+from ..utils.events import (
+    PipelineProgress,
+    eta_seconds,
+    format_rough_duration,
+    set_pipeline_progress,
+)
 from ..utils.run_dir import RunDir
 
 __all__ = [
@@ -241,18 +257,22 @@ def run_pipeline(path: str, opts: Sequence[str] = ()) -> Dict:
     dirs = stage_dirs(pipeline, output_dir)
     root = output_dir or pipeline.output_dir
     stage_results: Dict[str, Dict] = {}
-    for i, stage in enumerate(pipeline.stages):
-        results_path = RunDir(dirs[stage.name]).results
-        banner = f"[{pipeline.name}] stage {i + 1}/{len(pipeline.stages)} '{stage.name}'"
-        if os.path.isfile(results_path):
-            logger.info(f"{banner}: finished before ({results_path}); skipped")
-            with open(results_path) as f:
-                stage_results[stage.name] = stage_metrics(stage, json.load(f))
-            continue
-        cfg = setup_cfg(stage.config, _stage_opts(pipeline, stage, dirs, cli_opts))
-        default_setup(cfg)
-        logger.info(f"{banner}: {stage.config} -> {cfg.OUTPUT_DIR}")
-        stage_results[stage.name] = stage_metrics(stage, _run_stage(stage, cfg))
+    progress = PipelineClock(pipeline, _planned_stages(pipeline, dirs, cli_opts))
+    try:
+        for i, stage in enumerate(pipeline.stages):
+            results_path = RunDir(dirs[stage.name]).results
+            banner = f"[{pipeline.name}] stage {i + 1}/{len(pipeline.stages)} '{stage.name}'"
+            if os.path.isfile(results_path):
+                logger.info(f"{banner}: finished before ({results_path}); skipped")
+                with open(results_path) as f:
+                    stage_results[stage.name] = stage_metrics(stage, json.load(f))
+                continue
+            cfg = setup_cfg(stage.config, _stage_opts(pipeline, stage, dirs, cli_opts))
+            default_setup(cfg)
+            logger.info(f"{banner}: {stage.config} -> {cfg.OUTPUT_DIR}")
+            stage_results[stage.name] = stage_metrics(stage, _run_stage(stage, cfg, progress, i))
+    finally:
+        set_pipeline_progress(None)
     summary = {
         "pipeline": pipeline.name,
         "output_dir": root,
@@ -266,18 +286,126 @@ def run_pipeline(path: str, opts: Sequence[str] = ()) -> Dict:
     return summary
 
 
-def _run_stage(stage: PipelineStage, cfg) -> Dict:
-    """Train (resuming an interrupted run) or evaluate ``WEIGHTS``, by ``stage.kind``."""
+def _planned_stages(pipeline: Pipeline, dirs, cli_opts) -> Dict[str, Optional[Tuple[int, int]]]:
+    """``{name: (epochs, batch size)}`` of each training stage not finished yet; None where
+    its config does not load yet (the error comes when the stage runs)."""
+    from .defaults import setup_cfg
+
+    planned: Dict[str, Optional[Tuple[int, int]]] = {}
+    for stage in pipeline.stages:
+        if not stage.trains or os.path.isfile(RunDir(dirs[stage.name]).results):
+            continue
+        try:
+            cfg = setup_cfg(stage.config, _stage_opts(pipeline, stage, dirs, cli_opts))
+        except Exception:  # only an estimate: the stage itself reports the problem
+            planned[stage.name] = None
+            continue
+        planned[stage.name] = (int(cfg.SOLVER.MAX_EPOCHS), int(cfg.SOLVER.BATCH_SIZE))
+    return planned
+
+
+class PipelineClock:
+    """The pipeline's remaining training iterations and the measured time per iteration.
+
+    Args:
+        pipeline: the pipeline.
+        planned: ``{stage name: (epochs, batch size)}`` of the training stages still to run
+            (None: unknown size), see ``_planned_stages``.
+        clock: seconds now (``time.perf_counter``; tests pass a fake one).
+    """
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        planned: Dict[str, Optional[Tuple[int, int]]],
+        clock: Optional[Callable[[], float]] = None,
+    ):
+        self.pipeline = pipeline
+        self.planned = planned
+        self.clock = clock or time.perf_counter
+        self.seconds = 0.0
+        self.iters = 0
+        self.measured_on: List[str] = []
+
+    def later_iters(self, index: int, images_per_epoch: Optional[int]) -> Tuple[int, int]:
+        """``(iterations, stages of unknown size)`` of the training stages after stage
+        ``index``, each ``epochs x ceil(images_per_epoch / its batch size)``."""
+        iters, unknown = 0, 0
+        for stage in self.pipeline.stages[index + 1 :]:
+            if stage.name not in self.planned:
+                continue  # evaluates only, or finished before
+            plan = self.planned[stage.name]
+            if plan is None or not images_per_epoch:
+                unknown += 1
+                continue
+            epochs, batch = plan
+            iters += epochs * math.ceil(images_per_epoch / max(batch, 1))
+        return iters, unknown
+
+    def start(self, index: int, iters_left: int, images_per_epoch: Optional[int]) -> str:
+        """The line for stage ``index``'s start, with ``iters_left`` iterations to train in
+        it; sets the ``PipelineProgress`` the console writer reads."""
+        stage = self.pipeline.stages[index]
+        later, unknown = self.later_iters(index, images_per_epoch)
+        set_pipeline_progress(
+            PipelineProgress(index + 1, len(self.pipeline.stages), stage.name, later)
+        )
+        head = (
+            f"[{self.pipeline.name}] stage {index + 1}/{len(self.pipeline.stages)} ({stage.name})"
+        )
+        total = iters_left + later
+        extra = f"; {unknown} later stage(s) of unknown size not counted" if unknown else ""
+        if total == 0:
+            return f"{head}: no training left in the pipeline{extra}"
+        if self.iters == 0:
+            return (
+                f"{head}: {total} training iterations left in all stages{extra}; the time "
+                "left shows in the training lines' eta, (all ~...), once measured"
+            )
+        rate = self.seconds / self.iters
+        left = format_rough_duration(eta_seconds(rate, total))
+        return (
+            f"{head}: about {left} left in all stages (an estimate: {total} training "
+            f"iterations at the {rate:.3g} s/iteration measured on "
+            f"{', '.join(self.measured_on)}; other stages may run at another speed){extra}"
+        )
+
+    def finished(self, stage: PipelineStage, seconds: float, iters: int) -> None:
+        """Stage ``stage`` trained ``iters`` iterations in ``seconds`` (building the run and
+        the evaluations included)."""
+        if iters > 0:
+            self.seconds += seconds
+            self.iters += iters
+            self.measured_on.append(stage.name)
+
+
+def _run_stage(
+    stage: PipelineStage, cfg, progress: Optional[PipelineClock] = None, index: int = 0
+) -> Dict:
+    """Train (resuming an interrupted run) or evaluate ``WEIGHTS``, by ``stage.kind``; with
+    ``progress``, log the pipeline's remaining time (stage ``index``) and measure the
+    stage's."""
     from .defaults import DefaultTrainer
 
+    started = progress.clock() if progress is not None else 0.0
     trainer = DefaultTrainer(cfg)
+    loop = trainer.trainer
+    images_per_epoch = loop.iters_per_epoch * cfg.SOLVER.BATCH_SIZE
     if not stage.trains:
+        if progress is not None:
+            logger.info(progress.start(index, 0, images_per_epoch))
         trainer.resume_or_load(resume=False)
         return trainer.test()
     # resume=True: an interrupted stage continues from its last checkpoint; a new one
     # starts from MODEL.WEIGHTS (the previous stage's model, where wired).
     trainer.resume_or_load(resume=True)
-    return trainer.train()
+    iters = max(loop.max_iter - trainer.start_epoch * loop.iters_per_epoch, 0)
+    if progress is not None:
+        logger.info(progress.start(index, iters, images_per_epoch))
+    results = trainer.train()
+    if progress is not None:
+        progress.finished(stage, progress.clock() - started, iters)
+    return results
 
 
 def stage_metrics(stage: PipelineStage, report: Dict) -> Dict:

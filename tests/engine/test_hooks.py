@@ -1,6 +1,6 @@
-"""EvalHook, PeriodicCheckpointer and IterationTimer, each driven by a fake trainer that has
-only what the hooks read: ``epoch``, ``max_epochs``, ``iter``, ``storage``, ``model`` and the
-real ``hooks_state_dict`` / ``load_hooks_state_dict``."""
+"""EvalHook, PeriodicCheckpointer, IterationTimer and PeriodicWriter, each driven by a fake
+trainer that has only what the hooks read: ``epoch``, ``max_epochs``, ``iter``, ``storage``,
+``model`` and the real ``hooks_state_dict`` / ``load_hooks_state_dict``."""
 
 import logging
 import os
@@ -11,8 +11,8 @@ import torch
 
 from ride_dive.checkpoint import Checkpointer
 from ride_dive.engine import hooks
-from ride_dive.engine.train_loop import SimpleTrainer
-from ride_dive.utils.events import EventStorage
+from ride_dive.engine.train_loop import HookBase, SimpleTrainer
+from ride_dive.utils.events import EventStorage, default_writers
 from ride_dive.utils.run_dir import RunDir, periodic_checkpoint_name
 
 ITERS_PER_EPOCH = 5
@@ -366,3 +366,31 @@ def test_iteration_timer_survives_a_zero_length_step(clock):
     latest = timer.trainer.storage.latest()
     assert latest["time"] == (0.0, 0)
     assert latest["images_per_sec"] == (8 / 1e-9, 0)  # clamped at 1 ns, not a division error
+
+
+# --- PeriodicWriter -----------------------------------------------------------------------
+
+
+class _Refuse(HookBase):
+    """Stops the run before its first step, as a refused --resume or --eval-only does."""
+
+    def before_train(self):
+        raise RuntimeError("refused")
+
+
+def test_a_run_stopped_before_training_leaves_no_metrics_or_event_file(tmp_path):
+    writer = hooks.PeriodicWriter(default_writers(str(tmp_path), max_iter=10), period=2)
+    with pytest.raises(RuntimeError, match="refused"):
+        FakeTrainer(2, [_Refuse(), writer]).train()
+    assert os.listdir(tmp_path) == []  # the writers were built and closed, never written
+
+
+def test_the_writers_files_appear_with_the_first_write(tmp_path):
+    writer = hooks.PeriodicWriter(default_writers(str(tmp_path), max_iter=10), period=2)
+    trainer = FakeTrainer(1, [writer])
+    trainer.iters_per_epoch = ITERS_PER_EPOCH
+    trainer.storage.put_scalar("total_loss", 1.0)
+    trainer.train()  # after_epoch writes
+    assert sorted(os.listdir(tmp_path)) == ["metrics.json", "tensorboard"]
+    assert os.listdir(tmp_path / "tensorboard")[0].startswith("events.out.tfevents")
+    assert (tmp_path / "metrics.json").read_text().startswith('{"iteration": 0, "epoch": 0')

@@ -7,7 +7,15 @@ import pytest
 import yaml
 
 from ride_dive.config import ConfigError
-from ride_dive.engine.pipeline import is_pipeline_file, load_pipeline, run_pipeline
+from ride_dive.engine.pipeline import (
+    Pipeline,
+    PipelineClock,
+    PipelineStage,
+    is_pipeline_file,
+    load_pipeline,
+    run_pipeline,
+)
+from ride_dive.utils.events import PipelineProgress, get_pipeline_progress, set_pipeline_progress
 from tests.conftest import RIDE_OVERRIDES, tiny_overrides
 
 RIDE = RIDE_OVERRIDES
@@ -92,6 +100,14 @@ def test_ride_dive_pipeline_wires_stages_skips_and_resumes(tmp_path, capsys):
     table = (out / "summary.md").read_text()
     assert "| student |" in table and "threshold 0.5" in table
     assert json.load(open(out / "summary.json"))["rows"] == summary["rows"]
+    # Each stage's start says how much is left in all; from stage 2 on, as a time.
+    teacher_log = (out / "teacher" / "log.txt").read_text()
+    assert "[tiny RIDE-DiVE] stage 1/3 (teacher): " in teacher_log
+    assert "training iterations left in all stages" in teacher_log
+    student_log = (out / "student" / "log.txt").read_text()
+    assert "[tiny RIDE-DiVE] stage 2/3 (student): about " in student_log
+    assert "s/iteration measured on teacher; other stages may run at another speed" in student_log
+    assert get_pipeline_progress() is None
 
     # Re-running skips every finished stage (nothing is trained again)...
     stamps = {s: os.path.getmtime(out / s / "model_final.pth") for s in rows}
@@ -122,3 +138,76 @@ def test_bad_pipeline_files_name_the_problem(tmp_path, stages, message):
     path.write_text(yaml.safe_dump({"PIPELINE": {"OUTPUT_DIR": "x", "STAGES": stages}}))
     with pytest.raises(ConfigError, match=message):
         load_pipeline(str(path))
+
+
+# --- The pipeline's remaining time ----------------------------------------------------------
+
+
+def _three_stage_pipeline():
+    stages = [
+        PipelineStage("teacher", "t.yaml", "teacher"),
+        PipelineStage("student", "s.yaml", "student", teacher="teacher"),
+        PipelineStage("router", "r.yaml", "router", weights="student"),
+        PipelineStage("ncm", "n.yaml", "ncm", weights="teacher", kind="eval"),
+    ]
+    return Pipeline("P", "out", stages)
+
+
+class _Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_pipeline_clock_counts_later_stages_and_estimates_from_finished_ones():
+    pipeline = _three_stage_pipeline()
+    # Epochs and batch size of the stages to train (ncm only evaluates).
+    planned = {"teacher": (10, 100), "student": (20, 50), "router": (5, 200)}
+    clock = _Clock()
+    progress = PipelineClock(pipeline, planned, clock=clock)
+    try:
+        # 1000 images per epoch: student 20 x 20 iterations, router 5 x 5.
+        assert progress.later_iters(0, 1000) == (425, 0)
+        assert progress.later_iters(1, 1000) == (25, 0)
+        assert progress.later_iters(2, 1000) == (0, 0)
+        line = progress.start(0, 100, 1000)
+        assert line == (
+            "[P] stage 1/4 (teacher): 525 training iterations left in all stages; the time "
+            "left shows in the training lines' eta, (all ~...), once measured"
+        )
+        assert get_pipeline_progress() == PipelineProgress(1, 4, "teacher", 425)
+        progress.finished(pipeline.stages[0], 200.0, 100)  # 2 s per iteration
+        line = progress.start(1, 400, 1000)
+        assert line == (
+            "[P] stage 2/4 (student): about 14 min left in all stages (an estimate: 425 "
+            "training iterations at the 2 s/iteration measured on teacher; other stages may "
+            "run at another speed)"
+        )
+        assert get_pipeline_progress().later_iters == 25
+        progress.finished(pipeline.stages[1], 200.0, 400)  # (200 + 200) s / 500 iterations
+        assert progress.start(2, 25, 1000).startswith(
+            "[P] stage 3/4 (router): about 20 s left in all stages (an estimate: 25 training "
+            "iterations at the 0.8 s/iteration measured on teacher, student;"
+        )
+        progress.finished(pipeline.stages[2], 0.0, 0)  # nothing trained: no measurement
+        assert progress.measured_on == ["teacher", "student"]
+        assert progress.start(3, 0, 1000) == "[P] stage 4/4 (ncm): no training left in the pipeline"
+    finally:
+        set_pipeline_progress(None)
+
+
+def test_pipeline_clock_names_the_stages_it_cannot_size():
+    pipeline = _three_stage_pipeline()
+    # student's config does not load yet; router finished before (not planned).
+    progress = PipelineClock(pipeline, {"teacher": (10, 100), "student": None})
+    try:
+        assert progress.later_iters(0, 1000) == (0, 1)
+        assert progress.start(0, 100, 1000) == (
+            "[P] stage 1/4 (teacher): 100 training iterations left in all stages; 1 later "
+            "stage(s) of unknown size not counted; the time left shows in the training lines' "
+            "eta, (all ~...), once measured"
+        )
+    finally:
+        set_pipeline_progress(None)
