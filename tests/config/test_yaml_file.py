@@ -61,7 +61,9 @@ def test_binary_empty_and_list_files(tmp_path):
 
 
 def test_a_duplicate_key_names_both_lines(tmp_path):
-    path = _write(tmp_path / "d.yaml", "SOLVER:\n  MAX_EPOCHS: 3\n  BASE_LR: 0.1\n  MAX_EPOCHS: 4\n")
+    path = _write(
+        tmp_path / "d.yaml", "SOLVER:\n  MAX_EPOCHS: 3\n  BASE_LR: 0.1\n  MAX_EPOCHS: 4\n"
+    )
     message = _merge_error(path)
     assert f"{path}:4" in message and "'MAX_EPOCHS' is given twice" in message
     assert "first on line 2" in message

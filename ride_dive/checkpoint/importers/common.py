@@ -101,10 +101,13 @@ def packaged_config(
     Values are given as override strings (a string quoted, as ``'LinearHead'``).
     """
     from ...config import get_cfg
-    from ...model_zoo.resources import configs_root
 
+    # The packaged configs as data files (where model_zoo.resources finds them too); the
+    # checkpoint layer sits below the model zoo and does not import its code.
+    package = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    configs_root = os.path.join(package, "model_zoo", "configs")
     for name in names:
-        path = os.path.join(configs_root(), folder, name + ".yaml")
+        path = os.path.join(configs_root, folder, name + ".yaml")
         if not os.path.isfile(path):
             continue
         cfg = get_cfg()
