@@ -120,6 +120,10 @@ _C.DATASETS.TEST_LIST = ""
 # the list (batch size, class balance and determinism are kept), an undecodable evaluation
 # image is left out of the metrics; the loaders log how many were skipped.
 _C.DATASETS.ON_BAD_IMAGE = "fail"
+# List-file datasets: read images named by an absolute path outside ROOT or a path that
+# climbs out of it with "..". False refuses such a line (file:line); folders symlinked into
+# ROOT are inside it. Set True only for list files you trust.
+_C.DATASETS.ALLOW_PATHS_OUTSIDE_ROOT = False
 # Synthetic LT set (tests and demos): classes, image size, images of the largest class.
 _C.DATASETS.SYNTHETIC = CfgNode()
 _C.DATASETS.SYNTHETIC.NUM_CLASSES = 10

@@ -150,3 +150,86 @@ def test_unusable_list_files(tmp_path, content, problem):
     listing.write_bytes(content)
     with pytest.raises(DatasetError, match=problem):
         ListFileDataset(str(tmp_path), str(listing), num_classes=2)
+
+
+def test_a_utf8_byte_order_mark_is_ignored(tmp_path):
+    _image(tmp_path / "img" / "0.png", 0)
+    _image(tmp_path / "img" / "1.png", 0)
+    listing = tmp_path / "list.txt"
+    listing.write_bytes(b"\xef\xbb\xbfimg/0.png 0\nimg/1.png 1\n")  # as Windows Notepad saves
+    ds = ListFileDataset(str(tmp_path), str(listing), num_classes=2)
+    assert len(ds) == 2 and ds.labels.tolist() == [0, 1]
+    assert ds.path(0) == str(tmp_path / "img" / "0.png") and ds.line(1) == f"{listing}:2"
+    # Line numbers (and byte offsets) stay those of the file.
+    listing.write_bytes(b"\xef\xbb\xbfimg/0.png 0\nimg/1.png x\n")
+    with pytest.raises(DatasetError, match=f"{listing}:2: label 'x'"):
+        ListFileDataset(str(tmp_path), str(listing), num_classes=2)
+    listing.write_bytes(b"\xef\xbb\xbfimg/\xe9.png 0\n")
+    with pytest.raises(DatasetError, match=f"{listing}:1: not UTF-8 text .* at byte 7\\)"):
+        ListFileDataset(str(tmp_path), str(listing), num_classes=2)
+
+
+@pytest.mark.parametrize(
+    "path,reason",
+    [
+        ("/etc/passwd", "an absolute path"),
+        ("../../x.png", "'..' climbs out of it"),
+        ("img/../../x.png", "'..' climbs out of it"),
+        ("..", "'..' climbs out of it"),
+    ],
+)
+def test_paths_outside_the_root_are_refused(tmp_path, path, reason):
+    root = tmp_path / "root"
+    _image(root / "img" / "0.png", 0)
+    listing = root / "list.txt"
+    listing.write_text(f"img/0.png 0\n{path} 1\n")
+    with pytest.raises(DatasetError) as info:
+        ListFileDataset(str(root), str(listing), num_classes=2, check_files=False)
+    message = str(info.value)
+    assert message.startswith(f"{listing}:2: image path '{path}' lies outside DATASETS.ROOT")
+    assert reason in message and "DATASETS.ALLOW_PATHS_OUTSIDE_ROOT True" in message
+
+
+def test_paths_outside_the_root_are_read_when_allowed(tmp_path):
+    root, elsewhere = tmp_path / "root", tmp_path / "elsewhere"
+    _image(elsewhere / "a.png", 7)
+    root.mkdir()
+    listing = root / "list.txt"
+    listing.write_text(f"{elsewhere / 'a.png'} 0\n../elsewhere/a.png 1\n")
+    ds = ListFileDataset(str(root), str(listing), num_classes=2, allow_outside_root=True)
+    assert len(ds) == 2 and np.asarray(ds[1][0])[0, 0, 0] == 7
+
+
+def test_symlinked_folders_and_absolute_paths_inside_the_root_are_accepted(tmp_path):
+    disk, root = tmp_path / "disk", tmp_path / "root"
+    _image(disk / "train" / "a.png", 9)
+    root.mkdir()
+    (root / "train").symlink_to(disk / "train", target_is_directory=True)
+    _image(root / "own" / "b.png", 3)
+    listing = root / "list.txt"
+    # Resolved, train/a.png lies outside the root: the check is lexical on purpose.
+    listing.write_text(f"train/a.png 0\n./own/../own/b.png 1\n{root / 'own' / 'b.png'} 1\n")
+    ds = ListFileDataset(str(root), str(listing), num_classes=2)
+    assert len(ds) == 3 and np.asarray(ds[0][0])[0, 0, 0] == 9
+
+
+def test_every_list_dataset_refuses_outside_paths_unless_the_config_allows(tmp_path):
+    _image(tmp_path / "outside.png", 0)
+    root = tmp_path / "root"
+    _image(root / "a.png", 0)
+    lists = {
+        "ImageNetLT": ("ImageNet_LT_train.txt", "ImageNet_LT_val.txt", "ImageNet_LT_test.txt"),
+        "PlacesLT": ("Places_LT_train.txt", "Places_LT_val.txt", "Places_LT_test.txt"),
+        "INaturalist2018": ("iNaturalist18_train.txt", "iNaturalist18_val.txt"),
+    }
+    for name, files in lists.items():
+        for file in files[:-1]:
+            (root / file).write_text("a.png 0\n")
+        (root / files[-1]).write_text("a.png 0\n../outside.png 1\n")  # the test list
+        cfg = get_cfg()
+        cfg.merge_from_list(["DATASETS.NAME", name, "DATASETS.ROOT", str(root)])
+        assert cfg.DATASETS.ALLOW_PATHS_OUTSIDE_ROOT is False
+        with pytest.raises(DatasetError, match=f"{files[-1]}:2: image path '../outside.png'"):
+            build_datasets(cfg)
+        cfg.merge_from_list(["DATASETS.ALLOW_PATHS_OUTSIDE_ROOT", True])
+        assert len(build_datasets(cfg).test) == 2

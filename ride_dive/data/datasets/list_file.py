@@ -49,6 +49,7 @@ class ListFileDataset(Dataset):
         std: Sequence[float] = IMAGENET_STD,
         on_bad_image: str = "fail",
         check_files: bool = True,
+        allow_outside_root: bool = False,
     ):
         """Parse ``list_file`` and check that the images exist; images are decoded lazily.
 
@@ -62,19 +63,25 @@ class ListFileDataset(Dataset):
                 here. "skip": missing images are left out (with a warning naming them);
                 the loaders read this attribute to skip images that fail to decode.
             check_files: look for missing images now (False defers it to loading).
+            allow_outside_root: ``DATASETS.ALLOW_PATHS_OUTSIDE_ROOT``; False refuses a line
+                whose path is absolute (outside ``root``) or climbs out of ``root`` with
+                "..", decided on the text (folders symlinked into ``root`` are inside).
 
         Raises:
             FileNotFoundError: the list file does not exist; or images are missing (with
                 "fail", or all of them): the message gives their number and the first few
                 with their ``file:line``.
             DatasetError: an empty list, a malformed line, non-integer label or label out of
-                range, with ``file:line``.
+                range, or a path outside ``root`` (see ``allow_outside_root``), with
+                ``file:line``.
         """
         if on_bad_image not in ON_BAD_IMAGE_CHOICES:
             raise ValueError(f"on_bad_image must be 'fail' or 'skip', got '{on_bad_image}'")
         if not os.path.isfile(list_file):
             raise FileNotFoundError(f"List file not found: {list_file}")
-        paths, labels, lines = parse_list(list_file, num_classes)
+        paths, labels, lines = parse_list(
+            list_file, num_classes, None if allow_outside_root else root
+        )
         self.root = root
         self.list_file = list_file
         self.transform = transform
@@ -192,6 +199,7 @@ class _ListFileLT(DatasetSplits):
         train_transform: Optional[Callable] = None,
         test_transform: Optional[Callable] = None,
         on_bad_image: str = "fail",
+        allow_outside_root: bool = False,
     ):
         """Parse the list files under ``root``.
 
@@ -200,6 +208,7 @@ class _ListFileLT(DatasetSplits):
             train_list, val_list, test_list: list file names; "" = the standard names.
             train_transform, test_transform: PIL-image transforms (see ``transforms.py``).
             on_bad_image: DATASETS.ON_BAD_IMAGE, see ``ListFileDataset``.
+            allow_outside_root: DATASETS.ALLOW_PATHS_OUTSIDE_ROOT, see ``ListFileDataset``.
         """
         names = [
             given or default
@@ -225,6 +234,7 @@ class _ListFileLT(DatasetSplits):
                 self.mean,
                 self.std,
                 on_bad_image,
+                allow_outside_root=allow_outside_root,
             )
 
         train = make(names[0], train_transform)
@@ -249,6 +259,7 @@ class _ListFileLT(DatasetSplits):
             train_transform=build_file_transforms(cfg, True, cls.mean, cls.std),
             test_transform=build_file_transforms(cfg, False, cls.mean, cls.std),
             on_bad_image=d.ON_BAD_IMAGE,
+            allow_outside_root=d.ALLOW_PATHS_OUTSIDE_ROOT,
         )
 
 
