@@ -39,6 +39,7 @@ from ride_dive.checkpoint import load_trained_model  # noqa: E402
 from ride_dive.checkpoint.serialization import atomic_write_text  # noqa: E402
 from ride_dive.config import ConfigError  # noqa: E402
 from ride_dive.data import build_datasets, build_test_loader  # noqa: E402
+from ride_dive.data.datasets.base import class_counts_of  # noqa: E402
 from ride_dive.engine import setup_cfg  # noqa: E402
 from ride_dive.engine.cli import run_tool  # noqa: E402
 from ride_dive.evaluation import (  # noqa: E402
@@ -57,11 +58,14 @@ from ride_dive.evaluation.figures import (  # noqa: E402
     plot_per_class_vs_train_count,
     plot_reliability_diagram,
 )
-from ride_dive.evaluation.label_shift import protocol_name  # noqa: E402
+from ride_dive.evaluation.label_shift import (  # noqa: E402
+    check_label_shift_test_counts,
+    protocol_name,
+)
 from ride_dive.utils.env import amp_dtype, resolve_device, seed_all  # noqa: E402
 from ride_dive.utils.logger import setup_logger  # noqa: E402
 from ride_dive.utils.plotting import pyplot  # noqa: E402
-from ride_dive.utils.run_dir import RunDir  # noqa: E402
+from ride_dive.utils.run_dir import RunDir, ensure_writable_dir  # noqa: E402
 
 # What this tool adds to a run folder (or to --output), beside the run's own files.
 EVALUATION = "evaluation.json"
@@ -109,13 +113,14 @@ def _run_name(run_dir: str) -> str:
 
 def from_results(args) -> dict:
     """The per-class figure from results.json and the dataset's training counts only."""
-    run_dir, out_dir = args.run_dirs[0], args.output or args.run_dirs[0]
+    run_dir = args.run_dirs[0]
     path = RunDir(run_dir).results
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path} not found: did the run finish?")
     with open(path) as f:
         results = json.load(f)
     cfg, _ = _load_cfg(args)
+    out_dir = _check_output_folder(args)
     counts = build_datasets(cfg).class_counts
     png = _plot_per_class(
         cfg,
@@ -128,10 +133,24 @@ def from_results(args) -> dict:
     return {"per_class": results["per_class"], "train_counts": list(counts)}
 
 
+def _check_output_folder(args) -> str:
+    """The folder this tool writes to, checked before any work (exit 2 when unwritable)."""
+    if args.output:
+        ensure_writable_dir(args.output, "--output", "the evaluation's JSON, tables and figures")
+        return args.output
+    ensure_writable_dir(
+        args.run_dirs[0],
+        "RUN_DIR",
+        "the evaluation's JSON, tables and figures",
+        "Give a writable folder with --output.",
+    )
+    return args.run_dirs[0]
+
+
 def evaluate(args) -> dict:
     """Test logits once; the metrics, reliability bins, label shift and figures from them."""
     run_dir = args.run_dirs[0]
-    out_dir = args.output or run_dir
+    out_dir = _check_output_folder(args)
     cfg, router = _load_cfg(args)
     weights = args.weights or RunDir(run_dir).final_model
     if not os.path.isfile(weights):
@@ -145,6 +164,8 @@ def evaluate(args) -> dict:
     device = resolve_device(cfg.MODEL.DEVICE)
     splits = build_datasets(cfg)
     counts = [int(n) for n in splits.class_counts]
+    if args.label_shift:  # before the model runs: a test split lacking classes is refused
+        check_label_shift_test_counts(class_counts_of(splits.test.labels, len(counts)))
     model = load_trained_model(cfg, counts, weights=weights)
     if FitEvaluationHeads.applies(cfg, model):  # NCM: class means of training features
         FitEvaluationHeads(cfg)(EvaluationContext(cfg, model, splits, device), {})
@@ -376,11 +397,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(args: argparse.Namespace):
     if args.aggregate:
+        if args.output:  # here a file: the tables
+            folder = os.path.dirname(os.path.abspath(args.output))
+            ensure_writable_dir(folder, "--output's folder", "the aggregated tables")
         text = aggregate(args.run_dirs)
         print(text, end="")
         if args.output:
-            with open(args.output, "w") as f:
-                f.write(text)
+            atomic_write_text(args.output, text)
         return text
     if (args.plots or args.from_results) and pyplot() is None:
         raise ConfigError(

@@ -17,7 +17,7 @@ import yaml
 
 from .errors import ConfigError
 
-__all__ = ["BASE_KEY", "load_config_file"]
+__all__ = ["BASE_KEY", "load_config_file", "read_yaml"]
 
 BASE_KEY = "_BASE_"
 
@@ -55,7 +55,14 @@ def _read_mapping(path: str, named_by: str = "") -> Dict[str, Any]:
         raise ConfigError(f"{e} ({path} is named by {BASE_KEY} in {named_by}.)") from None
 
 
-def _read_top_level_mapping(path: str) -> Dict[str, Any]:
+def read_yaml(path: str) -> Any:
+    """One YAML file as Python data (None when empty), read like a config file: UTF-8 with
+    an optional BOM, safe types only, a key given twice in one mapping refused.
+
+    Raises:
+        ConfigError: the path is a directory or missing, the file is not UTF-8 text, is not
+            valid YAML, or repeats a key (with file:line of both).
+    """
     if os.path.isdir(path):
         raise ConfigError(f"{path} is a directory, not a YAML config file.")
     if not os.path.isfile(path):
@@ -70,6 +77,11 @@ def _read_top_level_mapping(path: str) -> Dict[str, Any]:
         ) from None
     except yaml.YAMLError as e:
         raise ConfigError(f"Config file {path} is not valid YAML: {e}") from None
+    return loaded
+
+
+def _read_top_level_mapping(path: str) -> Dict[str, Any]:
+    loaded = read_yaml(path)
     if loaded is None:
         raise ConfigError(
             f"{path} is empty (or only comments): a config file holds a mapping of keys such "

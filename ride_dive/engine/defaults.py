@@ -219,6 +219,8 @@ class DefaultTrainer:
         # Built now so that a config asking for an evaluation the model cannot take fails
         # before training, not after it.
         self.evaluators = build_evaluators(cfg, self.model)
+        for evaluator in self.evaluators:
+            evaluator.check_data(self.splits)
 
     def build_hooks(self):
         """The hooks in their order: components' before-training steps, timer, LR schedule,

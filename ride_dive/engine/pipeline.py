@@ -51,10 +51,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-import yaml
-
 from ..checkpoint import atomic_write_text
 from ..config import ConfigError
+from ..config.yaml_file import read_yaml
 from ..utils import comm
 from ..utils.events import (
     PipelineProgress,
@@ -110,21 +109,11 @@ class Pipeline:
     opts: List[str] = field(default_factory=list)
 
 
-def _read_yaml(path: str):
-    if not os.path.isfile(path):
-        raise ConfigError(f"Config file not found: {path}")
-    with open(path) as f:
-        try:
-            return yaml.safe_load(f)
-        except yaml.YAMLError as e:
-            raise ConfigError(f"Config file {path} is not valid YAML: {e}") from None
-
-
 def is_pipeline_file(path: str) -> bool:
     """Whether ``path`` is a pipeline file (a YAML whose top level is ``PIPELINE``)."""
     if not path or not os.path.isfile(path):
         return False
-    data = _read_yaml(path)
+    data = read_yaml(path)
     return isinstance(data, dict) and "PIPELINE" in data
 
 
@@ -148,7 +137,7 @@ def load_pipeline(path: str) -> Pipeline:
     Raises:
         ConfigError: naming the file and the problem.
     """
-    data = _read_yaml(path)
+    data = read_yaml(path)
     spec = data.get("PIPELINE") if isinstance(data, dict) else None
     if not isinstance(spec, dict) or set(data) != {"PIPELINE"}:
         raise ConfigError(f"{path}: a pipeline file has exactly one top-level key, PIPELINE")
@@ -394,7 +383,7 @@ def _run_stage(
     if not stage.trains:
         if progress is not None:
             logger.info(progress.start(index, 0, images_per_epoch))
-        trainer.resume_or_load(resume=False)
+        trainer.resume_or_load(resume=False, training=False)
         return trainer.test()
     # resume=True: an interrupted stage continues from its last checkpoint; a new one
     # starts from MODEL.WEIGHTS (the previous stage's model, where wired).

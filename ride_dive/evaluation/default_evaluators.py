@@ -4,6 +4,7 @@ import logging
 import sys
 from typing import Dict, List
 
+import torch
 from torch import nn
 
 from ..config import ConfigError
@@ -13,6 +14,7 @@ from ..utils.env import amp_dtype
 from ..utils.modules import unwrap_model
 from .evaluators import EVALUATOR_REGISTRY, RunEvaluator
 from .expert_check import expert_competence_warning
+from .label_shift import check_label_shift_test_counts
 from .multi_expert import has_router
 from .reporting import save_results_json
 from .split_evaluation import (
@@ -88,6 +90,11 @@ class TestClassification(RunEvaluator):
     """The test split's metrics (top-1/5, shot groups, per class, calibration, and per
     expert for multi-expert models), with the label-shift table when ``TEST.LABEL_SHIFT``
     (from the same logits)."""
+
+    def check_data(self, splits) -> None:
+        if self.cfg.TEST.LABEL_SHIFT:
+            counts = torch.bincount(splits.test.labels, minlength=len(splits.class_counts))
+            check_label_shift_test_counts(counts.tolist())
 
     def __call__(self, ctx, results) -> Dict:
         return evaluate(

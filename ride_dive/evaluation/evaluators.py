@@ -114,6 +114,11 @@ class RunEvaluator:
         """
         return True
 
+    def check_data(self, splits) -> None:
+        """Called before training: raise ``ConfigError`` (e.g. ``DatasetError``) when the
+        run's data (``DatasetSplits``) cannot give this step's numbers, so that the run stops
+        before training rather than after it."""
+
     def __call__(self, ctx: EvaluationContext, results: Dict) -> Dict:
         """The entries this step adds to ``results`` (which it may read, not modify)."""
         raise NotImplementedError

@@ -19,6 +19,7 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 
+from ..data.errors import DatasetError
 from ..data.registry import SAMPLER_REGISTRY
 from ..utils.modules import unwrap_model
 from .metrics import per_class_accuracy, shot_group_accuracy, topk_accuracy
@@ -26,6 +27,7 @@ from .metrics import per_class_accuracy, shot_group_accuracy, topk_accuracy
 __all__ = [
     "DEFAULT_RHOS",
     "PROTOCOLS",
+    "check_label_shift_test_counts",
     "class_ranks",
     "format_label_shift_table",
     "label_shift_report",
@@ -58,6 +60,44 @@ def trained_with_prior_logits(cfg, model: torch.nn.Module) -> bool:
         return True
     sampler = SAMPLER_REGISTRY.get(cfg.DATALOADER.SAMPLER)
     return bool(getattr(sampler, "balances_classes", False))
+
+
+def check_label_shift_test_counts(
+    test_counts: Sequence[int], rhos: Sequence[float] = DEFAULT_RHOS
+) -> Optional[str]:
+    """Check that a test split can give the label-shift table.
+
+    Every shifted set keeps at most ``n_test`` (the smallest per-class test count) images
+    per class, so a class with no test image empties all of them.
+
+    Returns:
+        A warning when ``n_test`` is below the largest rho (the rarest classes of those
+        shifted sets keep no image), else None.
+
+    Raises:
+        DatasetError: a class has no test image; the message names the classes and what
+            to do.
+    """
+    empty = [c for c, n in enumerate(test_counts) if int(n) <= 0]
+    if empty:
+        shown = ", ".join(str(c) for c in empty[:10]) + (", ..." if len(empty) > 10 else "")
+        raise DatasetError(
+            f"The label-shift evaluation (TEST.LABEL_SHIFT / evaluate_run.py --label-shift) "
+            f"needs test images of every class, but the test split has none of "
+            f"{len(empty)} of its {len(test_counts)} classes ({shown}). Its shifted test "
+            "sets keep up to n_test images per class, n_test being the smallest class's "
+            "test count (docs/METHODS.md section 7), so here every one of them would be "
+            "empty. Evaluate on a test split that has every class (DATASETS.TEST_LIST for "
+            "list datasets), or leave the label-shift evaluation out."
+        )
+    n_test, top = min(int(n) for n in test_counts), max(float(r) for r in rhos)
+    if n_test < top:
+        return (
+            f"label shift: the test split has only {n_test} image(s) of its rarest class, "
+            f"so the shifted sets with rho > {n_test} keep no image of their rarest classes "
+            "and rest on few images; treat those columns with care."
+        )
+    return None
 
 
 def class_ranks(train_counts: Sequence[int]) -> List[int]:
@@ -191,6 +231,7 @@ def label_shift_rows(
     if len(train_counts) != num_classes:
         raise ValueError(f"train_counts has {len(train_counts)} classes, the logits {num_classes}")
     test_counts = torch.bincount(labels, minlength=num_classes).tolist()
+    check_label_shift_test_counts(test_counts, rhos)
     rows = []
     for protocol, rho in _protocol_grid(rhos):
         counts = shifted_class_counts(train_counts, test_counts, protocol, rho)
@@ -233,12 +274,16 @@ def label_shift_report(
         logits, labels, train_counts, trained_with_prior, rhos, many_threshold, few_threshold
     )
     test_counts = torch.bincount(labels.long().cpu(), minlength=logits.shape[1])
-    return {
+    report = {
         "trained_with_prior_logits": bool(trained_with_prior),
         "n_test_per_class": int(test_counts.min()),
         "rhos": [float(r) for r in rhos],
         "rows": rows,
     }
+    warning = check_label_shift_test_counts(test_counts.tolist(), rhos)
+    if warning:
+        report["warning"] = warning
+    return report
 
 
 def protocol_name(protocol: str, rho: float) -> str:
@@ -264,6 +309,8 @@ def format_label_shift_table(report: Dict) -> str:
     for pc in (False, True):
         cells = [f"{r['top1']:.2f}" for r in rows if r["pc"] == pc]
         lines.append(f"| {'PC' if pc else 'no PC'} | " + " | ".join(cells) + " |")
+    if report.get("warning"):
+        lines += ["", f"Note: {report['warning']}"]
     lines += [
         "",
         "| protocol | PC | images | top1 | many | medium | few |",

@@ -41,9 +41,20 @@ def parse_periodic_checkpoint(file_name: str) -> Optional[int]:
     return int(match.group(1)) if match else None
 
 
-def ensure_writable_dir(path: str, key: str = "OUTPUT_DIR") -> None:
+def ensure_writable_dir(
+    path: str,
+    key: str = "OUTPUT_DIR",
+    holds: str = "the run's config, log, checkpoints and results",
+    fix: str = "",
+) -> None:
     """Create ``path`` if needed and check that a file can be written in it, so that a run
     (or an evaluation) whose output cannot be saved stops before it starts, not after.
+
+    Args:
+        path: the folder.
+        key: how the user gave it (a config key or a command-line option).
+        holds: what goes there, for the message.
+        fix: what to do; default "Set {key} to a writable folder."
 
     Raises:
         ConfigError: naming ``key``, the folder and the reason (read-only file system,
@@ -63,8 +74,8 @@ def ensure_writable_dir(path: str, key: str = "OUTPUT_DIR") -> None:
             errno.ENOSPC: "the disk is full",
         }.get(e.errno, e.strerror or str(e))
         raise ConfigError(
-            f"{key} '{path}' cannot be written ({reason}): the run's config, log, "
-            f"checkpoints and results go there. Set {key} to a writable folder."
+            f"{key} '{path}' cannot be written ({reason}): {holds} go there. "
+            + (fix or f"Set {key} to a writable folder.")
         ) from None
 
 

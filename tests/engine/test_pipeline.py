@@ -211,3 +211,33 @@ def test_pipeline_clock_names_the_stages_it_cannot_size():
         )
     finally:
         set_pipeline_progress(None)
+
+
+def test_a_key_given_twice_in_a_pipeline_file_is_refused_with_its_lines(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("PIPELINE:\n  OUTPUT_DIR: x\n  OUTPUT_DIR: y\n  STAGES: []\n")
+    with pytest.raises(ConfigError, match=r"p.yaml:3: the key 'OUTPUT_DIR' is given twice"):
+        load_pipeline(str(path))
+
+
+def test_an_eval_stage_loads_its_weights_as_an_evaluation(monkeypatch):
+    """--eval-only's loading (training=False): routers the file lacks are an error there."""
+    from ride_dive.engine import defaults, pipeline
+
+    calls = []
+
+    class _Trainer:
+        def __init__(self, cfg):
+            self.trainer = type("Loop", (), {"iters_per_epoch": 1})()
+
+        def resume_or_load(self, resume=True, training=True):
+            calls.append((resume, training))
+
+        def test(self):
+            return {"top1": 1.0}
+
+    monkeypatch.setattr(defaults, "DefaultTrainer", _Trainer)
+    cfg = type("Cfg", (), {"SOLVER": type("S", (), {"BATCH_SIZE": 2})()})()
+    stage = PipelineStage("ncm", "n.yaml", "ncm", weights="teacher", kind="eval")
+    assert pipeline._run_stage(stage, cfg) == {"top1": 1.0}
+    assert calls == [(False, False)]

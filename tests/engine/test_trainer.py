@@ -177,3 +177,23 @@ def test_label_shift_table_in_results_when_asked(tiny_cfg):
     saved = json.load(open(os.path.join(cfg.OUTPUT_DIR, "results.json")))
     assert len(saved["label_shift"]["rows"]) == 22
     assert "label_shift" not in DefaultTrainer(tiny_cfg(**{"SOLVER.MAX_EPOCHS": 2})).train()
+
+
+def test_an_evaluation_the_data_cannot_give_stops_the_run_before_training(tmp_path, monkeypatch):
+    """TEST.LABEL_SHIFT on a test split lacking classes: the evaluator's check_data refuses
+    it when the trainer is built, not after the epochs."""
+    from ride_dive.data import build_datasets
+    from ride_dive.data.errors import DatasetError
+    from ride_dive.engine import defaults, setup_cfg
+    from tests.conftest import tiny_overrides
+
+    def without_classes(cfg):
+        splits = build_datasets(cfg)
+        splits.test = splits.test.subset((splits.test.labels != 4).nonzero().flatten().numpy())
+        return splits
+
+    monkeypatch.setattr(defaults, "build_datasets", without_classes)
+    cfg = setup_cfg("", tiny_overrides(tmp_path, **{"TEST.LABEL_SHIFT": True}))
+    with pytest.raises(DatasetError, match=r"none of 1 of its 10 classes \(4\)"):
+        DefaultTrainer(cfg)
+    assert not any(name.endswith(".pth") for name in os.listdir(tmp_path))

@@ -265,3 +265,30 @@ def test_reliability_bins_by_hand_and_against_the_ece():
         if n
     )
     assert 100 * gap == pytest.approx(expected_calibration_error(probs, labels, 15))
+
+
+def test_a_test_split_lacking_classes_is_refused_with_the_classes_named():
+    from ride_dive.data.errors import DatasetError
+    from ride_dive.evaluation.label_shift import (
+        check_label_shift_test_counts,
+        format_label_shift_table,
+    )
+
+    with pytest.raises(DatasetError) as info:
+        check_label_shift_test_counts([5, 0, 3, 0])
+    message = str(info.value)
+    assert "none of 2 of its 4 classes (1, 3)" in message and "DATASETS.TEST_LIST" in message
+    with pytest.raises(DatasetError, match=r"none of 12 of its 13 classes \(1, 2, .*10, \.\.\.\)"):
+        check_label_shift_test_counts([1] + [0] * 12)
+    # Enough images of every class: nothing to say; fewer than the largest rho: a warning.
+    assert check_label_shift_test_counts([50, 60], rhos=(50, 2)) is None
+    warning = check_label_shift_test_counts([7, 60], rhos=(50, 2))
+    assert "only 7 image(s) of its rarest class" in warning and "rho > 7" in warning
+    # The rows refuse too (the LADE grid would be empty), instead of a bare ValueError.
+    logits, labels = torch.zeros(4, 3), torch.tensor([0, 0, 1, 1])
+    with pytest.raises(DatasetError, match=r"classes \(2\)"):
+        label_shift_report(logits, labels, [4, 2, 1], False)
+    report = label_shift_report(torch.zeros(6, 3), torch.tensor([0, 1, 2, 0, 1, 2]), [4, 2, 1], 0)
+    assert "rho > 2" in report["warning"] and "Note: label shift" in format_label_shift_table(
+        report
+    )

@@ -150,3 +150,34 @@ def test_aggregate_gives_mean_and_std_over_seeds(tmp_path, capsys):
         "| ce_r32 | 2 | 71.00 ± 1.41 | 60.00 ± 0.00 | 5.00 ± 1.41 | 0.500 ± 0.000 | 0.250 ± 0.000 |"
     ) in text
     assert evaluate_run.cli(["--aggregate", str(tmp_path / "missing_s0")]) == 2
+
+
+def test_a_test_split_lacking_classes_is_one_error_before_the_model_runs(
+    ce_run, tmp_path, monkeypatch, capsys
+):
+    from ride_dive.data import build_datasets
+
+    def without_classes(cfg):
+        splits = build_datasets(cfg)
+        keep = (splits.test.labels < 3).nonzero().flatten().numpy()
+        splits.test = splits.test.subset(keep)
+        return splits
+
+    monkeypatch.setattr(evaluate_run, "build_datasets", without_classes)
+    monkeypatch.setattr(evaluate_run, "load_trained_model", lambda *a, **k: 1 / 0)
+    out = tmp_path / "eval"
+    assert evaluate_run.cli([ce_run, "--label-shift", "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "none of 7 of its 10 classes (3, 4, 5, 6, 7, 8, 9)" in err and "Traceback" not in err
+    assert not out.exists() or os.listdir(out) == []
+
+
+def test_an_unwritable_output_folder_is_named_before_any_work(ce_run, tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    assert evaluate_run.cli([ce_run, "--output", str(blocker / "eval")]) == 2
+    err = capsys.readouterr().err
+    assert f"--output '{blocker / 'eval'}' cannot be written" in err and "Traceback" not in err
+    md = blocker / "tables.md"
+    assert evaluate_run.cli(["--aggregate", ce_run, "--output", str(md)]) == 2
+    assert "--output's folder" in capsys.readouterr().err
