@@ -261,7 +261,7 @@ def time_router(run_dir: str, rounds: int) -> None:
 
     from ride_dive.checkpoint import Checkpointer
     from ride_dive.data import build_datasets, build_test_loader
-    from ride_dive.utils.env import amp_dtype
+    from ride_dive.utils.env import eval_amp_dtype
 
     setup_logger("", rank=1)
     run = RunDir(run_dir)
@@ -282,7 +282,7 @@ def time_router(run_dir: str, rounds: int) -> None:
     ]
     if cfg.MODEL.CHANNELS_LAST:
         batches = [b.contiguous(memory_format=torch.channels_last) for b in batches]
-    dtype = amp_dtype(cfg)
+    dtype = eval_amp_dtype(cfg)
     used = []
 
     def run(early_exit: bool):

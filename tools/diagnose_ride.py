@@ -36,7 +36,7 @@ from ride_dive.checkpoint import CheckpointError, load_trained_model  # noqa: E4
 from ride_dive.config import ConfigError  # noqa: E402
 from ride_dive.data import build_datasets, build_test_loader  # noqa: E402
 from ride_dive.engine import setup_cfg  # noqa: E402
-from ride_dive.utils.env import amp_dtype, resolve_device  # noqa: E402
+from ride_dive.utils.env import eval_amp_dtype, resolve_device  # noqa: E402
 from ride_dive.utils.modules import inference_context  # noqa: E402
 from ride_dive.utils.run_dir import RunDir  # noqa: E402
 
@@ -142,7 +142,7 @@ def expert_predictions(run_dir: str):
     model = load_trained_model(cfg, counts, device, weights=RunDir(run_dir).final_model)
     loader = build_test_loader(cfg, splits.test, device=device)
     chunks, labels = [], []
-    dtype = amp_dtype(cfg)
+    dtype = eval_amp_dtype(cfg)
     with (
         inference_context(model),
         torch.autocast(device.type, dtype or torch.bfloat16, enabled=dtype is not None),

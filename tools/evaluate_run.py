@@ -62,7 +62,7 @@ from ride_dive.evaluation.label_shift import (  # noqa: E402
     check_label_shift_test_counts,
     protocol_name,
 )
-from ride_dive.utils.env import amp_dtype, resolve_device, seed_all  # noqa: E402
+from ride_dive.utils.env import eval_amp_dtype, resolve_device, seed_all  # noqa: E402
 from ride_dive.utils.logger import setup_logger  # noqa: E402
 from ride_dive.utils.plotting import pyplot  # noqa: E402
 from ride_dive.utils.run_dir import RunDir, ensure_writable_dir  # noqa: E402
@@ -170,7 +170,7 @@ def evaluate(args) -> dict:
     if FitEvaluationHeads.applies(cfg, model):  # NCM: class means of training features
         FitEvaluationHeads(cfg)(EvaluationContext(cfg, model, splits, device), {})
     loader = build_test_loader(cfg, splits.test, device=device)
-    logits, labels = predict_on_dataset(model, loader, device, amp_dtype(cfg))
+    logits, labels = predict_on_dataset(model, loader, device, eval_amp_dtype(cfg))
 
     prior = _PRIOR_CHOICES[args.trained_with_prior]
     prior = trained_with_prior_logits(cfg, model) if prior is None else prior

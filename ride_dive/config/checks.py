@@ -61,6 +61,11 @@ def assert_cfg(cfg: CfgNode) -> None:
         f"SOLVER.AMP.DTYPE must be 'bfloat16' or 'float16', got '{s.AMP.DTYPE}'",
         p,
     )
+    _require(
+        _one_of(cfg.TEST.AMP.DTYPE, ("bfloat16", "float16")),
+        f"TEST.AMP.DTYPE must be 'bfloat16' or 'float16', got '{cfg.TEST.AMP.DTYPE}'",
+        p,
+    )
     _require(s.CHECKPOINT_PERIOD > 0, "SOLVER.CHECKPOINT_PERIOD must be > 0 epochs", p)
     d = cfg.DATASETS
     _require(

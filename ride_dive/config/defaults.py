@@ -213,6 +213,13 @@ _C.TEST.BEST_METRIC = "top1"
 _C.TEST.USE_BEST = False
 # Bins of the expected calibration error.
 _C.TEST.ECE_BINS = 15
+# Evaluation autocast, independent of SOLVER.AMP: off (fp32) by default, so the numbers of
+# --eval-only, the periodic evaluation, the model zoo's eval and converted checkpoints do not
+# depend on how the model was trained (bf16 moves logits by ~1e-2 and can flip router
+# early exits). ENABLED True trades that for speed (docs/CONFIGS.md).
+_C.TEST.AMP = CfgNode()
+_C.TEST.AMP.ENABLED = False
+_C.TEST.AMP.DTYPE = "bfloat16"
 # Multi-expert models: warn when the median expert's own top-1 is more than this many points
 # below the ensemble's (experts that are incompetent alone: see docs/RIDE_DIVERSITY.md).
 # <= 0 = no check.

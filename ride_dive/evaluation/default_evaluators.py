@@ -10,7 +10,7 @@ from torch import nn
 from ..config import ConfigError
 from ..data import unaugmented_view
 from ..utils import comm
-from ..utils.env import amp_dtype
+from ..utils.env import eval_amp_dtype
 from ..utils.modules import unwrap_model
 from .evaluators import EVALUATOR_REGISTRY, RunEvaluator
 from .expert_check import expert_competence_warning
@@ -206,7 +206,7 @@ class TauNormSweep(RunEvaluator):
         counts = ctx.class_counts
 
         def features(dataset):
-            return collect_features(model, ctx.loader(dataset), ctx.device, amp_dtype(cfg))
+            return collect_features(model, ctx.loader(dataset), ctx.device, eval_amp_dtype(cfg))
 
         test_features = features(ctx.splits.test)
         if ctx.splits.val is not None:

@@ -14,7 +14,7 @@ from ..config import CfgNode
 from ..data import build_test_loader
 from ..modeling import count_macs
 from ..utils import comm
-from ..utils.env import amp_dtype
+from ..utils.env import eval_amp_dtype
 from ..utils.modules import unwrap_model
 from ..utils.run_dir import RunDir
 from .evaluator import inference_on_dataset
@@ -45,19 +45,22 @@ def evaluate(
 ) -> Dict:
     """Top-1/top-5, many/medium/few, per-class accuracy and ECE of ``model`` on ``dataset``;
     with ``label_shift`` also the LADE label-shift table (``"label_shift"``), computed from
-    the same logits."""
-    return inference_on_dataset(
+    the same logits; ``"eval_precision"`` says how the model ran (TEST.AMP)."""
+    dtype = eval_amp_dtype(cfg)
+    results = inference_on_dataset(
         model,
         split_loader(cfg, dataset, device),
         class_counts,
         device,
-        autocast_dtype=amp_dtype(cfg),
+        autocast_dtype=dtype,
         many_threshold=cfg.TEST.MANY_THRESHOLD,
         few_threshold=cfg.TEST.FEW_THRESHOLD,
         ece_bins=cfg.TEST.ECE_BINS,
         label_shift=label_shift,
         trained_with_prior=trained_with_prior_logits(cfg, model),
     )
+    results["eval_precision"] = "float32" if dtype is None else f"{str(dtype)[6:]} autocast"
+    return results
 
 
 def _router_sweep(
@@ -73,7 +76,7 @@ def _router_sweep(
         input_shape=(cfg.MODEL.BACKBONE.IN_CHANNELS, size, size),
         thresholds=thresholds,
         threshold=unwrap_model(model).router_threshold,
-        autocast_dtype=amp_dtype(cfg),
+        autocast_dtype=eval_amp_dtype(cfg),
         many_threshold=cfg.TEST.MANY_THRESHOLD,
         few_threshold=cfg.TEST.FEW_THRESHOLD,
     )

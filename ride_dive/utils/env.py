@@ -41,6 +41,23 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def _autocast_dtype(amp) -> Optional[torch.dtype]:
+    return getattr(torch, amp.DTYPE) if amp.ENABLED else None
+
+
 def amp_dtype(cfg) -> Optional[torch.dtype]:
-    """The autocast dtype of ``cfg.SOLVER.AMP`` or None when AMP is off."""
-    return getattr(torch, cfg.SOLVER.AMP.DTYPE) if cfg.SOLVER.AMP.ENABLED else None
+    """The training autocast dtype (``cfg.SOLVER.AMP``), or None when AMP is off.
+
+    It also covers what a method computes for training outside the training step (the DiVE
+    teacher's virtual examples, the ``auto`` temperature).
+    """
+    return _autocast_dtype(cfg.SOLVER.AMP)
+
+
+def eval_amp_dtype(cfg) -> Optional[torch.dtype]:
+    """The evaluation autocast dtype (``cfg.TEST.AMP``), or None (fp32, the default).
+
+    Every evaluation uses it, never ``SOLVER.AMP``: evaluation numbers do not depend on the
+    training precision.
+    """
+    return _autocast_dtype(cfg.TEST.AMP)

@@ -28,7 +28,9 @@ from ride_dive.checkpoint.importers import convert_checkpoint
 from ride_dive.checkpoint.model_state import CheckpointMismatchError
 from ride_dive.config import ConfigError
 from ride_dive.engine import setup_cfg
+from ride_dive.evaluation.evaluator import predict_on_dataset
 from ride_dive.modeling import build_model
+from ride_dive.utils.env import eval_amp_dtype
 from tests.checkpoint.reference_nets import (
     RefDotProduct,
     RefFeatureResNeXt,
@@ -698,12 +700,20 @@ def test_ride_imagenet_expert_assignment_matches_reference_through_the_printed_c
     command = _printed_command(capsys.readouterr().out)
     config = command[command.index("--config-file") + 1]
     overrides = command[command.index("--eval-only") + 1 :]
-    # What train_net.py --eval-only does with that command: build, load for evaluation.
-    model = load_trained_model(setup_cfg(config, overrides), class_counts=[1] * 10)
+    # What train_net.py --eval-only does with that command: build, load for evaluation, run
+    # the evaluator at the evaluation precision (TEST.AMP), not the recipe's bf16 training.
+    cfg = setup_cfg(config, overrides)
+    assert cfg.SOLVER.AMP.ENABLED and eval_amp_dtype(cfg) is None
+    model = load_trained_model(cfg, class_counts=[1] * 10)
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(x, torch.zeros(16, dtype=torch.long)), batch_size=16
+    )
+    evaluated, _ = predict_on_dataset(model, loader, "cpu", eval_amp_dtype(cfg))
     with torch.no_grad():
         mine = model(x)
         theirs, used = ref(x)
     assert mine["logits"].dtype == torch.float32
+    torch.testing.assert_close(evaluated, theirs, atol=1e-5, rtol=1e-5)
     assert len(set(used.view(-1).tolist())) > 1  # early exit actually happened
     assert mine["experts_used"].tolist() == used.view(-1).tolist()
     torch.testing.assert_close(mine["logits"], theirs, atol=1e-5, rtol=1e-5)
