@@ -8,7 +8,7 @@ from typing import Any, Iterable, List
 
 from .config import CfgNode, ConfigError, get_cfg
 
-__all__ = ["assert_cfg", "BEST_METRICS", "DIVERSITY_SPACES", "ON_BAD_IMAGE_CHOICES"]
+__all__ = ["assert_cfg", "AMP_DTYPES", "BEST_METRICS", "DIVERSITY_SPACES", "ON_BAD_IMAGE_CHOICES"]
 
 
 def _require(ok: bool, message: str, problems: List[str]) -> None:
@@ -57,13 +57,13 @@ def assert_cfg(cfg: CfgNode) -> None:
     )
     _require(s.OPTIMIZER == "SGD", f"SOLVER.OPTIMIZER must be 'SGD', got '{s.OPTIMIZER}'", p)
     _require(
-        _one_of(s.AMP.DTYPE, ("bfloat16", "float16")),
-        f"SOLVER.AMP.DTYPE must be 'bfloat16' or 'float16', got '{s.AMP.DTYPE}'",
+        _one_of(s.AMP.DTYPE, AMP_DTYPES),
+        f"SOLVER.AMP.DTYPE must be 'auto', 'bfloat16' or 'float16', got '{s.AMP.DTYPE}'",
         p,
     )
     _require(
-        _one_of(cfg.TEST.AMP.DTYPE, ("bfloat16", "float16")),
-        f"TEST.AMP.DTYPE must be 'bfloat16' or 'float16', got '{cfg.TEST.AMP.DTYPE}'",
+        _one_of(cfg.TEST.AMP.DTYPE, AMP_DTYPES),
+        f"TEST.AMP.DTYPE must be 'auto', 'bfloat16' or 'float16', got '{cfg.TEST.AMP.DTYPE}'",
         p,
     )
     _require(s.CHECKPOINT_PERIOD > 0, "SOLVER.CHECKPOINT_PERIOD must be > 0 epochs", p)
@@ -216,6 +216,8 @@ BEST_METRICS = ("top1", "top5", "many", "medium", "few")
 ON_BAD_IMAGE_CHOICES = ("fail", "skip")
 # Where RIDE's diversity KL compares the experts (modeling/ride_loss.py).
 DIVERSITY_SPACES = ("fitted", "raw")
+# SOLVER.AMP.DTYPE / TEST.AMP.DTYPE; "auto" is resolved per device by utils.env.resolve_amp.
+AMP_DTYPES = ("auto", "bfloat16", "float16")
 
 
 def _check_ranges(cfg: CfgNode, p: List[str]) -> None:

@@ -193,9 +193,11 @@ _C.SOLVER.CHECKPOINT_PERIOD = 10
 _C.SOLVER.MAX_TO_KEEP = 2
 
 _C.SOLVER.AMP = CfgNode()
-# Mixed precision autocast: bf16 on CPU (AMX), bf16/fp16 on CUDA (fp16 uses a grad scaler).
+# Training autocast. DTYPE "auto": bf16 on a CPU with AMX / AVX512-BF16 and on GPUs with bf16,
+# fp16 (with a gradient scaler) on older GPUs, fp32 where bf16 would only be emulated; or
+# "bfloat16" / "float16" as given. The dataset base configs turn it on; the run logs its choice.
 _C.SOLVER.AMP.ENABLED = False
-_C.SOLVER.AMP.DTYPE = "bfloat16"
+_C.SOLVER.AMP.DTYPE = "auto"
 
 # ---------------------------------------------------------------------------------------
 # Evaluation
@@ -219,7 +221,7 @@ _C.TEST.ECE_BINS = 15
 # early exits). ENABLED True trades that for speed (docs/CONFIGS.md).
 _C.TEST.AMP = CfgNode()
 _C.TEST.AMP.ENABLED = False
-_C.TEST.AMP.DTYPE = "bfloat16"
+_C.TEST.AMP.DTYPE = "auto"  # as SOLVER.AMP.DTYPE
 # Multi-expert models: warn when the median expert's own top-1 is more than this many points
 # below the ensemble's (experts that are incompetent alone: see docs/RIDE_DIVERSITY.md).
 # <= 0 = no check.

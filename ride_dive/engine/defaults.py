@@ -32,7 +32,7 @@ from ..modeling.norm import to_sync_batch_norm
 from ..modeling.training_setup import TrainingSetupContext
 from ..solver import build_lr_scheduler, build_optimizer, describe_lr_scaling
 from ..utils import comm
-from ..utils.env import amp_dtype, resolve_device, seed_all
+from ..utils.env import amp_dtype, describe_precision, resolve_device, seed_all
 from ..utils.events import default_writers
 from ..utils.logger import setup_logger
 from ..utils.modules import unwrap_model
@@ -178,6 +178,7 @@ class DefaultTrainer:
             self.model = to_sync_batch_norm(self.model)
         self.optimizer = build_optimizer(cfg, self.model)
         logger.info(describe_lr_scaling(cfg, world))
+        logger.info(describe_precision(cfg))
         loader = build_train_loader(
             cfg,
             self.splits.train,

@@ -18,7 +18,7 @@ def _cfg(tmp_path, **extra):
 
 
 def test_the_two_keys_resolve_independently(tmp_path):
-    cfg = _cfg(tmp_path, **{"SOLVER.AMP.ENABLED": True})
+    cfg = _cfg(tmp_path, **{"SOLVER.AMP.ENABLED": True, "SOLVER.AMP.DTYPE": "bfloat16"})
     assert amp_dtype(cfg) is torch.bfloat16 and eval_amp_dtype(cfg) is None
     cfg = _cfg(tmp_path, **{"TEST.AMP.ENABLED": True, "TEST.AMP.DTYPE": "float16"})
     assert amp_dtype(cfg) is None and eval_amp_dtype(cfg) is torch.float16
@@ -35,17 +35,19 @@ def test_evaluation_numbers_do_not_depend_on_the_training_precision(tmp_path):
         return evaluate(cfg, model, splits.test, splits.class_counts, device)
 
     reference = run(fp32)
-    trained_in_bf16 = run(_cfg(tmp_path, **{"SOLVER.AMP.ENABLED": True}))
+    trained_in_bf16 = run(
+        _cfg(tmp_path, **{"SOLVER.AMP.ENABLED": True, "SOLVER.AMP.DTYPE": "bfloat16"})
+    )
     assert reference["eval_precision"] == trained_in_bf16["eval_precision"] == "float32"
     for key in ("top1", "nll", "brier", "ece", "per_class"):
         assert trained_in_bf16[key] == reference[key]  # bit for bit, not approximately
     # Asked for, bf16 evaluation does run in bf16: the NLL moves, a little.
-    fast = run(_cfg(tmp_path, **{"TEST.AMP.ENABLED": True}))
+    fast = run(_cfg(tmp_path, **{"TEST.AMP.ENABLED": True, "TEST.AMP.DTYPE": "bfloat16"}))
     assert fast["eval_precision"] == "bfloat16 autocast"
     assert fast["nll"] != reference["nll"]
     assert fast["nll"] == pytest.approx(reference["nll"], rel=0.05)
 
 
 def test_a_bad_evaluation_dtype_is_a_config_error(tmp_path):
-    with pytest.raises(ConfigError, match="TEST.AMP.DTYPE must be 'bfloat16' or 'float16'"):
+    with pytest.raises(ConfigError, match="TEST.AMP.DTYPE must be 'auto', 'bfloat16' or 'float16'"):
         _cfg(tmp_path, **{"TEST.AMP.DTYPE": "int8"})
