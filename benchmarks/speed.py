@@ -17,11 +17,13 @@ import torch
 from ride_dive.engine import DefaultTrainer, HookBase, setup_cfg
 from ride_dive.modeling import build_model
 from ride_dive.solver import build_optimizer
+from ride_dive.utils.modules import compile_for_training
 
 __all__ = [
     "NUM_CLASSES",
     "PRECISIONS",
     "SPEED_MODELS",
+    "COMPILED",
     "WARMUP_STEPS",
     "PeakMemory",
     "bare_loop",
@@ -29,6 +31,7 @@ __all__ = [
     "paired_median_times",
     "speed_cfg",
     "speed_table",
+    "speed_variants",
     "step_closures",
     "sync_device",
     "trainer_loop",
@@ -64,8 +67,17 @@ SPEED_MODELS = {
 }
 
 
-# (name, bf16 autocast, channels_last): the precisions the speed table compares.
+# (name, bf16 autocast, channels_last): the precisions the speed table compares. The last is
+# what the dataset base configs train with on a CPU with AMX / AVX512-BF16 or a bf16 GPU
+# (SOLVER.AMP.DTYPE auto, MODEL.CHANNELS_LAST True).
 PRECISIONS = (("fp32", False, False), ("bf16", True, False), ("bf16 + channels_last", True, True))
+# ``--compile``'s extra row: the default precision with MODEL.COMPILE.ENABLED (Inductor).
+COMPILED = ("bf16 + channels_last + compile", True, True)
+
+
+def speed_variants(compiled: bool) -> Tuple[Tuple[str, bool, bool], ...]:
+    """The table's rows per model: :data:`PRECISIONS`, and :data:`COMPILED` when asked."""
+    return PRECISIONS + ((COMPILED,) if compiled else ())
 
 
 def default_speed_models(cuda: bool) -> List[str]:
@@ -81,9 +93,10 @@ def speed_cfg(
     iters: int,
     model: str = "ResNet-32",
     image_size: Optional[int] = None,
+    compiled: bool = False,
 ):
     """A synthetic RGB long-tailed set (the model's image size unless ``image_size``) large
-    enough for ``iters`` steps per epoch."""
+    enough for ``iters`` steps per epoch; ``compiled`` sets MODEL.COMPILE.ENABLED."""
     size = image_size or SPEED_MODELS[model]["image_size"]
     per_class = max(batch * iters // 4, 64)
     return setup_cfg(
@@ -120,6 +133,10 @@ def speed_cfg(
             "0",
             "SOLVER.AMP.ENABLED",
             str(amp),
+            "SOLVER.AMP.DTYPE",
+            "bfloat16",  # the rows are named by precision: never "auto"'s fallback to fp32
+            "MODEL.COMPILE.ENABLED",
+            str(compiled),
             "TEST.EVAL_PERIOD",
             "0",
             "LOG_PERIOD",
@@ -130,16 +147,22 @@ def speed_cfg(
     )
 
 
-def bare_loop(cfg, iters: int, clock: Clock = time.perf_counter) -> tuple:
+def bare_loop(
+    cfg, iters: int, clock: Clock = time.perf_counter, warmup: Optional[List[float]] = None
+) -> tuple:
     """Images/s of forward/backward/step on one preloaded batch, nothing else, and of an
     evaluation forward (inference mode) on the same batch.
 
     Each rate is ``batch * iters`` over the clock time of ``iters`` calls after
-    ``WARMUP_STEPS`` untimed ones: the clock is read twice per rate, training first.
+    ``WARMUP_STEPS`` untimed ones: the clock is read twice per rate, training first. With
+    MODEL.COMPILE the training step is compiled as the trainer compiles it (the evaluation
+    stays eager, as in the trainer); ``warmup``, when given, receives the seconds of the
+    training warm-up steps (which include the compilation).
     """
     device = torch.device(cfg.MODEL.DEVICE)
-    model = build_model(cfg, [100] * NUM_CLASSES)
-    model.train()
+    plain = build_model(cfg, [100] * NUM_CLASSES)
+    plain.train()
+    model = compile_for_training(plain, cfg)
     optimizer = build_optimizer(cfg, model)
     batch = cfg.SOLVER.BATCH_SIZE
     size = cfg.INPUT.CROP_SIZE
@@ -159,19 +182,22 @@ def bare_loop(cfg, iters: int, clock: Clock = time.perf_counter) -> tuple:
 
     def evaluate():
         with torch.inference_mode(), ctx():
-            model(images)
+            plain(images)
 
-    def images_per_second(fn) -> float:
+    def images_per_second(fn, warm_seconds=None) -> float:
+        started = time.perf_counter()  # not the injected clock: it times the rates only
         for _ in range(WARMUP_STEPS):
             fn()
+        if warm_seconds is not None:
+            warm_seconds.append(time.perf_counter() - started)
         start = clock()
         for _ in range(iters):
             fn()
         sync_device(device)
         return batch * iters / (clock() - start)
 
-    train = images_per_second(step)
-    model.eval()
+    train = images_per_second(step, warmup)
+    plain.eval()
     return train, images_per_second(evaluate)
 
 
@@ -311,6 +337,8 @@ def speed_table(
     trainer: Measurements,
     evals: Measurements,
     peak: Measurements,
+    variants: Sequence[Tuple[str, bool, bool]] = PRECISIONS,
+    warmup: Optional[Measurements] = None,
 ) -> str:
     """The Markdown table of ``tools/benchmark.py speed``: one row per model and precision.
 
@@ -319,22 +347,25 @@ def speed_table(
     and :func:`bare_loop` (evaluation), ``peak`` the peak memory in MB (may be empty). The
     cells are the medians over rounds; ``vs fp32`` is the bare median over the model's fp32
     bare median, ``trainer / bare`` the trainer median over the bare median; the memory
-    cell is the largest peak.
+    cell is the largest peak. ``variants`` are the rows per model (:func:`speed_variants`);
+    with ``warmup`` (seconds of the training warm-up steps per round) a last column gives
+    its median: the compilation's cost for a compiled row.
     """
     lines = [
         "| model | image | precision | bare train img/s | vs fp32 | trainer img/s | "
-        "trainer / bare | eval img/s | peak memory (MB) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "trainer / bare | eval img/s | peak memory (MB) |" + (" warm-up (s) |" if warmup else ""),
+        "|---|---|---|---|---|---|---|---|---|" + ("---|" if warmup else ""),
     ]
     for model in models:
         fp32 = statistics.median(bare[model, "fp32"])
         size = SPEED_MODELS[model]["image_size"]
-        for name, _, _ in PRECISIONS:
+        for name, _, _ in variants:
             b, t = statistics.median(bare[model, name]), statistics.median(trainer[model, name])
             e = statistics.median(evals[model, name])
             m = f"{max(peak[model, name]):.0f}" if peak.get((model, name)) else "–"
+            w = f" {statistics.median(warmup[model, name]):.1f} |" if warmup else ""
             lines.append(
                 f"| {model} | {size}x{size} | {name} | {b:.0f} | {b / fp32:.2f}x | "
-                f"{t:.0f} | {t / b:.2f} | {e:.0f} | {m} |"
+                f"{t:.0f} | {t / b:.2f} | {e:.0f} | {m} |{w}"
             )
     return "\n".join(lines)

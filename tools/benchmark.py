@@ -60,6 +60,7 @@ from benchmarks.accuracy_suite import (  # noqa: E402
     suite_table,
 )
 from benchmarks.speed import (  # noqa: E402
+    COMPILED,
     NUM_CLASSES,
     PRECISIONS,
     SPEED_MODELS,
@@ -69,6 +70,7 @@ from benchmarks.speed import (  # noqa: E402
     paired_median_times,
     speed_cfg,
     speed_table,
+    speed_variants,
     step_closures,
     sync_device,
     trainer_loop,
@@ -85,15 +87,17 @@ def speed(args) -> None:
     setup_logger("", rank=1)  # keep the trainer quiet (warnings only)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     args.models = args.models or default_speed_models(device.type == "cuda")
-    keys = [(m, p) for m in args.models for p, _, _ in PRECISIONS]
+    variants = speed_variants(args.compile)
+    keys = [(m, p) for m in args.models for p, _, _ in variants]
     bare = {k: [] for k in keys}
+    warm = {k: [] for k in keys}
     evals = {k: [] for k in keys}
     full = {k: [] for k in keys}
     peak = {k: [] for k in keys}
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.rounds):
             for model in args.models:
-                for name, amp, cl in PRECISIONS:
+                for name, amp, cl in variants:
                     cfg = speed_cfg(
                         os.path.join(tmp, name.replace(" ", "")),
                         args.batch_size,
@@ -101,8 +105,9 @@ def speed(args) -> None:
                         cl,
                         args.iters + 3,
                         model,
+                        compiled=name == COMPILED[0],
                     )
-                    b, e = bare_loop(cfg, args.iters)
+                    b, e = bare_loop(cfg, args.iters, warmup=warm[model, name])
                     bare[model, name].append(b)
                     evals[model, name].append(e)
                     with PeakMemory(device) as memory:
@@ -115,7 +120,7 @@ def speed(args) -> None:
         f"{device.type}; median of {args.rounds} rounds x {args.iters} iterations; memory: "
         f"{memory_kind} during the trainer run\n"
     )
-    print(speed_table(args.models, bare, full, evals, peak), flush=True)
+    print(speed_table(args.models, bare, full, evals, peak, variants, warm), flush=True)
     if args.with_distill:
         distill(args)
     if args.router_run and os.path.isfile(RunDir(args.router_run).results):
@@ -383,6 +388,11 @@ def main(argv=None) -> None:
         default=None,
         choices=list(SPEED_MODELS),
         help="default: all on a GPU, the 32x32 ones on a CPU",
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="add a row with MODEL.COMPILE (torch.compile, Inductor) at the default precision",
     )
     p.add_argument(
         "--no-distill",

@@ -45,6 +45,17 @@ def assert_cfg(cfg: CfgNode) -> None:
         f"SOLVER.WARMUP_EPOCHS ({s.WARMUP_EPOCHS}) must be in [0, MAX_EPOCHS={s.MAX_EPOCHS})",
         p,
     )
+    c = cfg.MODEL.COMPILE
+    _require(
+        _one_of(c.MODE, COMPILE_MODES),
+        f"MODEL.COMPILE.MODE must be one of {', '.join(COMPILE_MODES)}, got '{c.MODE}'",
+        p,
+    )
+    _require(
+        _one_of(c.BACKEND, COMPILE_BACKENDS),
+        f"MODEL.COMPILE.BACKEND must be one of {', '.join(COMPILE_BACKENDS)}, got '{c.BACKEND}'",
+        p,
+    )
     _require(
         _one_of(s.LR_SCHEDULER, ("multistep", "cosine")),
         f"SOLVER.LR_SCHEDULER must be 'multistep' or 'cosine', got '{s.LR_SCHEDULER}'",
@@ -216,6 +227,8 @@ BEST_METRICS = ("top1", "top5", "many", "medium", "few")
 ON_BAD_IMAGE_CHOICES = ("fail", "skip")
 # Where RIDE's diversity KL compares the experts (modeling/ride_loss.py).
 DIVERSITY_SPACES = ("fitted", "raw")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+COMPILE_BACKENDS = ("inductor", "aot_eager", "eager")
 # SOLVER.AMP.DTYPE / TEST.AMP.DTYPE; "auto" is resolved per device by utils.env.resolve_amp.
 AMP_DTYPES = ("auto", "bfloat16", "float16")
 

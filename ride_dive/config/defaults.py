@@ -33,6 +33,18 @@ _C.MODEL.WEIGHTS = ""
 _C.MODEL.NUM_CLASSES = 0
 # Store activations as channels_last (NHWC); helps with bf16 on CPU and AMP on GPU.
 _C.MODEL.CHANNELS_LAST = False
+# torch.compile of the training forward/backward (the model being trained only: a DiVE
+# teacher, the evaluation and the router's early exit stay eager). Checkpoints hold the
+# plain module's weights, so they load into an eager model. Off by default: on the 2-core
+# CPU it measured slower than eager after a long compile (BENCHMARKS.md).
+_C.MODEL.COMPILE = CfgNode()
+_C.MODEL.COMPILE.ENABLED = False
+# torch.compile's mode: "default", "reduce-overhead", "max-autotune",
+# "max-autotune-no-cudagraphs".
+_C.MODEL.COMPILE.MODE = "default"
+# torch.compile's backend: "inductor" (generated kernels), "aot_eager" (no code generation:
+# checks the traced graph, used by the tests), "eager".
+_C.MODEL.COMPILE.BACKEND = "inductor"
 
 _C.MODEL.BACKBONE = CfgNode()
 # Registered name in BACKBONE_REGISTRY: "ResNet32" (CIFAR-style), "ResNet50", "ResNeXt50",

@@ -35,7 +35,7 @@ from ..utils import comm
 from ..utils.env import amp_dtype, describe_precision, resolve_device, seed_all
 from ..utils.events import default_writers
 from ..utils.logger import setup_logger
-from ..utils.modules import unwrap_model
+from ..utils.modules import compile_for_training, unwrap_model
 from ..utils.run_dir import RunDir, ensure_writable_dir
 from . import hooks
 from .train_loop import SimpleTrainer
@@ -192,6 +192,9 @@ class DefaultTrainer:
             trained = DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
             )
+        # Compiled after the DDP wrap, as PyTorch advises (its DDP optimiser splits the graph
+        # at the gradient buckets); self.model stays the plain module for checkpoints.
+        trained = compile_for_training(trained, cfg)
         self.trainer = SimpleTrainer(
             trained,
             loader,

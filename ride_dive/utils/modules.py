@@ -7,14 +7,31 @@ from typing import Iterator, Mapping, Union
 import torch
 from torch import nn
 
-__all__ = ["inference_context", "logits_of", "unwrap_model"]
+__all__ = ["compile_for_training", "inference_context", "logits_of", "unwrap_model"]
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
-    """The module inside a ``DistributedDataParallel`` / ``DataParallel`` wrapper, or itself."""
-    while isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
-        model = model.module
-    return model
+    """The module inside ``DistributedDataParallel`` / ``DataParallel`` / ``torch.compile``
+    wrappers, or itself."""
+    while True:
+        if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+            model = model.module
+        elif isinstance(getattr(model, "_orig_mod", None), nn.Module):  # torch.compile
+            model = model._orig_mod
+        else:
+            return model
+
+
+def compile_for_training(model: nn.Module, cfg) -> nn.Module:
+    """``torch.compile(model)`` per ``MODEL.COMPILE`` (the module itself when off).
+
+    The caller keeps the plain module for checkpoints and evaluation: its ``state_dict``
+    has no ``_orig_mod.`` prefix, so checkpoints load into an eager model.
+    """
+    c = cfg.MODEL.COMPILE
+    if not c.ENABLED:
+        return model
+    return torch.compile(model, mode=None if c.MODE == "default" else c.MODE, backend=c.BACKEND)
 
 
 @contextlib.contextmanager

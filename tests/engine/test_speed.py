@@ -111,3 +111,20 @@ def test_speed_table_has_one_row_per_model_and_precision_with_ratios_of_medians(
         assert row[7] == f"{evals[model, name][0]:.0f}"
         assert row[8] == ("30" if model == "ResNet-32" else "–")
     assert rows[1][4] == "2.00x" and rows[2][6] == "0.50"  # bf16 twice fp32; trainer 1/2
+
+
+def test_the_compiled_row_and_the_warm_up_column():
+    from benchmarks.speed import COMPILED, speed_variants
+
+    assert speed_variants(False) == PRECISIONS
+    assert speed_variants(True) == PRECISIONS + (COMPILED,)
+    rows = speed_variants(True)
+    bare = {("ResNet-32", n): [100.0, 300.0, 200.0] for n, _, _ in rows}
+    bare["ResNet-32", COMPILED[0]] = [400.0]
+    warm = {("ResNet-32", n): [1.0] for n, _, _ in rows}
+    warm["ResNet-32", COMPILED[0]] = [90.0, 110.0, 100.0]
+    table = speed_table(["ResNet-32"], bare, bare, bare, {}, rows, warm).splitlines()
+    assert table[0].endswith("| warm-up (s) |") and len(table) == 2 + len(rows)
+    compiled = [c.strip() for c in table[-1].strip("|").split("|")]
+    # 400 over the fp32 median 200; the warm-up median over rounds.
+    assert compiled[2:5] == [COMPILED[0], "400", "2.00x"] and compiled[-1] == "100.0"
