@@ -2,7 +2,7 @@
 
 ``FrozenTeacher`` wraps a trained model: no parameter requires grad, it is in eval mode
 (BatchNorm included) whatever ``train()`` is called with, and its forward runs under
-``torch.no_grad`` and returns logits (a RIDE teacher's full-ensemble mean).
+``torch.inference_mode`` and returns logits (a RIDE teacher's full-ensemble mean).
 
 ``TeacherMixin`` gives a meta-architecture ``attach_teacher`` and ``loss_inputs``, and
 attaches the teacher of ``MODEL.TEACHER`` in ``before_training`` when its loss distils
@@ -94,9 +94,12 @@ class FrozenTeacher(nn.Module):
         """The teacher's logits ``(N, C)`` on ``images`` (no autograd graph)."""
         if self.training or self.model.training:  # defensive: someone flipped a submodule
             super().train(False)
-        with torch.no_grad():
+        # inference_mode skips autograd's version counting (cheaper than no_grad); the clone,
+        # made outside it, is an ordinary tensor the student's loss may save for backward.
+        with torch.inference_mode():
             out = self.model(images)
-        return out["logits"] if isinstance(out, dict) else out
+            logits = out["logits"] if isinstance(out, dict) else out
+        return logits.clone()
 
 
 class TeacherMixin:
