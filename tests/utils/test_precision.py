@@ -49,4 +49,3 @@ def test_the_config_resolves_for_its_device_and_the_line_says_both(cpu_with_amx)
         "Precision: training bf16 autocast: this CPU has AMX, channels_last; "
         "evaluation fp32 (AMP off)"
     )
-
