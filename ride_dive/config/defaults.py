@@ -35,8 +35,8 @@ _C.MODEL.NUM_CLASSES = 0
 _C.MODEL.CHANNELS_LAST = False
 # torch.compile of the training forward/backward (the model being trained only: a DiVE
 # teacher, the evaluation and the router's early exit stay eager). Checkpoints hold the
-# plain module's weights, so they load into an eager model. Off by default: on the 2-core
-# CPU it measured slower than eager after a long compile (BENCHMARKS.md).
+# plain module's weights, so they load into an eager model. Off by default: on a 2-core CPU
+# it gained a few percent at most for 80 s of compilation (BENCHMARKS.md).
 _C.MODEL.COMPILE = CfgNode()
 _C.MODEL.COMPILE.ENABLED = False
 # torch.compile's mode: "default", "reduce-overhead", "max-autotune",

@@ -51,3 +51,50 @@ def test_evaluation_numbers_do_not_depend_on_the_training_precision(tmp_path):
 def test_a_bad_evaluation_dtype_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="TEST.AMP.DTYPE must be 'auto', 'bfloat16' or 'float16'"):
         _cfg(tmp_path, **{"TEST.AMP.DTYPE": "int8"})
+
+
+def _autocast_seen_in_forward(cfg, model, splits):
+    """The (enabled, dtype) of CPU autocast inside the model's forward during evaluate()."""
+    seen = []
+    hook = model.register_forward_hook(
+        lambda *_: seen.append((torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")))
+    )
+    try:
+        evaluate(cfg, model, splits.test, splits.class_counts, torch.device("cpu"))
+    finally:
+        hook.remove()
+    return set(seen)
+
+
+def test_the_model_runs_under_the_evaluation_autocast_only(tmp_path):
+    """Inside forward: no autocast under a bf16 training recipe, bf16 when TEST.AMP asks."""
+    cfg = _cfg(tmp_path, **{"SOLVER.AMP.ENABLED": True, "SOLVER.AMP.DTYPE": "bfloat16"})
+    splits = build_datasets(cfg)
+    model = build_model(cfg, splits.class_counts)
+    assert {enabled for enabled, _ in _autocast_seen_in_forward(cfg, model, splits)} == {False}
+    fast = _cfg(tmp_path, **{"TEST.AMP.ENABLED": True, "TEST.AMP.DTYPE": "bfloat16"})
+    assert _autocast_seen_in_forward(fast, model, splits) == {(True, torch.bfloat16)}
+
+
+def test_the_eval_precision_benchmark_on_a_run(tmp_path, capsys):
+    """benchmarks/eval_precision.py on a saved run: fp32 against bf16, logits close, a table."""
+    from benchmarks.eval_precision import compare_logits, main
+    from ride_dive.engine import save_config
+
+    run = tmp_path / "run"
+    cfg = _cfg(run)
+    save_config(cfg)
+    torch.manual_seed(0)
+    model = build_model(cfg, build_datasets(cfg).class_counts)
+    torch.save({"model": model.state_dict()}, run / "model_final.pth")
+    main([str(run), "--rounds", "1"])
+    out = capsys.readouterr().out
+    assert "| fp32 (default) |" in out and "| bfloat16 autocast |" in out
+    assert "predictions change" in out
+
+    labels = torch.tensor([0, 1, 1])
+    fp32 = torch.tensor([[2.0, 1.0], [0.0, 1.0], [1.0, 0.9]])
+    low = torch.tensor([[2.0, 1.0], [0.0, 1.25], [0.875, 0.9]])
+    stats = compare_logits(fp32, low, labels)
+    assert stats["max_abs_logit_diff"] == 0.25 and stats["predictions_changed"] == 1
+    assert stats["top1_fp32"] == pytest.approx(200 / 3) and stats["top1_low"] == 100.0
