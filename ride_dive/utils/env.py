@@ -118,7 +118,7 @@ def eval_amp_dtype(cfg) -> Optional[torch.dtype]:
 
 def describe_precision(cfg) -> str:
     """The log line of a run's precision: training (SOLVER.AMP) and evaluation (TEST.AMP)."""
-    train, why = _cfg_amp(cfg, cfg.SOLVER.AMP)
+    _, why = _cfg_amp(cfg, cfg.SOLVER.AMP)
     _, eval_why = _cfg_amp(cfg, cfg.TEST.AMP)
     layout = "channels_last" if cfg.MODEL.CHANNELS_LAST else "NCHW"
     return f"Precision: training {why}, {layout}; evaluation {eval_why}"
