@@ -94,6 +94,10 @@ def test_eval_downloads_and_evaluates_a_ride_dive_model_in_one_call(tmp_path):
                 "500",
                 "TEST.ROUTER_THRESHOLDS",
                 "[0.5]",
+                # bf16 evaluation halves the four passes' time; the fp32 default of
+                # evaluation is tested in tests/evaluation/test_eval_precision.py.
+                "TEST.AMP.ENABLED",
+                "True",
             ],
             env,
             # Four passes over the 10k test images (selection, test, validation, router
@@ -107,6 +111,7 @@ def test_eval_downloads_and_evaluates_a_ride_dive_model_in_one_call(tmp_path):
     assert len(server.requests) == 1
     results = json.loads((out / "results.json").read_text())
     assert results["num_samples"] == 10000 and 0 <= results["top1"] <= 100
+    assert results["eval_precision"] == "bfloat16 autocast"  # the override reached the run
     assert results["router"]["selection"]["split"] == "val"  # threshold chosen on validation
 
 
