@@ -76,9 +76,21 @@ def test_teacher_is_frozen_in_eval_mode_and_sees_the_students_batch(tiny_cfg, te
     trainer.model(images, torch.tensor([0, 1, 2, 3]))
     assert torch.equal(seen["teacher"][-1], seen["student"][-1])
     assert seen["teacher_training"] == [False]
-    # Weights and BN statistics unchanged; nothing requires grad.
-    for key, value in teacher.model.state_dict().items():
-        assert torch.equal(value.cpu(), teacher_state[key]), key
+    # Weights and BN statistics unchanged: the teacher (its BatchNorms folded into its
+    # convolutions, modeling/fold_bn.py) still computes the checkpoint's function, and the
+    # weights it kept as they were are bit-identical; nothing requires grad.
+    from ride_dive.engine import setup_cfg
+
+    unfolded = build_model(setup_cfg(teacher_run[0], []), trainer.splits.class_counts)
+    unfolded.load_state_dict(teacher_state)
+    with torch.no_grad():
+        expected = unfolded.eval()(images)
+    torch.testing.assert_close(teacher(images), expected, atol=1e-4, rtol=1e-4)
+    kept = {k: v for k, v in teacher.model.state_dict().items() if k in teacher_state}
+    assert any(".bn" in k for k in teacher_state) and not any(".bn" in k for k in kept)
+    for key, value in kept.items():
+        if ".conv" not in key and "shortcut" not in key:  # the folded convolutions changed
+            assert torch.equal(value.cpu(), teacher_state[key]), key
     assert not any(p.requires_grad for p in teacher.parameters())
     # Not in the optimizer, not in the student's checkpoint.
     teacher_params = {id(p) for p in teacher.parameters()}

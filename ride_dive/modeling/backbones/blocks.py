@@ -77,6 +77,8 @@ class BasicBlock(nn.Module):
     """
 
     expansion = 1
+    # Each convolution's BatchNorm (modeling/fold_bn.py folds them for a frozen teacher).
+    conv_bn_pairs = (("conv1", "bn1"), ("conv2", "bn2"), ("shortcut.0", "shortcut.1"))
 
     def __init__(self, in_channels: int, channels: int, stride: int = 1, shortcut: str = "pad"):
         super().__init__()
@@ -114,6 +116,12 @@ class Bottleneck(nn.Module):
     """
 
     expansion = 4
+    conv_bn_pairs = (
+        ("conv1", "bn1"),
+        ("conv2", "bn2"),
+        ("conv3", "bn3"),
+        ("downsample.0", "downsample.1"),
+    )
 
     def __init__(
         self,

@@ -12,7 +12,8 @@ channel axis, ``(N, E * C, H, W)``, and every layer runs once for all experts:
   statistics are per channel, hence per expert) and writes the updated running statistics
   back to each expert;
 - a GroupNorm (``MODEL.BACKBONE.NORM: GN``) uses E times the groups: groups are contiguous
-  channel ranges, so each expert's groups stay its own.
+  channel ranges, so each expert's groups stay its own;
+- a BatchNorm folded into its convolution (``nn.Identity``, a frozen teacher's) is skipped.
 
 Gradients reach each expert's own parameters through the concatenations. The results equal
 running the experts one after the other, up to floating-point summation order.
@@ -49,6 +50,8 @@ def _cat_or_none(tensors: List) -> torch.Tensor:
 
 def _norm(bns: Sequence[nn.Module], x: torch.Tensor) -> torch.Tensor:
     first = bns[0]
+    if all(type(b) is nn.Identity for b in bns):  # folded into the convolution (fold_bn.py)
+        return x
     if type(first) is nn.GroupNorm:
         weight = _cat_or_none([b.weight for b in bns])
         bias = _cat_or_none([b.bias for b in bns])

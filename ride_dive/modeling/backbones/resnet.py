@@ -39,6 +39,8 @@ class BottleneckResNet(Backbone):
         freeze: freeze weights and BN statistics after initialisation.
     """
 
+    conv_bn_pairs = (("conv1", "bn1"),)  # the stem (see modeling/fold_bn.py)
+
     def __init__(
         self,
         stage_blocks: Sequence[int],

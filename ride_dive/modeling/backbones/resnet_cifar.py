@@ -41,6 +41,8 @@ class CifarResNet(Backbone):
         freeze: freeze weights and BN statistics after initialisation.
     """
 
+    conv_bn_pairs = (("conv1", "bn1"),)  # the stem (see modeling/fold_bn.py)
+
     # LDAM/RIDE initialise with kaiming_normal_ defaults (fan_in).
     kaiming_mode = "fan_in"
 

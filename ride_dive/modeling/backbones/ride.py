@@ -53,6 +53,8 @@ class RIDEResNet32(MultiExpertBackbone):
         shortcut: ``"pad"`` (option A, the reference) or ``"conv"``.
     """
 
+    conv_bn_pairs = (("conv1", "bn1"),)  # the stem (see modeling/fold_bn.py)
+
     kaiming_mode = "fan_in"  # as ResNet32 (LDAM/RIDE initialisation)
     default_expert_widths = (24, 48)
 
@@ -106,6 +108,8 @@ class _RIDEBottleneckResNet(MultiExpertBackbone):
 
     ``groups``/``width_per_group`` left as None take the class defaults.
     """
+
+    conv_bn_pairs = (("conv1", "bn1"),)  # the stem (see modeling/fold_bn.py)
 
     default_groups = 1
     default_width_per_group = 64
