@@ -7,6 +7,7 @@ r"""Benchmarks: the accuracy suite, and training speed measured side by side in 
     python tools/benchmark.py router RUN_DIR [--rounds 5]
     python tools/benchmark.py experts [--experts 4] [--iters 15] [--batch-size 128]
     python tools/benchmark.py distill [--iters 15] [--batch-size 128]
+    python tools/benchmark.py decode [--images 200] [--rounds 3] [--target 3000]
 
 ``accuracy`` runs every method of a suite (``configs/<dataset>/benchmark_suite.yaml``: CE,
 BSCE, LDAM-DRW, DiVE, RIDE 3E/4E, the 6E BSCE teacher, RIDE-DiVE with and without router,
@@ -26,6 +27,11 @@ interleaved over several rounds and the median is reported, so a background hicc
 favour one of them. The measuring code is in ``benchmarks/speed.py``, the accuracy suite in
 ``benchmarks/accuracy_suite.py`` (the repository's ``benchmarks/`` folder, not installed).
 
+``decode`` measures the input side of image-file datasets (ImageNet-LT, iNat, Places-LT):
+decode + RandomResizedCrop(224) + flip + normalize images/s in one thread, i.e. per
+DataLoader worker, for the PIL pipeline that ``ListFileDataset`` runs and for
+``torchvision.io.decode_jpeg`` + ``transforms.v2`` (``benchmarks/decode.py``).
+
 ``experts`` times a RIDE ResNet-32 training step (100 classes, cosine heads, RIDE loss) and
 an eval forward at 32x32 (images/s), with the experts run in a Python loop against the
 batched (grouped-convolution) execution that ``MODEL.RIDE.BATCHED_EXPERTS`` selects.
@@ -43,6 +49,7 @@ teacher (RIDE-DiVE), at 32x32, 10 classes.
 """
 
 import argparse
+import math
 import os
 import statistics
 import sys
@@ -261,6 +268,34 @@ def distill(args) -> None:
                 )
 
 
+def decode(args) -> None:
+    """Decode + augmentation images/s per worker for image-file datasets."""
+    from benchmarks.decode import PIPELINES, images_per_second, write_jpegs
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one DataLoader worker
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            paths = write_jpegs(tmp, args.images)
+            mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+            rates = {name: [] for name in PIPELINES}
+            for _ in range(args.rounds):  # interleaved: background load hits both
+                for name, build in PIPELINES.items():
+                    torch.manual_seed(0)
+                    rates[name].append(images_per_second(build(224, mean, std), paths))
+    finally:
+        torch.set_num_threads(threads)
+    print(
+        f"\n{args.images} JPEGs of 500x375 (quality 90), RandomResizedCrop(224) + flip + "
+        f"normalize, one thread; median of {args.rounds} rounds\n"
+    )
+    print(f"| pipeline | images/s per worker | workers for {args.target} img/s |")
+    print("|---|---|---|")
+    for name, values in rates.items():
+        rate = statistics.median(values)
+        print(f"| {name} | {rate:.0f} | {math.ceil(args.target / rate)} |")
+
+
 def router(args) -> None:
     time_router(args.run_dir, args.rounds)
 
@@ -410,6 +445,12 @@ def main(argv=None) -> None:
         default="output/fmnist_lt/ride_dive_pipeline_s0/router",
         help="a trained router run to time early exit on ('' = skip)",
     )
+    dec = sub.add_parser("decode", help="image-file input: decode + augmentation img/s per worker")
+    dec.add_argument("--images", type=int, default=200)
+    dec.add_argument("--rounds", type=int, default=3)
+    dec.add_argument(
+        "--target", type=int, default=3000, help="a consumer's img/s (the workers it needs)"
+    )
     e = sub.add_parser("experts", help="RIDE experts: Python loop vs batched, side by side")
     e.add_argument("--experts", type=int, default=4)
     e.add_argument("--iters", type=int, default=15)
@@ -456,6 +497,8 @@ def main(argv=None) -> None:
     elif args.command == "experts":
         setup_logger("", rank=1)
         experts(args)
+    elif args.command == "decode":
+        decode(args)
     elif args.command in (None, "speed"):
         if args.command is None:
             args = parser.parse_args(["speed"] + (argv or sys.argv[1:]))
