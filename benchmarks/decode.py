@@ -10,14 +10,17 @@ per worker, and how many workers a consumer of ``--target`` images/s needs:
   applies the same steps with ``torchvision.transforms.v2`` on the uint8 tensor.
 """
 
+import math
 import os
+import statistics
+import tempfile
 import time
 from typing import Callable, Dict, List
 
 import numpy as np
 import torch
 
-__all__ = ["PIPELINES", "images_per_second", "write_jpegs"]
+__all__ = ["PIPELINES", "decode_table", "images_per_second", "write_jpegs"]
 
 
 def write_jpegs(folder: str, count: int, size=(375, 500), seed: int = 0) -> List[str]:
@@ -90,3 +93,32 @@ def images_per_second(
     for path in paths:
         load(path)
     return len(paths) / (clock() - start)
+
+
+def decode_table(images: int, rounds: int, target: int) -> str:
+    """The Markdown table of ``tools/benchmark.py decode``: each pipeline over ``images``
+    JPEGs in one thread, median images/s of ``rounds`` interleaved rounds, and the workers a
+    consumer of ``target`` images/s needs."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one DataLoader worker
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            paths = write_jpegs(tmp, images)
+            mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+            rates = {name: [] for name in PIPELINES}
+            for _ in range(rounds):  # interleaved: background load hits both
+                for name, build in PIPELINES.items():
+                    torch.manual_seed(0)
+                    rates[name].append(images_per_second(build(224, mean, std), paths))
+    finally:
+        torch.set_num_threads(threads)
+    lines = [
+        f"\n{images} JPEGs of 500x375 (quality 90), RandomResizedCrop(224) + flip + normalize, "
+        f"one thread; median of {rounds} rounds\n",
+        f"| pipeline | images/s per worker | workers for {target} img/s |",
+        "|---|---|---|",
+    ]
+    for name, values in rates.items():
+        rate = statistics.median(values)
+        lines.append(f"| {name} | {rate:.0f} | {math.ceil(target / rate)} |")
+    return "\n".join(lines)

@@ -49,7 +49,6 @@ teacher (RIDE-DiVE), at 32x32, 10 classes.
 """
 
 import argparse
-import math
 import os
 import statistics
 import sys
@@ -68,24 +67,18 @@ from benchmarks.accuracy_suite import (  # noqa: E402
 )
 from benchmarks.speed import (  # noqa: E402
     COMPILED,
-    NUM_CLASSES,
-    PRECISIONS,
     SPEED_MODELS,
     PeakMemory,
     bare_loop,
     default_speed_models,
-    paired_median_times,
     speed_cfg,
     speed_table,
     speed_variants,
-    step_closures,
     sync_device,
     trainer_loop,
 )
 from ride_dive.engine import setup_cfg  # noqa: E402
 from ride_dive.modeling import build_model  # noqa: E402
-from ride_dive.modeling.teacher import FrozenTeacher  # noqa: E402
-from ride_dive.solver import build_optimizer  # noqa: E402
 from ride_dive.utils.logger import setup_logger  # noqa: E402
 from ride_dive.utils.run_dir import RunDir  # noqa: E402
 
@@ -134,166 +127,25 @@ def speed(args) -> None:
         time_router(args.router_run, args.rounds)
 
 
-def _ride_model(batched: bool, channels_last: bool, args):
-    """RIDE ResNet-32 (100 classes, cosine heads, RIDE loss) with its optimizer."""
-    cfg = setup_cfg(
-        "",
-        [
-            "MODEL.DEVICE",
-            "cuda" if torch.cuda.is_available() else "cpu",
-            "MODEL.META_ARCHITECTURE",
-            "RIDE",
-            "MODEL.BACKBONE.NAME",
-            "RIDEResNet32",
-            "MODEL.RIDE.NUM_EXPERTS",
-            str(args.experts),
-            "MODEL.RIDE.BATCHED_EXPERTS",
-            str(batched),
-            "MODEL.CHANNELS_LAST",
-            str(channels_last),
-            "MODEL.HEAD.NAME",
-            "CosineHead",
-            "MODEL.LOSS.NAME",
-            "RIDELoss",
-            "MODEL.LOSS.DRW_EPOCH",
-            "0",
-        ],
-    )
-    torch.manual_seed(0)
-    model = build_model(cfg, [500 - 4 * c for c in range(100)])
-    return model, build_optimizer(cfg, model)
-
-
 def experts(args) -> None:
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    print(
-        f"\nRIDE ResNet-32, {args.experts} experts, 32x32, batch {args.batch_size}, "
-        f"{torch.get_num_threads()} threads, device {device.type}; images/s of a training "
-        f"step (fwd+bwd+SGD) and of an eval forward, median of {args.iters} alternating "
-        f"calls\n"
-    )
-    print("| precision | train loop | train batched | ratio | eval loop | eval batched | ratio |")
-    print("|---|---|---|---|---|---|---|")
-    for name, amp, channels_last in PRECISIONS:
-        images = torch.randn(args.batch_size, 3, 32, 32, device=device)
-        if channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        labels = torch.randint(0, 100, (args.batch_size,), device=device)
-        loop = step_closures(*_ride_model(False, channels_last, args), images, labels, amp)
-        batched = step_closures(*_ride_model(True, channels_last, args), images, labels, amp)
-        cells = []
-        for k in (0, 1):  # train, eval
-            t_loop, t_batched = paired_median_times([loop[k], batched[k]], args.iters, device)
-            cells += [
-                f"{args.batch_size / t_loop:.1f}",
-                f"{args.batch_size / t_batched:.1f}",
-                f"{t_loop / t_batched:.2f}x",
-            ]
-        print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
+    """RIDE's experts in a Python loop against batched (benchmarks/experts.py)."""
+    from benchmarks.experts import print_experts_table
 
-
-_RIDE_OPTS = [
-    "MODEL.META_ARCHITECTURE",
-    "RIDE",
-    "MODEL.BACKBONE.NAME",
-    "RIDEResNet32",
-    "MODEL.HEAD.NAME",
-    "CosineHead",
-    "MODEL.LOSS.NAME",
-    "RIDELoss",
-]
-
-
-def _distill_model(opts, channels_last: bool, device):
-    """A model (10 classes) with its optimizer, built from ``opts`` overrides."""
-    cfg = setup_cfg(
-        "", ["MODEL.DEVICE", device.type, "MODEL.CHANNELS_LAST", str(channels_last)] + opts
-    )
-    torch.manual_seed(0)
-    model = build_model(cfg, [500 // (c + 1) for c in range(NUM_CLASSES)])
-    return model, build_optimizer(cfg, model)
+    print_experts_table(args.experts, args.batch_size, args.iters)
 
 
 def distill(args) -> None:
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    setups = [
-        (
-            "DiVE: ResNet-32 <- ResNet-32",
-            ["MODEL.LOSS.NAME", "BalancedSoftmaxLoss"],
-            ["MODEL.LOSS.NAME", "DiVELoss"],
-            ["MODEL.LOSS.NAME", "BalancedSoftmaxLoss"],
-        ),
-        (
-            "RIDE-DiVE: 4E <- 6E",
-            _RIDE_OPTS
-            + ["MODEL.RIDE.NUM_EXPERTS", "4", "MODEL.LOSS.RIDE.BASE_LOSS", "BalancedSoftmaxLoss"],
-            _RIDE_OPTS + ["MODEL.RIDE.NUM_EXPERTS", "4", "MODEL.LOSS.RIDE.BASE_LOSS", "DiVELoss"],
-            _RIDE_OPTS
-            + ["MODEL.RIDE.NUM_EXPERTS", "6", "MODEL.LOSS.RIDE.BASE_LOSS", "BalancedSoftmaxLoss"],
-        ),
-    ]
-    print(
-        f"\nDistillation step vs plain step, 32x32, batch {args.batch_size}, "
-        f"{torch.get_num_threads()} threads, device {device.type}; training images/s, "
-        f"median of {args.iters} alternating calls\n"
-    )
-    print("| setup | precision | plain step | distillation step | cost ratio |")
-    print("|---|---|---|---|---|")
-    for setup, plain_opts, student_opts, teacher_opts in setups:
-        for name, amp, channels_last in [
-            ("fp32", False, False),
-            ("bf16 + channels_last", True, True),
-        ]:
-            images = torch.randn(args.batch_size, 3, 32, 32, device=device)
-            if channels_last:
-                images = images.contiguous(memory_format=torch.channels_last)
-            labels = torch.randint(0, NUM_CLASSES, (args.batch_size,), device=device)
-            plain = step_closures(
-                *_distill_model(plain_opts, channels_last, device), images, labels, amp
-            )[0]
-            # The teacher as the trainer attaches it (BatchNorms folded) and, timed in the
-            # same alternation, with its BatchNorms as trained: what the folding saves.
-            variants = []
-            for fold in (True, False):
-                student, optimizer = _distill_model(student_opts, channels_last, device)
-                teacher = _distill_model(teacher_opts, channels_last, device)[0]
-                student.attach_teacher(FrozenTeacher(teacher, fold_bn=fold))
-                variants.append(step_closures(student, optimizer, images, labels, amp)[0])
-            t_plain, *t_distill = paired_median_times([plain, *variants], args.iters, device)
-            for label, t in zip(("", ", teacher BN not folded"), t_distill):
-                print(
-                    f"| {setup} | {name}{label} | {args.batch_size / t_plain:.1f} | "
-                    f"{args.batch_size / t:.1f} | {t / t_plain:.2f}x |",
-                    flush=True,
-                )
+    """The distillation step against a plain step (benchmarks/distill.py)."""
+    from benchmarks.distill import print_distill_table
+
+    print_distill_table(args.batch_size, args.iters)
 
 
 def decode(args) -> None:
     """Decode + augmentation images/s per worker for image-file datasets."""
-    from benchmarks.decode import PIPELINES, images_per_second, write_jpegs
+    from benchmarks.decode import decode_table
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # one DataLoader worker
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            paths = write_jpegs(tmp, args.images)
-            mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-            rates = {name: [] for name in PIPELINES}
-            for _ in range(args.rounds):  # interleaved: background load hits both
-                for name, build in PIPELINES.items():
-                    torch.manual_seed(0)
-                    rates[name].append(images_per_second(build(224, mean, std), paths))
-    finally:
-        torch.set_num_threads(threads)
-    print(
-        f"\n{args.images} JPEGs of 500x375 (quality 90), RandomResizedCrop(224) + flip + "
-        f"normalize, one thread; median of {args.rounds} rounds\n"
-    )
-    print(f"| pipeline | images/s per worker | workers for {args.target} img/s |")
-    print("|---|---|---|")
-    for name, values in rates.items():
-        rate = statistics.median(values)
-        print(f"| {name} | {rate:.0f} | {math.ceil(args.target / rate)} |")
+    print(decode_table(args.images, args.rounds, args.target))
 
 
 def router(args) -> None:

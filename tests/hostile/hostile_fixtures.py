@@ -8,9 +8,7 @@ of the original RIDE and classifier-balancing code) and a finished one-epoch run
 ``--resume`` cases.
 """
 
-import collections
 import os
-import pathlib
 import pickle
 import sys
 import types
@@ -156,38 +154,17 @@ def _popen_checkpoint(path: str, marker: str) -> None:
 
 
 def _original_ride_checkpoint(path: str, top_k: int = 0) -> None:
-    """A checkpoint as the original RIDE code saves it (tests/checkpoint/test_importers.py):
+    """A checkpoint as the original RIDE code saves it (tests/checkpoint/original_files.py):
     a tiny 3-expert RIDE ResNet-32 (``top_k``: with expert-assignment routers) and a pickled
     ``parse_config.ConfigParser``."""
-    import numpy as np
     import torch
 
-    from tests.checkpoint.reference_nets import RefResNetS, ride_state_dict
+    from tests.checkpoint.original_files import save_ride
+    from tests.checkpoint.reference_nets import RefResNetS
 
     torch.manual_seed(0)
     net = RefResNetS(num_experts=3, top_k=top_k)
-    parser = _module_class("parse_config", "ConfigParser")
-    module = types.ModuleType("parse_config")
-    module.ConfigParser = parser
-    config = parser()
-    args = {"num_experts": 3, **({"top_choices_num": top_k} if top_k else {})}
-    config._config = collections.OrderedDict(
-        name="Imbalance_CIFAR100_LT_RIDE", arch={"type": "ResNet32Model", "args": args}
-    )
-    config._save_dir = pathlib.PosixPath("saved/models/x")
-    config.resume = None
-    with _FakeModules(module):
-        torch.save(
-            {
-                "arch": "ResNet32Model",
-                "epoch": 5,
-                "state_dict": ride_state_dict(net),
-                "optimizer": {"state": {}, "param_groups": []},
-                "monitor_best": np.float64(0.42),
-                "config": config,
-            },
-            path,
-        )
+    save_ride(path, net, args={"num_experts": 3, **({"top_choices_num": top_k} if top_k else {})})
 
 
 def _original_decoupling_checkpoint(path: str) -> None:
