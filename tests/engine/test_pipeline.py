@@ -9,12 +9,12 @@ import yaml
 from ride_dive.config import ConfigError
 from ride_dive.engine.pipeline import (
     Pipeline,
-    PipelineClock,
     PipelineStage,
     is_pipeline_file,
     load_pipeline,
     run_pipeline,
 )
+from ride_dive.engine.pipeline_clock import PipelineClock
 from ride_dive.utils.events import PipelineProgress, get_pipeline_progress, set_pipeline_progress
 from tests.conftest import RIDE_OVERRIDES, tiny_overrides
 
