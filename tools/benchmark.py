@@ -8,6 +8,7 @@ r"""Benchmarks: the accuracy suite, and training speed measured side by side in 
     python tools/benchmark.py experts [--experts 4] [--iters 15] [--batch-size 128]
     python tools/benchmark.py distill [--iters 15] [--batch-size 128]
     python tools/benchmark.py decode [--images 200] [--rounds 3] [--target 3000]
+    python tools/benchmark.py process [--config-file F] [--rounds 3] [--variant "LABEL=K V ..."]
 
 ``accuracy`` runs every method of a suite (``configs/<dataset>/benchmark_suite.yaml``: CE,
 BSCE, LDAM-DRW, DiVE, RIDE 3E/4E, the 6E BSCE teacher, RIDE-DiVE with and without router,
@@ -31,6 +32,11 @@ favour one of them. The measuring code is in ``benchmarks/speed.py``, the accura
 decode + RandomResizedCrop(224) + flip + normalize images/s in one thread, i.e. per
 DataLoader worker, for the PIL pipeline that ``ListFileDataset`` runs and for
 ``torchvision.io.decode_jpeg`` + ``transforms.v2`` (``benchmarks/decode.py``).
+
+``process`` times whole ``tools/train_net.py`` processes of one config (default: 4-expert
+RIDE ResNet-32 on Fashion-MNIST-LT, three epochs and the final evaluation) with different
+overrides, alternating over rounds: by default fp32 eager against the shipped defaults, each
+with and without ``CPU_KEEP_FREED_MEMORY`` (``benchmarks/process.py``).
 
 ``experts`` times a RIDE ResNet-32 training step (100 classes, cosine heads, RIDE loss) and
 an eval forward at 32x32 (images/s), with the experts run in a Python loop against the
@@ -265,6 +271,17 @@ def accuracy(args) -> None:
         print(f"Updated {args.benchmarks_md}")
 
 
+def process(args) -> None:
+    """Whole training processes with different overrides (benchmarks/process.py)."""
+    from benchmarks.process import DEFAULT_VARIANTS, process_table, time_processes
+
+    variants = args.variant or list(DEFAULT_VARIANTS)
+    print(f"{args.config_file} {' '.join(args.opts)}; {args.rounds} rounds", flush=True)
+    seconds = time_processes(args.config_file, args.opts, variants, args.rounds)
+    print()
+    print(process_table(seconds))
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -338,7 +355,25 @@ def main(argv=None) -> None:
     d = sub.add_parser("distill", help="distillation step vs plain step, side by side")
     d.add_argument("--iters", type=int, default=15)
     d.add_argument("--batch-size", type=int, default=128)
+    pr = sub.add_parser("process", help="whole train_net processes, variants side by side")
+    pr.add_argument("--config-file", default="configs/FashionMNIST-LT/ride_4e_r32.yaml")
+    pr.add_argument("--rounds", type=int, default=3)
+    pr.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help='"LABEL=KEY VALUE ..." (repeatable; the first is the reference); default: fp32 '
+        "eager and the shipped defaults, each with and without CPU_KEEP_FREED_MEMORY",
+    )
+    pr.add_argument(
+        "opts",
+        nargs=argparse.REMAINDER,
+        default=[],
+        help="KEY VALUE overrides for every variant (default: three epochs, no warm-up)",
+    )
     args = parser.parse_args(argv)
+    if args.command == "process" and not args.opts:
+        args.opts = ["SOLVER.MAX_EPOCHS", "3", "SOLVER.WARMUP_EPOCHS", "0"]
     if args.command == "accuracy":
         accuracy(args)
     elif args.command == "router":
@@ -351,6 +386,8 @@ def main(argv=None) -> None:
         experts(args)
     elif args.command == "decode":
         decode(args)
+    elif args.command == "process":
+        process(args)
     elif args.command in (None, "speed"):
         if args.command is None:
             args = parser.parse_args(["speed"] + (argv or sys.argv[1:]))

@@ -59,6 +59,7 @@ from ride_dive.evaluation.label_shift import (  # noqa: E402
     check_label_shift_test_counts,
 )
 from ride_dive.evaluation.seed_tables import EVALUATION, LABEL_SHIFT, aggregate  # noqa: E402
+from ride_dive.utils.cpu_allocator import apply_cpu_memory_setting  # noqa: E402
 from ride_dive.utils.env import eval_amp_dtype, resolve_device, seed_all  # noqa: E402
 from ride_dive.utils.logger import setup_logger  # noqa: E402
 from ride_dive.utils.plotting import pyplot  # noqa: E402
@@ -156,6 +157,7 @@ def evaluate(args) -> dict:
         )
     setup_logger()  # console only: the run's own log stays untouched
     seed_all(cfg.SEED)
+    apply_cpu_memory_setting(cfg)
     device = resolve_device(cfg.MODEL.DEVICE)
     splits = build_datasets(cfg)
     counts = [int(n) for n in splits.class_counts]

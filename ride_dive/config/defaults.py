@@ -17,6 +17,10 @@ _C.OUTPUT_DIR = "output/default"
 _C.SEED = 0
 # Make cuDNN/CPU kernels deterministic where PyTorch allows it (slower on GPU).
 _C.DETERMINISTIC = False
+# Keep freed CPU memory mapped in the process (glibc mmap/trim thresholds raised) so that a
+# training step does not page-fault its activations in again every iteration: ~10 % faster
+# bf16 steps on CPU, resident memory stays at its peak (ride_dive/utils/cpu_allocator.py).
+_C.CPU_KEEP_FREED_MEMORY = True
 
 # ---------------------------------------------------------------------------------------
 # Model

@@ -32,6 +32,7 @@ from ..modeling.norm import to_sync_batch_norm
 from ..modeling.training_setup import TrainingSetupContext
 from ..solver import build_lr_scheduler, build_optimizer, describe_lr_scaling
 from ..utils import comm
+from ..utils.cpu_allocator import apply_cpu_memory_setting
 from ..utils.env import amp_dtype, describe_precision, resolve_device, seed_all
 from ..utils.events import default_writers
 from ..utils.logger import setup_logger
@@ -112,6 +113,9 @@ def default_setup(cfg: CfgNode, args: Optional[argparse.Namespace] = None) -> No
     if not getattr(args, "resume", False):
         save_config(cfg)
     seed_all(cfg.SEED + rank)
+    memory = apply_cpu_memory_setting(cfg)
+    if memory:
+        logger.info(memory)
     if cfg.DETERMINISTIC:
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
