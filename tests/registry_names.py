@@ -27,6 +27,7 @@ REGISTERED_NAMES = {
     "LOSS": {
         "CrossEntropyLoss",
         "BalancedSoftmaxLoss",
+        "LogitAdjustedLoss",
         "LDAMLoss",
         "FocalLoss",
         "RIDELoss",
@@ -57,6 +58,7 @@ REGISTERED_NAMES = {
         "InferenceMacs",
         "RouterSweep",
         "TauNormSweep",
+        "PosthocLogitAdjustment",
     },
 }
 

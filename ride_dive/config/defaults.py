@@ -89,12 +89,15 @@ _C.MODEL.HEAD.REINIT = False
 _C.MODEL.HEAD.TAU_NORM = -1.0
 
 _C.MODEL.LOSS = CfgNode()
-# Registered name in LOSS_REGISTRY: "CrossEntropyLoss", "BalancedSoftmaxLoss", "LDAMLoss",
+# Registered name in LOSS_REGISTRY: "CrossEntropyLoss", "BalancedSoftmaxLoss",
+# "LogitAdjustedLoss", "LDAMLoss",
 # "FocalLoss"; "RIDELoss" for META_ARCHITECTURE "RIDE" (its per-expert loss is
 # MODEL.LOSS.RIDE.BASE_LOSS).
 _C.MODEL.LOSS.NAME = "CrossEntropyLoss"
 # Focal loss gamma (1 or 2 in the papers).
 _C.MODEL.LOSS.FOCAL_GAMMA = 1.0
+# LogitAdjustedLoss: CE(z + tau * log pi, y) (Menon et al. 2021); 1.0 equals Balanced Softmax.
+_C.MODEL.LOSS.LA_TAU = 1.0
 # LDAM: largest margin (m_c = MAX_MARGIN * n_c^-1/4 / max n^-1/4) and logit scale s.
 _C.MODEL.LOSS.LDAM_MAX_MARGIN = 0.5
 _C.MODEL.LOSS.LDAM_SCALE = 30.0
@@ -256,6 +259,10 @@ _C.TEST.LABEL_SHIFT = False
 _C.TEST.TAU_NORM_SWEEP = False
 # The taus swept.
 _C.TEST.TAU_NORM_TAUS = [round(0.1 * i, 1) for i in range(21)]
+# Post-hoc logit adjustment z - tau * log(pi) (Menon et al. 2021), tau chosen on validation
+# (results.json "posthoc_la", OUTPUT_DIR/posthoc_la.json); for models trained without a prior.
+_C.TEST.POSTHOC_LA_SWEEP = False
+_C.TEST.POSTHOC_LA_TAUS = [round(0.25 * i, 2) for i in range(13)]
 # Evaluators added to the default ones (EVALUATOR_REGISTRY names, run after them in this
 # order); see docs/ARCHITECTURE.md for writing one.
 _C.TEST.EXTRA_EVALUATORS = []

@@ -49,6 +49,12 @@ from .multi_expert import (
     router_tradeoff,
     select_router_threshold,
 )
+from .posthoc_adjustment import (
+    PosthocLogitAdjustment,
+    adjust_logits,
+    format_posthoc_table,
+    posthoc_sweep,
+)
 from .reporting import (
     format_results_table,
     format_router_table,
@@ -83,6 +89,10 @@ __all__ = [
     "collect_features",
     "select_tau",
     "tau_norm_sweep",
+    "PosthocLogitAdjustment",
+    "adjust_logits",
+    "format_posthoc_table",
+    "posthoc_sweep",
     "ClassificationEvaluator",
     "ExpertOutputsEvaluator",
     "compute_classification_metrics",

@@ -60,6 +60,7 @@ DEFAULT_EVALUATORS = (
     "InferenceMacs",
     "RouterSweep",
     "TauNormSweep",
+    "PosthocLogitAdjustment",
 )
 
 

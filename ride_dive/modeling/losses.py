@@ -1,4 +1,5 @@
-"""Long-tailed classification losses: CE, Balanced Softmax, LDAM, focal; all with DRW.
+"""Long-tailed classification losses: CE, Balanced Softmax, logit-adjusted, LDAM, focal;
+all with DRW.
 
 Every loss computes in float32 whatever the logits' dtype (autocast), takes the training
 class counts, and applies deferred re-weighting (DRW, Cao et al. 2019) from ``drw_epoch``
@@ -22,6 +23,7 @@ __all__ = [
     "CrossEntropyLoss",
     "FocalLoss",
     "LDAMLoss",
+    "LogitAdjustedLoss",
     "LongTailLoss",
     "drw_weights",
     "ldam_margins",
@@ -200,6 +202,49 @@ class BalancedSoftmaxLoss(LongTailLoss):
     def fitted_logits(self, logits: torch.Tensor) -> torch.Tensor:
         """``z + log n``: the training-distribution logits this loss fits."""
         return logits + self.log_prior.to(logits.dtype)
+
+
+@LOSS_REGISTRY.register()
+class LogitAdjustedLoss(LongTailLoss):
+    """Logit-adjusted loss (Menon et al. 2021): ``CE(z + tau * log pi, y)``, ``pi = n / N``.
+
+    ``tau = 1`` is Balanced Softmax (``log pi`` and ``log n`` differ by a constant, which the
+    softmax ignores); ``tau = 0`` is plain CE. The adjustment is inside the loss only, so the
+    model's logits estimate ``p(y|x) / pi_y^tau``: the label-balanced posterior for tau = 1
+    (``estimates_balanced_posterior``), between it and the training one otherwise.
+
+    Args:
+        class_counts: training images per class (the dataset's, also under MixUp/CutMix).
+        tau: ``MODEL.LOSS.LA_TAU`` (1.0 in the paper).
+        drw_epoch, drw_beta: see ``LongTailLoss``.
+    """
+
+    @configurable
+    def __init__(
+        self, *, class_counts, tau: float = 1.0, drw_epoch: int = -1, drw_beta: float = 0.9999
+    ):
+        super().__init__(class_counts, drw_epoch, drw_beta)
+        if not tau >= 0:  # also refuses NaN
+            raise ValueError(f"MODEL.LOSS.LA_TAU must be >= 0, got {tau}")
+        self.tau = float(tau)
+        counts = _counts_tensor(class_counts)
+        self.register_buffer("log_prior", (counts / counts.sum()).log().float(), persistent=False)
+
+    @property
+    def estimates_balanced_posterior(self) -> bool:
+        """True for tau = 1, where the loss is Balanced Softmax's."""
+        return self.tau == 1.0
+
+    @classmethod
+    def from_config(cls, cfg, class_counts=None):
+        return dict(cls.loss_kwargs(cfg, class_counts), tau=cfg.MODEL.LOSS.LA_TAU)
+
+    def compute(self, logits, targets, weight):
+        return F.cross_entropy(self.fitted_logits(logits), targets, weight=weight)
+
+    def fitted_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """``z + tau * log pi``: the training-distribution logits this loss fits."""
+        return logits + self.tau * self.log_prior.to(logits.dtype)
 
 
 @LOSS_REGISTRY.register()

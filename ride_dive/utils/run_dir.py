@@ -94,6 +94,7 @@ class RunDir:
     BEST = "model_best"
     LAST_CHECKPOINT = "last_checkpoint"
     TAU_NORM = "tau_norm.json"
+    POSTHOC_LA = "posthoc_la.json"
     ROUTER_PLOT = "router_tradeoff.png"
 
     def __init__(self, root: str):
@@ -138,6 +139,10 @@ class RunDir:
     @property
     def tau_norm(self) -> str:
         return self.path(self.TAU_NORM)
+
+    @property
+    def posthoc_la(self) -> str:
+        return self.path(self.POSTHOC_LA)
 
     @property
     def router_plot(self) -> str:
