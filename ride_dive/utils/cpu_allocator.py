@@ -5,11 +5,11 @@ mmap threshold are ``mmap``-ed and unmapped on every free, and freed memory at t
 heap is trimmed back to the kernel. A training step frees and re-allocates the same
 activation buffers (megabytes each) every iteration, so every step then page-faults its
 activations in again: about 6,500 minor faults per step for RIDE ResNet-32 with 4 experts at
-batch 128, which cost about a tenth of the bf16 step on a 2-core CPU
-(``python tools/benchmark.py process``, BENCHMARKS.md). Raising both thresholds keeps those
-pages mapped, the same thing the jemalloc/tcmalloc preload recipes of CPU-inference guides
-achieve, without a preload. The price is that the process's resident memory stays at its
-peak rather than shrinking between steps.
+batch 128 in bf16 on a 2-core CPU, against under 400 with both thresholds raised. That keeps
+the pages mapped, what the jemalloc/tcmalloc preload recipes of CPU-inference guides
+achieve, without a preload; what it saves in time is measured by ``python
+tools/benchmark.py process`` (BENCHMARKS.md). The price is that the process's resident
+memory stays at its peak rather than shrinking between steps.
 
 Only glibc has ``mallopt``; elsewhere (macOS, musl, Windows) this does nothing.
 """
@@ -26,9 +26,10 @@ logger = logging.getLogger(__name__)
 _M_TRIM_THRESHOLD = -1  # <malloc.h>
 _M_MMAP_THRESHOLD = -3
 _TRIM_THRESHOLD = 2**31 - 1  # an int: never trim the heap's top
-# glibc caps M_MMAP_THRESHOLD at HEAP_MAX_SIZE / 2 (32 MiB on 64-bit) in some versions; try
-# the larger value first so that 224x224 activations (hundreds of MB) stay on the heap too.
-_MMAP_THRESHOLDS = (2**30, 32 * 2**20)
+# glibc's own ceiling for its dynamic threshold (HEAP_MAX_SIZE / 2 on 64-bit). Measured on
+# the 2-core VM (whole train_net runs, GLIBC_TUNABLES): 32 MiB trained a little faster than
+# 1 GiB, and raising the trim threshold alone was much slower than glibc's defaults.
+_MMAP_THRESHOLD = 32 * 2**20
 
 
 def _glibc():
@@ -51,13 +52,13 @@ def keep_freed_cpu_memory() -> str:
     libc = _glibc()
     if libc is None:
         return ""
-    mmap_threshold = next((v for v in _MMAP_THRESHOLDS if libc.mallopt(_M_MMAP_THRESHOLD, v)), 0)
-    trimmed = libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
-    if not mmap_threshold or not trimmed:
-        logger.debug("glibc mallopt refused the thresholds")
+    # Both or neither: the trim threshold raised alone made training slower, not faster.
+    if not libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD):
+        logger.debug("glibc mallopt refused the mmap threshold")
         return ""
+    libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
     return (
-        f"CPU memory: freed blocks up to {mmap_threshold // 2**20} MiB stay in the process "
+        f"CPU memory: freed blocks up to {_MMAP_THRESHOLD // 2**20} MiB stay in the process "
         "(glibc mmap/trim thresholds raised; CPU_KEEP_FREED_MEMORY False restores glibc's)"
     )
 
