@@ -32,6 +32,11 @@ def assert_cfg(cfg: CfgNode) -> None:
         p,
     )
     _require(s.BATCH_SIZE > 0, f"SOLVER.BATCH_SIZE must be > 0, got {s.BATCH_SIZE}", p)
+    _require(
+        s.ACCUMULATE_STEPS >= 1,
+        f"SOLVER.ACCUMULATE_STEPS must be >= 1 (1 = no accumulation), got {s.ACCUMULATE_STEPS}",
+        p,
+    )
     _require(s.BASE_LR > 0, f"SOLVER.BASE_LR must be > 0, got {s.BASE_LR}", p)
     _require(
         s.REFERENCE_BATCH_SIZE >= 0,
@@ -285,6 +290,15 @@ def _check_ranges(cfg: CfgNode, p: List[str]) -> None:
     _require(i.PADDING >= 0, f"INPUT.PADDING must be >= 0, got {i.PADDING}", p)
     _require(i.TEST_RESIZE > 0, f"INPUT.TEST_RESIZE must be > 0, got {i.TEST_RESIZE}", p)
     _require(i.COLOR_JITTER >= 0, f"INPUT.COLOR_JITTER must be >= 0, got {i.COLOR_JITTER}", p)
+    for key in ("MIXUP_ALPHA", "CUTMIX_ALPHA"):
+        _require(i[key] >= 0, f"INPUT.{key} must be >= 0 (0 = off), got {i[key]}", p)
+    _require(0 <= i.MIX_PROB <= 1, f"INPUT.MIX_PROB must be in [0, 1], got {i.MIX_PROB}", p)
+    _require(
+        0 <= i.MIX_OFF_EPOCHS < s.MAX_EPOCHS,
+        f"INPUT.MIX_OFF_EPOCHS (the final epochs without MixUp/CutMix) must be in [0, "
+        f"SOLVER.MAX_EPOCHS={s.MAX_EPOCHS}), got {i.MIX_OFF_EPOCHS}",
+        p,
+    )
     _require(
         all(x > 0 for x in i.PIXEL_STD),
         f"INPUT.PIXEL_STD must be positive, got {list(i.PIXEL_STD)}",

@@ -170,6 +170,15 @@ _C.INPUT.PADDING = 4
 _C.INPUT.HFLIP = True
 # Image files: ColorJitter strength for brightness/contrast/saturation (0 = off).
 _C.INPUT.COLOR_JITTER = 0.0
+# MixUp / CutMix on training batches (data/mixing.py; torchvision transforms.v2): the Beta
+# parameter of each (0 = off; both > 0: one of the two per batch, equally likely), the
+# probability that a batch is mixed, and how many final epochs train unmixed. Targets become
+# class distributions, which every loss but LDAM takes; the class priors of BSCE / logit
+# adjustment stay the dataset's counts.
+_C.INPUT.MIXUP_ALPHA = 0.0
+_C.INPUT.CUTMIX_ALPHA = 0.0
+_C.INPUT.MIX_PROB = 1.0
+_C.INPUT.MIX_OFF_EPOCHS = 0
 # Image files: test-time resize of the shorter side before the center crop.
 _C.INPUT.TEST_RESIZE = 256
 # Per-channel mean/std on the 0..1 scale; empty = the dataset's own statistics.
@@ -193,8 +202,12 @@ _C.SOLVER.NESTEROV = False
 _C.SOLVER.WEIGHT_DECAY = 5e-4
 # Apply weight decay to BN and bias parameters too (the reference codes do).
 _C.SOLVER.WEIGHT_DECAY_NORM = True
-# Global training batch size (all processes together).
+# Global training batch size (all processes together), per forward/backward.
 _C.SOLVER.BATCH_SIZE = 128
+# Gradient accumulation: batches per optimizer step. The effective batch BATCH_SIZE x
+# ACCUMULATE_STEPS drives the linear LR scaling and is logged and in results.json; an epoch
+# has ceil(batches / ACCUMULATE_STEPS) steps, so checkpoints fall on step boundaries.
+_C.SOLVER.ACCUMULATE_STEPS = 1
 # Training epochs.
 _C.SOLVER.MAX_EPOCHS = 200
 # Linear warm-up length in epochs, applied per iteration, starting at WARMUP_FACTOR * lr.
@@ -262,7 +275,7 @@ _C.TEST.TAU_NORM_TAUS = [round(0.1 * i, 1) for i in range(21)]
 # Post-hoc logit adjustment z - tau * log(pi) (Menon et al. 2021), tau chosen on validation
 # (results.json "posthoc_la", OUTPUT_DIR/posthoc_la.json); for models trained without a prior.
 _C.TEST.POSTHOC_LA_SWEEP = False
-_C.TEST.POSTHOC_LA_TAUS = [round(0.25 * i, 2) for i in range(13)]
+_C.TEST.POSTHOC_LA_TAUS = [round(0.1 * i, 1) for i in range(21)]  # METHODS.md 10
 # Evaluators added to the default ones (EVALUATOR_REGISTRY names, run after them in this
 # order); see docs/ARCHITECTURE.md for writing one.
 _C.TEST.EXTRA_EVALUATORS = []

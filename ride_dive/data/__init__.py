@@ -8,11 +8,14 @@ from .build import build_datasets, build_test_loader, build_train_loader, unaugm
 from .datasets import DatasetSplits, InMemoryImageDataset, ListFileDataset
 from .errors import BadImageError, DatasetError
 from .loaders import shard_range
+from .mixing import MixedBatches, mixing_enabled
 from .registry import DATASET_REGISTRY, SAMPLER_REGISTRY
 from .samplers import build_sampler
 from .transforms import BatchAugment, build_file_transforms
 
 __all__ = [
+    "MixedBatches",
+    "mixing_enabled",
     "DATASET_REGISTRY",
     "SAMPLER_REGISTRY",
     "DatasetSplits",

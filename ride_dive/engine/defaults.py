@@ -16,7 +16,13 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..checkpoint import Checkpointer, atomic_write_text, load_trained_model, restore_rng_state
 from ..config import CfgNode, ConfigError, assert_cfg, get_cfg
-from ..data import build_datasets, build_train_loader, unaugmented_view
+from ..data import (
+    MixedBatches,
+    build_datasets,
+    build_train_loader,
+    mixing_enabled,
+    unaugmented_view,
+)
 from ..evaluation import (
     EvaluationContext,
     build_evaluators,
@@ -27,10 +33,15 @@ from ..evaluation import (
     save_results_json,
     split_loader,
 )
-from ..modeling import build_model
+from ..modeling import build_model, check_soft_targets
 from ..modeling.norm import to_sync_batch_norm
 from ..modeling.training_setup import TrainingSetupContext
-from ..solver import build_lr_scheduler, build_optimizer, describe_lr_scaling
+from ..solver import (
+    build_lr_scheduler,
+    build_optimizer,
+    describe_lr_scaling,
+    effective_batch_size,
+)
 from ..utils import comm
 from ..utils.cpu_allocator import apply_cpu_memory_setting
 from ..utils.env import amp_dtype, describe_precision, resolve_device, seed_all
@@ -191,6 +202,9 @@ class DefaultTrainer:
             rank=rank,
             device=self.device,
         )
+        if mixing_enabled(cfg):  # MixUp / CutMix: soft targets, which every part must take
+            check_soft_targets(self.model)
+            loader = MixedBatches.from_config(cfg, loader, len(self.splits.class_counts))
         trained = self.model
         if world > 1:  # only the trainable model is wrapped (never a teacher)
             trained = DistributedDataParallel(
@@ -210,8 +224,9 @@ class DefaultTrainer:
             channels_last=cfg.MODEL.CHANNELS_LAST,
             clip_grad_norm=cfg.SOLVER.CLIP_GRAD_NORM,
             rank=rank,
+            accumulate_steps=cfg.SOLVER.ACCUMULATE_STEPS,
         )
-        self.scheduler = build_lr_scheduler(cfg, self.optimizer, len(loader))
+        self.scheduler = build_lr_scheduler(cfg, self.optimizer, self.trainer.iters_per_epoch)
         self.checkpointer = Checkpointer(
             self.model,
             cfg.OUTPUT_DIR,
@@ -222,7 +237,7 @@ class DefaultTrainer:
         )
         self.start_epoch = 0
         self.resumed = False
-        self.timer = hooks.IterationTimer(cfg.SOLVER.BATCH_SIZE)
+        self.timer = hooks.IterationTimer(effective_batch_size(cfg))
         self.trainer.register_hooks(self.build_hooks())
         # Built now so that a config asking for an evaluation the model cannot take fails
         # before training, not after it.
@@ -290,7 +305,8 @@ class DefaultTrainer:
         ``model_best.pth`` (chosen on validation). The entries come from the run's
         evaluators (``build_evaluators``: test and validation metrics, per expert, the
         router's selection on validation and its sweep, GMACs, tau-norm, ...), plus
-        ``"weights"`` and, for a run that trained, ``"training_time_s"``.
+        ``"weights"`` and, for a run that trained, ``"training_time_s"`` and
+        ``"effective_batch_size"`` (``SOLVER.BATCH_SIZE`` x ``SOLVER.ACCUMULATE_STEPS``).
         """
         cfg = self.cfg
         weights = "final"
@@ -301,6 +317,7 @@ class DefaultTrainer:
         results: Dict = {"weights": weights}
         if self.resumed or self.timer.training_seconds > 0:
             results["training_time_s"] = self.timer.training_seconds
+            results["effective_batch_size"] = effective_batch_size(cfg)
         context = EvaluationContext(cfg, self.model, self.splits, self.device)
         results = run_evaluators(self.evaluators, context, results)
         if comm.is_main_process():

@@ -52,6 +52,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from ..checkpoint import atomic_write_text
 from ..config import ConfigError
 from ..config.yaml_file import read_yaml
+from ..solver import effective_batch_size
 from ..utils import comm
 from ..utils.events import set_pipeline_progress
 from ..utils.run_dir import RunDir
@@ -298,7 +299,7 @@ def _run_stage(
     started = progress.clock() if progress is not None else 0.0
     trainer = DefaultTrainer(cfg)
     loop = trainer.trainer
-    images_per_epoch = loop.iters_per_epoch * cfg.SOLVER.BATCH_SIZE
+    images_per_epoch = loop.iters_per_epoch * effective_batch_size(cfg)
     if not stage.trains:
         if progress is not None:
             logger.info(progress.start(index, 0, images_per_epoch))

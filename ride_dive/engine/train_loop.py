@@ -10,7 +10,7 @@ import logging
 import math
 import time
 from contextlib import nullcontext
-from typing import Dict, List, Optional
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -49,8 +49,19 @@ class HookBase:
     def load_state_dict(self, state: Dict) -> None: ...
 
 
+Batch = Tuple[torch.Tensor, torch.Tensor]
+
+
 class SimpleTrainer:
     """Runs ``model(images, labels) -> dict of losses``, sums them and takes an SGD step.
+
+    With ``accumulate_steps`` k > 1 one iteration (one optimizer step, one LR-schedule step,
+    one ``before_step``/``after_step``, one logged row) runs k consecutive loader batches,
+    each backward-ed with its share of the group's images as weight, so the gradient is that
+    of the mean loss over all the group's images: the step of one k-times larger batch for a
+    model without batch statistics (BatchNorm sees the micro-batches). An epoch has
+    ``ceil(len(loader) / k)`` iterations (the last group may be shorter), so epochs and
+    checkpoints always end on a step boundary and resume needs no accumulation state.
 
     Args:
         model: in train mode returns a dict of named scalar losses.
@@ -63,6 +74,7 @@ class SimpleTrainer:
         channels_last: move input batches to channels_last memory format.
         clip_grad_norm: clip the global gradient norm when > 0.
         rank: process rank (only changes the per-epoch seed).
+        accumulate_steps: loader batches per optimizer step (``SOLVER.ACCUMULATE_STEPS``).
     """
 
     def __init__(
@@ -77,7 +89,10 @@ class SimpleTrainer:
         channels_last: bool = False,
         clip_grad_norm: float = 0.0,
         rank: int = 0,
+        accumulate_steps: int = 1,
     ):
+        if accumulate_steps < 1:
+            raise ValueError(f"accumulate_steps must be >= 1, got {accumulate_steps}")
         self.model = model
         self.data_loader = data_loader
         self.optimizer = optimizer
@@ -88,7 +103,8 @@ class SimpleTrainer:
         self.channels_last = channels_last
         self.clip_grad_norm = clip_grad_norm
         self.rank = rank
-        self.iters_per_epoch = len(data_loader)
+        self.accumulate_steps = accumulate_steps
+        self.iters_per_epoch = math.ceil(len(data_loader) / accumulate_steps)
         self.max_iter = max_epochs * self.iters_per_epoch
         self.epoch = 0
         self.iter = 0
@@ -145,18 +161,53 @@ class SimpleTrainer:
                 module.set_epoch(self.epoch)
         self.model.train()
 
+    def _step_groups(self) -> Iterator[List[Batch]]:
+        """The epoch's batches in groups of ``accumulate_steps`` (the last may be shorter)."""
+        group: List[Batch] = []
+        for batch in self.data_loader:
+            group.append(batch)
+            if len(group) == self.accumulate_steps:
+                yield group
+                group = []
+        if group:
+            yield group
+
     def run_epoch(self) -> None:
         data_start = time.perf_counter()
-        for images, labels in self.data_loader:
+        for group in self._step_groups():
             self.storage.iter = self.iter
             self.storage.put_scalar("data_time", time.perf_counter() - data_start)
             self._call("before_step")
-            self.run_step(images, labels)
+            self.run_step(group)
             self._call("after_step")
             self.iter += 1
             data_start = time.perf_counter()
 
-    def run_step(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+    def run_step(self, group: Sequence[Batch]) -> None:
+        """One optimizer step over ``group``: one or more ``(images, labels)`` batches."""
+        sizes = [len(labels) for _, labels in group]
+        logged: Dict[str, float] = {}
+        self.optimizer.zero_grad(set_to_none=True)
+        for i, (images, labels) in enumerate(group):
+            weight = sizes[i] / sum(sizes)
+            # DDP all-reduces gradients at the group's last backward only.
+            defer_sync = i < len(group) - 1 and hasattr(self.model, "no_sync")
+            with self.model.no_sync() if defer_sync else nullcontext():
+                values = self._backward(images, labels, weight)
+            for k, v in values.items():
+                logged[k] = logged.get(k, 0.0) + weight * v
+        if self.grad_scaler is not None:
+            self.grad_scaler.unscale_(self.optimizer)
+            self._clip()
+            self.grad_scaler.step(self.optimizer)
+            self.grad_scaler.update()
+        else:
+            self._clip()
+            self.optimizer.step()
+        self.storage.put_scalars(total_loss=sum(logged.values()), **logged)
+
+    def _backward(self, images: torch.Tensor, labels: torch.Tensor, weight: float):
+        """Forward one batch, check its loss, backward ``weight`` times it; its loss terms."""
         images = images.to(self.device, non_blocking=True)
         labels = labels.to(self.device, non_blocking=True)
         if self.channels_last:
@@ -178,18 +229,13 @@ class SimpleTrainer:
                 "point is intact. Lower SOLVER.BASE_LR, lengthen SOLVER.WARMUP_EPOCHS or turn "
                 "off SOLVER.AMP to continue."
             )
-        self.optimizer.zero_grad(set_to_none=True)
+        if weight != 1.0:
+            total = total * weight
         if self.grad_scaler is not None:
             self.grad_scaler.scale(total).backward()
-            self.grad_scaler.unscale_(self.optimizer)
-            self._clip()
-            self.grad_scaler.step(self.optimizer)
-            self.grad_scaler.update()
         else:
             total.backward()
-            self._clip()
-            self.optimizer.step()
-        self.storage.put_scalars(total_loss=total_value, **values)
+        return values
 
     def _clip(self) -> None:
         if self.clip_grad_norm > 0:

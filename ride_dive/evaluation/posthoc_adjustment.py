@@ -1,4 +1,4 @@
-"""Post-hoc logit adjustment (Menon et al. 2021; docs/METHODS.md 5): ``z - tau * log pi``.
+"""Post-hoc logit adjustment (Menon et al. 2021; docs/METHODS.md 10): ``z - tau * log pi``.
 
 A model trained with plain cross-entropy estimates the training posterior ``p(y|x)``;
 subtracting ``tau * log pi`` (``pi`` the training class prior ``n / N``) moves its argmax

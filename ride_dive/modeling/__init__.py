@@ -5,7 +5,14 @@ name is available to ``build_model`` and friends.
 """
 
 from . import backbones, distill_loss, heads, losses, meta_arch, ride_loss  # noqa: F401
-from .build import build_backbone, build_head, build_loss, build_model, resolve_device
+from .build import (
+    build_backbone,
+    build_head,
+    build_loss,
+    build_model,
+    check_soft_targets,
+    resolve_device,
+)
 from .complexity import count_macs, count_parameters
 from .distill_loss import DiVELoss, distillation_kl, dive_target
 from .heads import CosineHead, LinearHead, LWSHead, NCMHead, tau_normalized_weight
@@ -29,6 +36,7 @@ __all__ = [
     "build_head",
     "build_loss",
     "build_model",
+    "check_soft_targets",
     "count_macs",
     "count_parameters",
     "distillation_kl",

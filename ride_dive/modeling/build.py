@@ -5,12 +5,20 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
+from ..config import ConfigError
 from ..utils.env import resolve_device
 from ..utils.registry import lookup
 from .norm import to_group_norm
 from .registry import BACKBONE_REGISTRY, HEAD_REGISTRY, LOSS_REGISTRY, META_ARCH_REGISTRY
 
-__all__ = ["build_backbone", "build_head", "build_loss", "build_model", "resolve_device"]
+__all__ = [
+    "build_backbone",
+    "build_head",
+    "build_loss",
+    "build_model",
+    "check_soft_targets",
+    "resolve_device",
+]
 
 
 def build_backbone(cfg) -> nn.Module:
@@ -52,3 +60,31 @@ def build_model(cfg, class_counts: Optional[Sequence[int]] = None) -> nn.Module:
     if cfg.MODEL.CHANNELS_LAST:
         model.to(memory_format=torch.channels_last)
     return model
+
+
+def check_soft_targets(model: nn.Module) -> None:
+    """Refuse, as a config error, a model with a part that cannot train on soft targets.
+
+    MixUp/CutMix targets are class distributions. A part that needs the one true class of
+    each image says so with ``supports_soft_targets = False`` and may say why in
+    ``soft_targets_refusal``; a part that never sees the targets (``takes_targets =
+    False``: a frozen teacher) is not looked into.
+    """
+    refusals = list(_soft_target_refusals(model))
+    if refusals:
+        raise ConfigError(
+            "INPUT.MIXUP_ALPHA / INPUT.CUTMIX_ALPHA train on mixed (soft) targets, which "
+            f"{'; '.join(dict.fromkeys(refusals))} cannot take. Use a loss that takes them "
+            "(CrossEntropyLoss, BalancedSoftmaxLoss, LogitAdjustedLoss, FocalLoss; for RIDE "
+            "in MODEL.LOSS.RIDE.BASE_LOSS), or set both alphas to 0 for this stage."
+        )
+
+
+def _soft_target_refusals(module: nn.Module):
+    if getattr(module, "takes_targets", True) is False:
+        return
+    if getattr(module, "supports_soft_targets", True) is False:
+        why = getattr(module, "soft_targets_refusal", "")
+        yield type(module).__name__ + (f" ({why})" if why else "")
+    for child in module.children():
+        yield from _soft_target_refusals(child)

@@ -27,6 +27,7 @@ __all__ = [
     "LongTailLoss",
     "drw_weights",
     "ldam_margins",
+    "soft_weighted_mean",
 ]
 
 
@@ -70,6 +71,18 @@ def ldam_margins(class_counts: Sequence[int], max_margin: float) -> torch.Tensor
         raise ValueError(f"MODEL.LOSS.LDAM_MAX_MARGIN must be >= 0, got {max_margin}")
     m = _counts_tensor(class_counts).pow(-0.25)
     return (m * (max_margin / m.max())).float()
+
+
+def soft_weighted_mean(
+    per_class: torch.Tensor, targets: torch.Tensor, weight: Optional[torch.Tensor]
+) -> torch.Tensor:
+    """Batch loss from ``(N, C)`` per-class terms ``t_ic * l_ic``: their sum over classes,
+    averaged over images; with class weights ``w`` the weighted mean ``sum_ic w_c t_ic l_ic /
+    sum_ic w_c t_ic``, which on one-hot targets is ``F.cross_entropy(weight=w)``'s
+    ``sum_i w_yi l_i / sum_i w_yi``."""
+    if weight is None:
+        return per_class.sum(dim=1).mean()
+    return (per_class * weight).sum() / (targets * weight).sum()
 
 
 class LongTailLoss(nn.Module):
@@ -124,20 +137,34 @@ class LongTailLoss(nn.Module):
         """The DRW weights at the current epoch, or ``None`` before ``drw_epoch``."""
         return self.drw_class_weights if self.drw_active else None
 
+    # Takes (N, C) soft targets (MixUp/CutMix, data/mixing.py) through ``compute_soft``.
+    supports_soft_targets = True
+
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Scalar loss of ``logits (N, C)`` against integer ``targets (N,)``."""
+        """Scalar loss of ``logits (N, C)`` against integer ``targets (N,)`` or, for a loss
+        that ``supports_soft_targets``, float target distributions ``(N, C)``."""
         if logits.dim() != 2:
             raise ValueError(f"logits must be (N, C), got shape {tuple(logits.shape)}")
         if self.num_classes is not None and logits.shape[1] != self.num_classes:
             raise ValueError(
                 f"logits have {logits.shape[1]} classes but class_counts has {self.num_classes}"
             )
+        if targets.dtype.is_floating_point:
+            if not self.supports_soft_targets:
+                raise ValueError(
+                    f"{type(self).__name__} takes class indices, not soft targets "
+                    "(MixUp/CutMix: INPUT.MIXUP_ALPHA, INPUT.CUTMIX_ALPHA)"
+                )
+            if targets.shape != logits.shape:
+                raise ValueError(
+                    f"soft targets must be {tuple(logits.shape)} like the logits (class "
+                    f"indices must be integers), got {tuple(targets.shape)}"
+                )
+            return self.compute_soft(logits.float(), targets.float(), self.class_weights())
         if targets.dim() != 1 or targets.shape[0] != logits.shape[0]:
             raise ValueError(
                 f"targets must be ({logits.shape[0]},) to match logits, got {tuple(targets.shape)}"
             )
-        if targets.dtype.is_floating_point:
-            raise ValueError(f"targets must be class indices (integers), got {targets.dtype}")
         return self.compute(logits.float(), targets.long(), self.class_weights())
 
     def compute(
@@ -145,6 +172,15 @@ class LongTailLoss(nn.Module):
     ) -> torch.Tensor:
         """The loss of float32 ``logits`` given int64 ``targets`` and optional class weights."""
         raise NotImplementedError
+
+    def compute_soft(
+        self, logits: torch.Tensor, targets: torch.Tensor, weight: Optional[torch.Tensor]
+    ) -> torch.Tensor:
+        """The loss given ``(N, C)`` target distributions: cross-entropy of the
+        ``fitted_logits`` against them, ``-sum_c t_c log softmax(fitted)_c`` per image
+        (CE, Balanced Softmax, logit adjustment). On one-hot targets it equals ``compute``."""
+        per_class = -targets * F.log_softmax(self.fitted_logits(logits), dim=1)
+        return soft_weighted_mean(per_class, targets, weight)
 
     def fitted_logits(self, logits: torch.Tensor) -> torch.Tensor:
         """The logits whose softmax this loss fits to the training labels.
@@ -261,7 +297,12 @@ class LDAMLoss(LongTailLoss):
         max_margin: the largest margin (``MODEL.LOSS.LDAM_MAX_MARGIN``, 0.5).
         scale: s (``MODEL.LOSS.LDAM_SCALE``, 30).
         drw_epoch, drw_beta: see ``LongTailLoss``.
+
+    No soft targets: the margin belongs to the one true class, which a mixed target lacks.
     """
+
+    supports_soft_targets = False
+    soft_targets_refusal = "its margin belongs to the one true class"
 
     @configurable
     def __init__(
@@ -328,3 +369,9 @@ class FocalLoss(LongTailLoss):
             return per_sample.mean()
         w = weight[targets]
         return (w * per_sample).sum() / w.sum()
+
+    def compute_soft(self, logits, targets, weight):
+        """``sum_c t_c (1 - p_c)^gamma (-log p_c)`` per image (the hard loss on one-hot t)."""
+        log_p = F.log_softmax(logits, dim=1)
+        focal = (1.0 - log_p.exp()).clamp_min(1e-12).pow(self.gamma)
+        return soft_weighted_mean(-targets * focal * log_p, targets, weight)

@@ -84,6 +84,10 @@ class FrozenTeacher(nn.Module):
             the model's modules as they are.
     """
 
+    # It sees the (possibly mixed) images, never the targets: whatever loss the teacher was
+    # trained with does not matter to the student's MixUp/CutMix (check_soft_targets).
+    takes_targets = False
+
     def __init__(self, model: nn.Module, fold_bn: bool = True):
         super().__init__()
         self.model = model

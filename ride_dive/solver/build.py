@@ -30,27 +30,40 @@ def _param_groups(model: nn.Module, weight_decay: float, decay_norm: bool) -> Li
     return groups
 
 
+def effective_batch_size(cfg) -> int:
+    """Images per optimizer step: ``SOLVER.BATCH_SIZE * SOLVER.ACCUMULATE_STEPS``."""
+    return cfg.SOLVER.BATCH_SIZE * cfg.SOLVER.ACCUMULATE_STEPS
+
+
 def scaled_base_lr(cfg) -> float:
-    """The learning rate used for the global batch: linear scaling from the reference batch.
+    """The learning rate used for the effective batch: linear scaling from the reference.
 
     ``SOLVER.BASE_LR`` is the LR for ``SOLVER.REFERENCE_BATCH_SIZE`` images per step (0 =
-    ``SOLVER.BATCH_SIZE``, no scaling); the LR of a global batch ``SOLVER.BATCH_SIZE`` is
-    ``BASE_LR * BATCH_SIZE / REFERENCE_BATCH_SIZE`` (Goyal et al.'s linear scaling rule).
+    the effective batch, no scaling); the LR of an effective batch B (``SOLVER.BATCH_SIZE``
+    x ``SOLVER.ACCUMULATE_STEPS``) is ``BASE_LR * B / REFERENCE_BATCH_SIZE`` (Goyal et al.'s
+    linear scaling rule).
     """
     s = cfg.SOLVER
-    reference = s.REFERENCE_BATCH_SIZE or s.BATCH_SIZE
-    return s.BASE_LR * s.BATCH_SIZE / reference
+    batch = effective_batch_size(cfg)
+    return s.BASE_LR * batch / (s.REFERENCE_BATCH_SIZE or batch)
 
 
 def describe_lr_scaling(cfg, world_size: int) -> str:
-    """One log line saying which LR is used and why (reference batch, global batch)."""
+    """One log line saying which LR is used and why (reference batch, effective batch)."""
     s = cfg.SOLVER
-    reference = s.REFERENCE_BATCH_SIZE or s.BATCH_SIZE
+    batch = effective_batch_size(cfg)
+    reference = s.REFERENCE_BATCH_SIZE or batch
     per_rank = s.BATCH_SIZE // max(world_size, 1)
+    accumulation = (
+        f" x {s.ACCUMULATE_STEPS} accumulated batches (SOLVER.ACCUMULATE_STEPS)"
+        if s.ACCUMULATE_STEPS > 1
+        else ""
+    )
     return (
         f"Learning rate {scaled_base_lr(cfg):g}: SOLVER.BASE_LR {s.BASE_LR:g} is for a batch of "
-        f"{reference} (SOLVER.REFERENCE_BATCH_SIZE), scaled linearly to the global batch "
-        f"{s.BATCH_SIZE} (SOLVER.BATCH_SIZE = {world_size} process(es) x {per_rank} images)"
+        f"{reference} (SOLVER.REFERENCE_BATCH_SIZE), scaled linearly to the effective batch "
+        f"{batch} (SOLVER.BATCH_SIZE = {world_size} process(es) x {per_rank} images"
+        f"{accumulation})"
     )
 
 

@@ -99,7 +99,7 @@ def test_num_gpus_two_gloo_processes_match_one_process(single, tmp_path):
     assert "Processes: 2" in open(out / "log.txt").read()
     assert "Processes: 2" not in open(single_dir / "log.txt").read()
     # The LR is stated for the global batch; both runs use the same one.
-    assert "global batch 16 (SOLVER.BATCH_SIZE = 2 process(es) x 8 images)" in r.stdout
+    assert "effective batch 16 (SOLVER.BATCH_SIZE = 2 process(es) x 8 images)" in r.stdout
     # Logged losses are averaged over the ranks: the global batch's mean loss.
     first_single = json.loads(open(single_dir / "metrics.json").readline())
     first_two = json.loads(open(out / "metrics.json").readline())

@@ -237,7 +237,7 @@ def test_an_eval_stage_loads_its_weights_as_an_evaluation(monkeypatch):
             return {"top1": 1.0}
 
     monkeypatch.setattr(defaults, "DefaultTrainer", _Trainer)
-    cfg = type("Cfg", (), {"SOLVER": type("S", (), {"BATCH_SIZE": 2})()})()
+    cfg = type("Cfg", (), {"SOLVER": type("S", (), {"BATCH_SIZE": 2, "ACCUMULATE_STEPS": 1})()})()
     stage = PipelineStage("ncm", "n.yaml", "ncm", weights="teacher", kind="eval")
     assert pipeline._run_stage(stage, cfg) == {"top1": 1.0}
     assert calls == [(False, False)]

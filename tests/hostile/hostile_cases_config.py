@@ -262,6 +262,22 @@ CONFIG_CASES = [
         tests=CONFIG_TESTS,
     ),
     Case(
+        "accumulate-zero",
+        "no batches per optimizer step (`SOLVER.ACCUMULATE_STEPS 0`)",
+        lambda h: TINY + ["SOLVER.ACCUMULATE_STEPS", "0"] + _fresh(h, "accumulate-zero"),
+        "SOLVER.ACCUMULATE_STEPS must be >= 1 (1 = no accumulation), got 0",
+        check="output-empty",
+        tests="tests/engine/test_accumulation.py",
+    ),
+    Case(
+        "mixup-with-ldam",
+        "MixUp with a loss that needs hard labels "
+        "(`MODEL.LOSS.NAME LDAMLoss INPUT.MIXUP_ALPHA 0.2`)",
+        lambda h: TINY + ["MODEL.LOSS.NAME", "LDAMLoss", "INPUT.MIXUP_ALPHA", "0.2"] + _out(h),
+        "LDAMLoss (its margin belongs to the one true class) cannot take",
+        tests="tests/engine/test_mixing_training.py",
+    ),
+    Case(
         "output-dir-file",
         "OUTPUT_DIR below a plain file (`OUTPUT_DIR $H/a_file/sub`)",
         lambda h: TINY + ["OUTPUT_DIR", os.path.join(h, "a_file", "sub")],

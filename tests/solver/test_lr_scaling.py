@@ -35,7 +35,7 @@ def test_log_line_names_reference_global_batch_and_processes():
     line = describe_lr_scaling(_cfg(0.2, 1024, 512), world_size=8)
     assert line.startswith("Learning rate 0.4:")
     assert "batch of 512 (SOLVER.REFERENCE_BATCH_SIZE)" in line
-    assert "global batch 1024 (SOLVER.BATCH_SIZE = 8 process(es) x 128 images)" in line
+    assert "effective batch 1024 (SOLVER.BATCH_SIZE = 8 process(es) x 128 images)" in line
 
 
 def test_dataset_base_configs_state_their_reference_batch():

@@ -140,6 +140,14 @@ class RIDE(TeacherMixin, nn.Module):
         return not self.train_router and bool(getattr(self.loss, "takes_teacher_logits", False))
 
     @property
+    def supports_soft_targets(self) -> bool:
+        """Not in the router stage: router labels ask whether an expert's argmax is *the*
+        class, which a mixed (MixUp/CutMix) target does not have."""
+        return not self.train_router
+
+    soft_targets_refusal = "the router stage's labels need each image's one true class"
+
+    @property
     def num_experts(self) -> int:
         return self.backbone.num_experts
 
