@@ -3,6 +3,7 @@
 Every problem found is collected, so one run of a bad config lists all of them.
 """
 
+import difflib
 import os
 from typing import Any, Iterable, List
 
@@ -227,6 +228,14 @@ def _check_ride(cfg: CfgNode, p: List[str]) -> None:
 # A bound on SOLVER.MAX_EPOCHS far above any real schedule (RIDE: 200 CIFAR epochs, 100 on
 # ImageNet-LT), so a typo'd number stops here and not in an overflow after an epoch.
 MAX_EPOCHS_LIMIT = 100_000
+# INPUT.AUGMENT_POLICY values besides "" (none); data/augment_policies.py builds them.
+AUGMENT_POLICIES = (
+    "RandAugment",
+    "AutoAugment-CIFAR10",
+    "AutoAugment-ImageNet",
+    "AutoAugment-SVHN",
+    "TrivialAugment",
+)
 # Metrics that TEST.BEST_METRIC may name: the higher the better (EvalHook keeps the maximum).
 BEST_METRICS = ("top1", "top5", "many", "medium", "few")
 ON_BAD_IMAGE_CHOICES = ("fail", "skip")
@@ -290,6 +299,21 @@ def _check_ranges(cfg: CfgNode, p: List[str]) -> None:
     _require(i.PADDING >= 0, f"INPUT.PADDING must be >= 0, got {i.PADDING}", p)
     _require(i.TEST_RESIZE > 0, f"INPUT.TEST_RESIZE must be > 0, got {i.TEST_RESIZE}", p)
     _require(i.COLOR_JITTER >= 0, f"INPUT.COLOR_JITTER must be >= 0, got {i.COLOR_JITTER}", p)
+    if i.AUGMENT_POLICY and i.AUGMENT_POLICY not in AUGMENT_POLICIES:
+        close = difflib.get_close_matches(i.AUGMENT_POLICY, AUGMENT_POLICIES, n=2, cutoff=0.3)
+        p.append(
+            f"INPUT.AUGMENT_POLICY '{i.AUGMENT_POLICY}' is not a policy; use one of "
+            f"{', '.join(AUGMENT_POLICIES)} or '' (none)"
+            + (f". Did you mean: {', '.join(close)}?" if close else "")
+        )
+    _require(i.CUTOUT >= 0, f"INPUT.CUTOUT must be >= 0 (0 = off), got {i.CUTOUT}", p)
+    _require(i.RANDAUGMENT_N >= 1, f"INPUT.RANDAUGMENT_N must be >= 1, got {i.RANDAUGMENT_N}", p)
+    _require(
+        0 <= i.RANDAUGMENT_M <= 30,
+        f"INPUT.RANDAUGMENT_M must be in [0, 30] (torchvision's magnitude bins), got "
+        f"{i.RANDAUGMENT_M}",
+        p,
+    )
     for key in ("MIXUP_ALPHA", "CUTMIX_ALPHA"):
         _require(i[key] >= 0, f"INPUT.{key} must be >= 0 (0 = off), got {i[key]}", p)
     _require(0 <= i.MIX_PROB <= 1, f"INPUT.MIX_PROB must be in [0, 1], got {i.MIX_PROB}", p)

@@ -170,6 +170,15 @@ _C.INPUT.PADDING = 4
 _C.INPUT.HFLIP = True
 # Image files: ColorJitter strength for brightness/contrast/saturation (0 = off).
 _C.INPUT.COLOR_JITTER = 0.0
+# Strong augmentation per training image, after the crop and flip (data/augment_policies.py,
+# torchvision's): "" (none), "RandAugment" (RANDAUGMENT_N ops of magnitude RANDAUGMENT_M, of
+# 0..30), "AutoAugment-CIFAR10", "AutoAugment-ImageNet", "AutoAugment-SVHN", "TrivialAugment".
+_C.INPUT.AUGMENT_POLICY = ""
+_C.INPUT.RANDAUGMENT_N = 2
+_C.INPUT.RANDAUGMENT_M = 9
+# Cutout: side in pixels of the square zeroed in each normalised training image (0 = off;
+# 16 in the CIFAR AutoAugment recipes).
+_C.INPUT.CUTOUT = 0
 # MixUp / CutMix on training batches (data/mixing.py; torchvision transforms.v2): the Beta
 # parameter of each (0 = off; both > 0: one of the two per batch, equally likely), the
 # probability that a batch is mixed, and how many final epochs train unmixed. Targets become

@@ -1,11 +1,12 @@
 """Augmentation: batched tensor ops for in-memory uint8 sets, torchvision for image files."""
 
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 
 from ..config import configurable
+from .augment_policies import Cutout, build_policy, cutout, policy_transform
 
 __all__ = ["BatchAugment", "resolve_mean_std", "make_file_transforms", "build_file_transforms"]
 
@@ -30,10 +31,12 @@ class BatchAugment:
     """Augment and normalise a whole uint8 batch ``(B, C, H, W)`` with a few tensor ops.
 
     Training: zero-pad by ``padding`` (more if the crop would not fit), take a random
-    ``crop_size`` window per sample, flip half of the samples horizontally, then normalise.
-    All random numbers come from the given CPU ``torch.Generator``, so a batch is
-    reproducible on any device. Evaluation: center crop or zero-pad to ``crop_size`` (only
-    if the size differs), then normalise. Output is float32 ``(x / 255 - mean) / std``.
+    ``crop_size`` window per sample, flip half of the samples horizontally, apply the
+    ``policy`` (RandAugment, AutoAugment, ... per image; ``augment_policies.py``), normalise,
+    then Cutout when ``cutout_size`` > 0. All random numbers come from the given CPU
+    ``torch.Generator``, so a batch is reproducible on any device. Evaluation: center crop
+    or zero-pad to ``crop_size`` (only if the size differs), then normalise. Output is
+    float32 ``(x / 255 - mean) / std``.
     """
 
     @configurable
@@ -45,6 +48,8 @@ class BatchAugment:
         padding: int = 0,
         hflip: bool = False,
         train: bool = True,
+        policy: Optional[Callable] = None,
+        cutout_size: int = 0,
     ):
         """Store the settings.
 
@@ -54,6 +59,9 @@ class BatchAugment:
             padding: zero padding on each side before the random crop (training only).
             hflip: flip half of the samples horizontally (training only).
             train: random crop and flip if True, else center crop / pad.
+            policy: ``policy(uint8 batch, generator) -> uint8 batch`` after the crop and
+                flip (training only), e.g. ``PerImagePolicy``.
+            cutout_size: side of the Cutout square (training only; 0 = off).
         """
         if len(mean) != len(std) or any(s <= 0 for s in std):
             raise ValueError(f"mean and std need equal lengths and std > 0; got {mean}, {std}")
@@ -63,6 +71,8 @@ class BatchAugment:
         self.padding = int(padding)
         self.hflip = bool(hflip)
         self.train = bool(train)
+        self.policy = policy
+        self.cutout_size = int(cutout_size)
         std_t = torch.tensor(self.std, dtype=torch.float32)
         # One multiply-add: (x / 255 - m) / s == x * (1 / (255 s)) - m / s.
         self._scale = (1.0 / (255.0 * std_t)).view(1, -1, 1, 1)
@@ -79,6 +89,8 @@ class BatchAugment:
             padding=cfg.INPUT.PADDING,
             hflip=cfg.INPUT.HFLIP,
             train=train,
+            policy=build_policy(cfg) if train else None,
+            cutout_size=cfg.INPUT.CUTOUT if train else 0,
         )
 
     def __call__(
@@ -94,8 +106,13 @@ class BatchAugment:
                 f"Images have {images.shape[1]} channels but {len(self.mean)} mean/std values "
                 f"were given; fix INPUT.PIXEL_MEAN / INPUT.PIXEL_STD or MODEL.BACKBONE.IN_CHANNELS."
             )
-        out = self._crop_train(images, generator) if self.train else self._crop_test(images)
-        return self._normalize(out)
+        if not self.train:
+            return self._normalize(self._crop_test(images))
+        out = self._crop_train(images, generator)
+        if self.policy is not None:
+            out = self.policy(out, generator)
+        out = self._normalize(out)
+        return cutout(out, self.cutout_size, generator) if self.cutout_size > 0 else out
 
     def _crop_train(self, images: torch.Tensor, generator) -> torch.Tensor:
         b, c, h, w = images.shape
@@ -147,12 +164,17 @@ def make_file_transforms(
     hflip: bool = True,
     color_jitter: float = 0.0,
     test_resize: int = 256,
+    policy: str = "",
+    policy_ops: Tuple[int, int] = (2, 9),
+    cutout_size: int = 0,
 ):
     """torchvision pipeline for PIL images (ImageNet-style recipes).
 
     Training: RandomResizedCrop(crop_size), horizontal flip, ColorJitter(color_jitter for
-    brightness/contrast/saturation) when > 0, ToTensor, Normalize. Test: Resize(test_resize)
-    of the shorter side, CenterCrop(crop_size), ToTensor, Normalize.
+    brightness/contrast/saturation) when > 0, the augmentation ``policy`` (RandAugment with
+    ``policy_ops`` = (N, M), AutoAugment, TrivialAugment; per image, in the loader worker),
+    ToTensor, Normalize, Cutout(``cutout_size``) when > 0. Test: Resize(test_resize) of the
+    shorter side, CenterCrop(crop_size), ToTensor, Normalize.
     """
     from torchvision import transforms as T
 
@@ -162,9 +184,14 @@ def make_file_transforms(
             steps.append(T.RandomHorizontalFlip())
         if color_jitter > 0:
             steps.append(T.ColorJitter(color_jitter, color_jitter, color_jitter))
+        if policy:
+            steps.append(policy_transform(policy, *policy_ops, v2=False))
     else:
         steps = [T.Resize(test_resize), T.CenterCrop(crop_size)]
     steps += [T.ToTensor(), T.Normalize(list(mean), list(std))]
+    if train and cutout_size > 0:
+        # The worker's torch generator is seeded per sample (loaders.py): reproducible.
+        steps.append(Cutout(cutout_size))
     return T.Compose(steps)
 
 
@@ -179,4 +206,7 @@ def build_file_transforms(cfg, train: bool, mean: Sequence[float], std: Sequence
         cfg.INPUT.HFLIP,
         cfg.INPUT.COLOR_JITTER,
         cfg.INPUT.TEST_RESIZE,
+        cfg.INPUT.AUGMENT_POLICY,
+        (cfg.INPUT.RANDAUGMENT_N, cfg.INPUT.RANDAUGMENT_M),
+        cfg.INPUT.CUTOUT,
     )
