@@ -24,15 +24,23 @@ from typing import Dict, Optional, Sequence
 from ride_dive.data import build_datasets
 from ride_dive.engine import setup_cfg
 from ride_dive.engine.pipeline import load_pipeline, run_pipeline, stage_dirs, stage_metrics
-from ride_dive.evaluation import format_mean_std, inference_gmacs
+from ride_dive.evaluation import (
+    format_mean_std,
+    format_paired,
+    inference_gmacs,
+    paired_difference,
+)
 from ride_dive.modeling import build_model
 from ride_dive.utils.run_dir import RunDir
 
 __all__ = [
+    "PAIRED_COMPARISONS",
     "Suite",
     "SUITES",
     "TRAINING_TIME_KEY",
     "run_suite",
+    "seed_warning",
+    "paired_table",
     "suite_table",
     "training_seconds",
     "replace_section",
@@ -57,6 +65,27 @@ class Suite:
     published: Dict[str, Dict[Optional[float], str]] = field(default_factory=dict)
     # sources[stage] = the paper the stage's published numbers come from
     sources: Dict[str, str] = field(default_factory=dict)
+    # the seeds a table should have; fewer are reported with a warning
+    default_seeds: Sequence[int] = (0, 1, 2)
+
+
+# (A, B) stage pairs whose paired difference A - B over the shared seeds the suite reports:
+# each method against what it builds on (its teacher, its stage-1 model, its baseline).
+# Pairs with a stage a suite lacks are left out.
+PAIRED_COMPARISONS = (
+    ("bsce", "ce"),
+    ("ldam_drw", "ce"),
+    ("dive", "bsce"),
+    ("ride_4e", "ldam_drw"),
+    ("ride_dive", "ride_6e_bsce"),
+    ("ride_dive", "dive"),
+    ("ride_dive", "ride_4e"),
+    ("ride_dive_router", "ride_dive"),
+    ("crt", "ce"),
+    ("lws", "ce"),
+    ("tau_norm", "ce"),
+    ("ncm", "ce"),
+)
 
 
 # The papers of the published numbers. docs/METHODS.md, section 9 ("Published reference
@@ -79,6 +108,8 @@ SUITES: Dict[str, Suite] = {
         "Fashion-MNIST-LT",
         os.path.join(_CONFIGS, "FashionMNIST-LT", "benchmark_suite.yaml"),
         (100.0, 10.0),
+        # a 30-epoch run moves by 1.5-3 points between seeds: five make the intervals usable
+        default_seeds=(0, 1, 2, 3, 4),
     ),
     "cifar100-lt": Suite(
         "CIFAR-100-LT",
@@ -246,10 +277,8 @@ def suite_table(
         seeds: the seeds to include; None = every ``s<seed>`` folder found.
     """
     pipeline = load_pipeline(suite.pipeline)
-    base = _if_dir(root, imbalance)
     if seeds is None:
-        found = [os.path.basename(p)[1:] for p in glob.glob(os.path.join(base, "s*"))]
-        seeds = sorted(int(s) for s in found if s.isdigit())
+        seeds = _found_seeds(root, imbalance)
     header = "| method | seeds | top1 | many | medium | few | GMACs/image | train time (s) |" + (
         " published top-1 |" if suite.published else ""
     )
@@ -270,6 +299,54 @@ def suite_table(
             cells.append(suite.published.get(stage.name, {}).get(imbalance, ""))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _found_seeds(root: str, imbalance: Optional[float]) -> Sequence[int]:
+    found = [
+        os.path.basename(p)[1:] for p in glob.glob(os.path.join(_if_dir(root, imbalance), "s*"))
+    ]
+    return sorted(int(s) for s in found if s.isdigit())
+
+
+def paired_table(
+    suite: Suite, root: str, imbalance: Optional[float], seeds: Optional[Sequence[int]] = None
+) -> str:
+    """Markdown table of the ``PAIRED_COMPARISONS``: mean difference A - B of top-1 and of
+    few-shot accuracy over the seeds both finished, with its 95 % t-interval; "(n.s.)" where
+    the interval holds 0, "–" with fewer than two shared seeds."""
+    pipeline = load_pipeline(suite.pipeline)
+    stages = {stage.name: stage for stage in pipeline.stages}
+    seeds = _found_seeds(root, imbalance) if seeds is None else seeds
+    per_seed: Dict[str, Dict[int, Dict]] = {name: {} for name in stages}
+    for seed in seeds:
+        dirs = stage_dirs(pipeline, run_dir(root, imbalance, seed))
+        for name, stage in stages.items():
+            results = _stage_results(stage, dirs[name])
+            if results is not None:
+                per_seed[name][seed] = results
+    lines = ["| A − B | seeds | top1 difference | few difference |", "|---|---|---|---|"]
+    for a, b in PAIRED_COMPARISONS:
+        if a not in stages or b not in stages:
+            continue
+        shared = sorted(set(per_seed[a]) & set(per_seed[b]))
+        cells = [f"{stages[a].label} − {stages[b].label}", str(len(shared))]
+        for key in ("top1", "few"):
+            pairs = [(per_seed[a][s].get(key), per_seed[b][s].get(key)) for s in shared]
+            pairs = [(x, y) for x, y in pairs if x is not None and y is not None]
+            cells.append(format_paired(paired_difference(*zip(*pairs))) if len(pairs) >= 2 else "–")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def seed_warning(suite: Suite, count: int) -> str:
+    """A line for a table with fewer seeds than the suite's default ("" otherwise)."""
+    wanted = len(suite.default_seeds)
+    if count >= wanted:
+        return ""
+    return (
+        f"**Only {count} seed(s)** (the suite's default is {wanted}): the ± and the intervals "
+        "are wide, and a difference that is not significant here may be one with more seeds."
+    )
 
 
 def header_rule(header: str) -> str:

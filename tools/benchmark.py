@@ -67,8 +67,10 @@ import torch  # noqa: E402
 
 from benchmarks.accuracy_suite import (  # noqa: E402
     SUITES,
+    paired_table,
     replace_section,
     run_suite,
+    seed_warning,
     suite_table,
 )
 from benchmarks.speed import (  # noqa: E402
@@ -242,9 +244,10 @@ def accuracy(args) -> None:
             f"ERROR: --imbalance {unknown}: the {args.suite} suite has "
             f"{list(suite.imbalance_factors)}"
         )
+    seeds = args.seeds or list(suite.default_seeds)
     if not args.report_only:
         setup_logger(root)
-        run_suite(suite, root, args.seeds, factors, args.opts)
+        run_suite(suite, root, seeds, factors, args.opts)
     command = f"python tools/benchmark.py accuracy --suite {args.suite}"
     if args.output_root:
         command += f" --output-root {args.output_root}"
@@ -253,12 +256,19 @@ def accuracy(args) -> None:
         "",
         f"`{command}` (runs in `{root}`; re-running skips finished runs; "
         f"`--report-only` rebuilds these tables from them). Test split, mean ± std "
-        "over the seeds; training time is wall time on the machine that ran it.",
+        "over the seeds; training time is wall time on the machine that ran it. Below each "
+        "table, the paired differences A − B over the seeds both methods finished: mean "
+        "[95 % t-interval]; (n.s.) = not significant, the interval holds 0.",
         "",
     ]
     for imbalance in factors:
         title = suite.title + (f", IF {imbalance:g}" if imbalance is not None else "")
-        parts += [f"### {title}", "", suite_table(suite, root, imbalance), ""]
+        table = suite_table(suite, root, imbalance)
+        found = max((int(row.split("|")[2]) for row in table.splitlines()[2:]), default=0)
+        parts += [f"### {title}", "", table, ""]
+        warning = seed_warning(suite, found)
+        parts += [warning, ""] if warning else []
+        parts += ["Paired differences:", "", paired_table(suite, root, imbalance), ""]
     section = "\n".join(parts)
     print(section)
     if args.benchmarks_md:
@@ -326,7 +336,13 @@ def main(argv=None) -> None:
     e.add_argument("--batch-size", type=int, default=128)
     a = sub.add_parser("accuracy", help="every method of a suite, several seeds, one table")
     a.add_argument("--suite", required=True, choices=sorted(SUITES))
-    a.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    a.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        help="default: the suite's (five for fashion-mnist-lt, three for the others)",
+    )
     a.add_argument(
         "--imbalance",
         type=float,

@@ -126,3 +126,17 @@ def test_real_debian_files():
     assert len(splits.train) == 2478 and len(splits.test) == 10000
     assert splits.train.images.shape[1:] == (1, 28, 28)
     assert np.array_equal(np.bincount(splits.test.labels.numpy()), [1000] * 10)
+
+
+@pytest.mark.skipif(not os.path.isdir(SYSTEM_DIR), reason="dataset-fashion-mnist not installed")
+def test_real_files_hold_a_500_per_class_validation_split_disjoint_from_training():
+    from ride_dive.data.datasets.fashion_mnist_lt import _find_files, _load
+    from ride_dive.data.datasets.lt_generator import make_lt_split
+
+    paths = _find_files(SYSTEM_DIR)
+    train_labels = _load(paths[0], paths[1]).labels.numpy()
+    test_labels = _load(paths[2], paths[3]).labels.numpy()
+    split = make_lt_split(train_labels, test_labels, 10, 1000, 100.0, 0, "train_remainder", 500)
+    assert split.val_from == "train"
+    assert np.array_equal(np.bincount(train_labels[split.val]), [500] * 10)
+    assert not set(np.asarray(split.val).tolist()) & set(np.asarray(split.train).tolist())

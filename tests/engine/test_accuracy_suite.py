@@ -12,8 +12,10 @@ from benchmarks.accuracy_suite import (
     SUITES,
     TRAINING_TIME_KEY,
     Suite,
+    paired_table,
     replace_section,
     run_suite,
+    seed_warning,
     suite_table,
     training_seconds,
 )
@@ -111,6 +113,38 @@ def test_table_is_the_mean_and_std_of_the_seeds(tiny_suite):
     assert ncm_cells[-2] == "–"  # an evaluation-only stage has no training time
     # Only finished runs count: a missing seed just lowers the count.
     assert _row(suite_table(suite, root, 10.0, seeds=[0, 7]), "CE").split("|")[2].strip() == "1"
+
+
+def test_paired_differences_match_the_per_seed_results(tiny_suite):
+    suite, root = tiny_suite
+    table = paired_table(suite, root, 10.0)
+    # Pairs with a stage the suite lacks (BSCE, DiVE, RIDE) are left out.
+    assert [line.split("|")[1].strip() for line in table.splitlines()[2:]] == [
+        "cRT − CE",
+        "tau-norm − CE",
+        "NCM − CE",
+    ]
+
+    def top1(stage, seed):
+        r = json.load(open(os.path.join(root, "if10", f"s{seed}", stage, "results.json")))
+        return r["tau_norm"]["test"]["top1"] if stage == "tau_norm" else r["top1"]
+
+    d = [top1("crt", s) - top1("ce", s) for s in (0, 1)]
+    mean, sd = statistics.mean(d), statistics.stdev(d)
+    half = 12.706 * sd / 2**0.5  # t(0.975, 1 degree of freedom)
+    cell = _row(table, "cRT − CE").split("|")[3].strip()
+    want = f"{mean:+.2f} [{mean - half:+.2f}, {mean + half:+.2f}]"
+    assert cell in (want, want + " (n.s.)")
+    assert cell.endswith("(n.s.)") == (mean - half <= 0 <= mean + half)
+    # One shared seed gives no interval.
+    assert _row(paired_table(suite, root, 10.0, seeds=[0]), "cRT − CE").split("|")[3].strip() == "–"
+
+
+def test_fewer_seeds_than_the_default_are_flagged(tiny_suite):
+    suite, _ = tiny_suite
+    assert "Only 2 seed(s)" in seed_warning(suite, 2)
+    assert seed_warning(suite, 3) == ""
+    assert len(SUITES["fashion-mnist-lt"].default_seeds) == 5
 
 
 def test_rerunning_skips_finished_runs(tiny_suite, caplog):
