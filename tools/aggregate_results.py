@@ -6,7 +6,8 @@
 
 Each ``--label`` starts a new row; the run directories after it are its seeds. A run that
 swept tau-norm (a pipeline's tau-norm stage, or a directory written by ``tools/tau_norm.py``)
-contributes the test numbers of its chosen tau.
+contributes the test numbers of its chosen tau, and a run that swept post-hoc logit
+adjustment (``TEST.POSTHOC_LA_SWEEP``) those of its chosen post-hoc tau.
 
 ``--paired NAME`` adds a second table: for every other row, the paired difference
 row − NAME over the seeds both give (the i-th directory of each row is the same seed), its
@@ -31,12 +32,16 @@ METRICS = ("top1", "many", "medium", "few")
 
 def load(run_dir: str) -> dict:
     """A run's test metrics: its ``results.json`` (the chosen tau's when the run swept
-    tau-norm, ``TEST.TAU_NORM_SWEEP``), else the chosen tau's of ``tau_norm.json``."""
+    tau-norm, ``TEST.TAU_NORM_SWEEP``, or post-hoc logit adjustment,
+    ``TEST.POSTHOC_LA_SWEEP``), else the chosen tau's of ``tau_norm.json``."""
     run = RunDir(run_dir)
     if os.path.isfile(run.results):
         with open(run.results) as f:
             results = json.load(f)
-        return results["tau_norm"]["test"] if "tau_norm" in results else results
+        for sweep in ("tau_norm", "posthoc_la"):
+            if sweep in results:
+                return results[sweep]["test"]
+        return results
     if os.path.isfile(run.tau_norm):
         with open(run.tau_norm) as f:
             return json.load(f)["test"]

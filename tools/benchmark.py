@@ -87,6 +87,7 @@ from benchmarks.speed import (  # noqa: E402
 )
 from ride_dive.engine import setup_cfg  # noqa: E402
 from ride_dive.modeling import build_model  # noqa: E402
+from ride_dive.utils.cpu_allocator import keep_freed_cpu_memory  # noqa: E402
 from ride_dive.utils.logger import setup_logger  # noqa: E402
 from ride_dive.utils.run_dir import RunDir  # noqa: E402
 
@@ -388,6 +389,10 @@ def main(argv=None) -> None:
         help="KEY VALUE overrides for every variant (default: three epochs, no warm-up)",
     )
     args = parser.parse_args(argv)
+    if args.command in (None, "speed", "distill", "experts", "router"):
+        # In-process timings run as a training process does: with CPU_KEEP_FREED_MEMORY's
+        # default (``process`` compares it on and off in whole processes).
+        keep_freed_cpu_memory()
     if args.command == "process" and not args.opts:
         args.opts = ["SOLVER.MAX_EPOCHS", "3", "SOLVER.WARMUP_EPOCHS", "0"]
     if args.command == "accuracy":

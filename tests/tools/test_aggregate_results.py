@@ -104,3 +104,17 @@ def test_a_tau_norm_stage_contributes_its_chosen_tau_not_the_raw_model(tmp_path)
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[2] == "| tau | 1 | 66.00 | 85.00 | 60.00 | 40.00 |"
+
+
+def test_a_posthoc_run_contributes_its_chosen_tau(tmp_path):
+    run = tmp_path / "posthoc"
+    run.mkdir()
+    chosen = {"tau": 0.8, "top1": 77.0, "many": 80.0, "medium": 70.0, "few": 65.0}
+    (run / "results.json").write_text(
+        json.dumps({"top1": 70.0, "few": 30.0, "posthoc_la": {"test": chosen, "tau": 0.8}})
+    )
+    out = subprocess.run(
+        [sys.executable, TOOL, "--label", "post-hoc", str(run)], capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[2] == "| post-hoc | 1 | 77.00 | 80.00 | 70.00 | 65.00 |"
