@@ -1,7 +1,6 @@
 """The default evaluators of a run (see ``evaluation.evaluators``), in the order they run."""
 
 import logging
-import sys
 from typing import Dict, List
 
 import torch
@@ -208,18 +207,7 @@ class TauNormSweep(RunEvaluator):
         def features(dataset):
             return collect_features(model, ctx.loader(dataset), ctx.device, eval_amp_dtype(cfg))
 
-        test_features = features(ctx.splits.test)
-        if ctx.splits.val is not None:
-            selected_on, select_features = "val", features(ctx.splits.val)
-        else:
-            selected_on, select_features = "test", test_features
-            print(
-                "!" * 78 + "\nWARNING: NO VALIDATION SPLIT: tau is chosen on the TEST split, "
-                "so the test numbers\nbelow are optimistic. Set DATASETS.VAL_SOURCE (or a val "
-                "list) to choose it on validation.\n" + "!" * 78,
-                file=sys.stderr,
-                flush=True,
-            )
+        selected_on, select_features, test_features = ctx.on_selection_and_test(features, "tau")
         sweep = tau_norm_sweep(head, *select_features, counts, taus, *groups)
         best = select_tau(sweep)
         test = tau_norm_sweep(head, *test_features, counts, [best["tau"], 0.0], *groups)

@@ -22,8 +22,9 @@ A new evaluator is one class in its own file (see docs/ARCHITECTURE.md)::
 and ``TEST.EXTRA_EVALUATORS: ["WorstClassAccuracy"]`` in a config.
 """
 
+import sys
 from dataclasses import dataclass
-from typing import Dict, List
+from typing import Callable, Dict, List, Tuple
 
 import torch
 from fvcore.common.registry import Registry
@@ -94,6 +95,25 @@ class EvaluationContext:
     def loader(self, dataset):
         """The evaluation loader of ``dataset`` (TEST.BATCH_SIZE, this rank's shard)."""
         return split_loader(self.cfg, dataset, self.device)
+
+    def on_selection_and_test(self, compute: Callable, what: str) -> Tuple[str, object, object]:
+        """``compute(dataset)`` on the split that chooses ``what`` and on the test split.
+
+        The choice is made on validation. Without a validation split it falls back to the
+        test split, said loudly on stderr, and the returned name ("val" or "test") lets the
+        report record it. Returns ``(selected_on, on_selection, on_test)``.
+        """
+        on_test = compute(self.splits.test)
+        if self.splits.val is not None:
+            return "val", compute(self.splits.val), on_test
+        print(
+            "!" * 78 + f"\nWARNING: NO VALIDATION SPLIT: {what} is chosen on the TEST split, so "
+            "the test numbers\nbelow are optimistic. Set DATASETS.VAL_SOURCE (or a val list) to "
+            "choose it on validation.\n" + "!" * 78,
+            file=sys.stderr,
+            flush=True,
+        )
+        return "test", on_test, on_test
 
 
 class RunEvaluator:

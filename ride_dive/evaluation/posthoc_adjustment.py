@@ -13,7 +13,6 @@ Run it with ``TEST.POSTHOC_LA_SWEEP True`` (``TEST.POSTHOC_LA_TAUS``), in traini
 logits too). The report is ``results.json["posthoc_la"]`` and ``OUTPUT_DIR/posthoc_la.json``.
 """
 
-import sys
 from typing import Dict, List, Sequence
 
 import torch
@@ -90,18 +89,7 @@ class PosthocLogitAdjustment(RunEvaluator):
                 ctx.model, ctx.loader(dataset), ctx.device, eval_amp_dtype(cfg)
             )
 
-        test = predict(ctx.splits.test)
-        if ctx.splits.val is not None:
-            selected_on, select = "val", predict(ctx.splits.val)
-        else:
-            selected_on, select = "test", test
-            print(
-                "!" * 78 + "\nWARNING: NO VALIDATION SPLIT: the post-hoc tau is chosen on the "
-                "TEST split, so the\ntest numbers below are optimistic. Set "
-                "DATASETS.VAL_SOURCE (or a val list).\n" + "!" * 78,
-                file=sys.stderr,
-                flush=True,
-            )
+        selected_on, select, test = ctx.on_selection_and_test(predict, "the post-hoc tau")
         sweep = posthoc_sweep(*select, counts, list(cfg.TEST.POSTHOC_LA_TAUS), *groups)
         best = max(sweep, key=lambda r: (r["top1"], -r["tau"]))
         chosen, unadjusted = posthoc_sweep(*test, counts, [best["tau"], 0.0], *groups)

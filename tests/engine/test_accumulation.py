@@ -8,10 +8,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ride_dive.engine import DefaultTrainer, HookBase
+from ride_dive.engine import DefaultTrainer
 from ride_dive.engine.train_loop import SimpleTrainer
 from ride_dive.solver import describe_lr_scaling, scaled_base_lr
 from ride_dive.utils.logger import setup_logger
+from tests.engine.resume_check import assert_resume_is_exact
 
 setup_logger("", rank=1)  # quiet
 
@@ -111,28 +112,8 @@ def test_effective_batch_drives_the_lr_and_is_recorded(tiny_cfg, tmp_path):
     assert trainer.trainer.iter == 2 * trainer.trainer.iters_per_epoch
 
 
-class _Crash(HookBase):
-    class Stop(Exception):
-        pass
-
-    def after_epoch(self):
-        if self.trainer.epoch == 1:
-            raise self.Stop
-
-
 def test_accumulated_run_resumes_exactly(tiny_cfg, tmp_path):
-    opts = {"SOLVER.ACCUMULATE_STEPS": 3, "SOLVER.BATCH_SIZE": 8}
-    straight = DefaultTrainer(tiny_cfg(output_dir=tmp_path / "a", **opts))
-    straight.trainer.train(0)
-    cfg_b = tiny_cfg(output_dir=tmp_path / "b", **opts)
-    crashed = DefaultTrainer(cfg_b)
-    crashed.trainer.register_hooks([_Crash()])
-    with pytest.raises(_Crash.Stop):
-        crashed.trainer.train(0)
-    resumed = DefaultTrainer(cfg_b)
-    resumed.resume_or_load(resume=True)
-    assert resumed.start_epoch == 2
-    resumed.trainer.train(resumed.start_epoch)
-    a, b = straight.model.state_dict(), resumed.model.state_dict()
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
+    straight = assert_resume_is_exact(
+        tiny_cfg, tmp_path, **{"SOLVER.ACCUMULATE_STEPS": 3, "SOLVER.BATCH_SIZE": 8}
+    )
+    assert straight.trainer.accumulate_steps == 3

@@ -8,6 +8,7 @@ from ride_dive.data import MixedBatches
 from ride_dive.engine import DefaultTrainer, HookBase
 from ride_dive.utils.logger import setup_logger
 from tests.conftest import RIDE_OVERRIDES
+from tests.engine.resume_check import assert_resume_is_exact
 from tests.engine.test_distillation import teacher_run  # noqa: F401  (the fixture)
 
 setup_logger("", rank=1)  # quiet
@@ -26,15 +27,6 @@ class _Targets(HookBase):
         self.kinds[self.trainer.epoch] = targets.dtype
 
 
-class _Crash(HookBase):
-    class Stop(Exception):
-        pass
-
-    def after_epoch(self):
-        if self.trainer.epoch == 1:
-            raise self.Stop
-
-
 def test_mixed_training_switches_off_for_the_last_epoch_and_resumes_exactly(tiny_cfg, tmp_path):
     watched = DefaultTrainer(tiny_cfg(output_dir=tmp_path / "w", **MIX))
     assert isinstance(watched.trainer.data_loader, MixedBatches)
@@ -42,20 +34,7 @@ def test_mixed_training_switches_off_for_the_last_epoch_and_resumes_exactly(tiny
     watched.trainer.register_hooks([kinds])
     watched.trainer.train(0)
     assert kinds.kinds == {0: torch.float32, 1: torch.float32, 2: torch.float32, 3: torch.int64}
-    straight = DefaultTrainer(tiny_cfg(output_dir=tmp_path / "a", **MIX))
-    straight.trainer.train(0)
-    cfg_b = tiny_cfg(output_dir=tmp_path / "b", **MIX)
-    crashed = DefaultTrainer(cfg_b)
-    crashed.trainer.register_hooks([_Crash()])
-    with pytest.raises(_Crash.Stop):
-        crashed.trainer.train(0)
-    torch.manual_seed(99)  # another global RNG state must not matter
-    resumed = DefaultTrainer(cfg_b)
-    resumed.resume_or_load(resume=True)
-    resumed.trainer.train(resumed.start_epoch)
-    a, b = straight.model.state_dict(), resumed.model.state_dict()
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
+    assert_resume_is_exact(tiny_cfg, tmp_path, **MIX)
 
 
 def test_ride_with_bsce_experts_trains_on_mixed_batches(tiny_cfg):
