@@ -18,7 +18,7 @@ from typing import IO, Any, Callable
 import numpy as np
 import torch
 
-from .pickle_scan import refusal_message, refused_globals
+from ..utils.pickle_scan import refusal_message, refused_globals
 
 
 class CheckpointError(RuntimeError):

@@ -18,7 +18,7 @@ from ride_dive.checkpoint import (
     safe_torch_load,
     to_weights_only_safe,
 )
-from ride_dive.checkpoint.pickle_scan import pickle_globals
+from ride_dive.utils.pickle_scan import pickle_globals
 
 
 class _Evil:

@@ -26,7 +26,7 @@ try:  # torch >= 2.6: named stand-ins in the weights-only allow-list
 except ImportError:  # older torch: the importers say so when used, the rest still works
     safe_globals = None
 
-from ..pickle_scan import is_dangerous_global, refused_globals
+from ...utils.pickle_scan import is_dangerous_global, refused_globals
 from ..serialization import CheckpointError, _short_reason
 
 __all__ = ["ForeignObject", "foreign_name", "foreign_state", "load_foreign_checkpoint"]
