@@ -27,8 +27,12 @@ setup(
         "pillow>=9.0",
     ],
     extras_require={
-        "tests": ["pytest>=7", "ruff>=0.4"],
+        # timm: the tests build timm's tiny test models (TimmBackbone, RIDETimmBackbone).
+        "tests": ["pytest>=7", "ruff>=0.4", "timm>=1.0"],
         "plots": ["matplotlib>=3.5"],
+        # Pretrained trunks from timm (TimmBackbone, RIDETimmBackbone); torchvision's need
+        # nothing extra.
+        "timm": ["timm>=1.0"],
     },
     entry_points={"console_scripts": []},
     license="MIT",

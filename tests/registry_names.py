@@ -22,6 +22,10 @@ REGISTERED_NAMES = {
         "RIDEResNet32",
         "RIDEResNet50",
         "RIDEResNeXt50",
+        "TimmBackbone",
+        "TorchvisionBackbone",
+        "RIDETimmBackbone",
+        "RIDETorchvisionBackbone",
     },
     "HEAD": {"LinearHead", "CosineHead", "LWSHead", "NCMHead"},
     "LOSS": {

@@ -22,7 +22,25 @@ ALL_YAML = sorted(
 )
 PIPELINES = [p for p in ALL_YAML if is_pipeline_file(p)]
 CONFIGS = [p for p in ALL_YAML if p not in PIPELINES]
-TINY = ["MODEL.BACKBONE.WIDTH_MULT", "0.25", "MODEL.DEVICE", "cpu"]
+# No downloads: library trunks (timm/torchvision) build with random weights.
+TINY = ["MODEL.BACKBONE.WIDTH_MULT", "0.25", "MODEL.DEVICE", "cpu", "MODEL.BACKBONE.PRETRAINED", ""]
+
+
+def _library_opts(path):
+    """Extra overrides for a config with a library trunk: skipped without timm, and a ViT
+    built at 64 pixels (its position embeddings fix its input size)."""
+    cfg = setup_cfg(path, TINY)
+    if "Timm" in cfg.MODEL.BACKBONE.NAME or "Timm" in _teacher_backbone(cfg):
+        pytest.importorskip("timm", reason="timm not installed: pip install 'ride_dive[timm]'")
+    return ["MODEL.BACKBONE.IMG_SIZE", "64"] if "vit" in cfg.MODEL.BACKBONE.ARCH else []
+
+
+def _teacher_backbone(cfg):
+    if not cfg.MODEL.TEACHER.CONFIG_FILE:
+        return ""
+    return setup_cfg(os.path.join(ROOT, cfg.MODEL.TEACHER.CONFIG_FILE), TINY).MODEL.BACKBONE.NAME
+
+
 NUM_CLASSES = {
     "FashionMNISTLT": 10,
     "CIFAR10LT": 10,
@@ -69,18 +87,20 @@ def test_every_dataset_has_configs():
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: os.path.relpath(p, ROOT))
 def test_config_builds_at_tiny_width(path):
-    cfg = setup_cfg(path, TINY)
+    cfg = setup_cfg(path, TINY + _library_opts(path))
     assert cfg.DATASETS.NAME in DATASET_REGISTRY
     assert cfg.DATALOADER.SAMPLER in SAMPLER_REGISTRY
     num_classes = NUM_CLASSES[cfg.DATASETS.NAME]
     counts = [max(1, int(500 * 0.01 ** (i / max(num_classes - 1, 1)))) for i in range(num_classes)]
     model = build_model(cfg, counts)
     if model.needs_teacher:  # a distillation config: its teacher config must build too
-        teacher_cfg = setup_cfg(os.path.join(ROOT, cfg.MODEL.TEACHER.CONFIG_FILE), TINY)
+        teacher_path = os.path.join(ROOT, cfg.MODEL.TEACHER.CONFIG_FILE)
+        teacher_cfg = setup_cfg(teacher_path, TINY + _library_opts(teacher_path))
         assert teacher_cfg.DATASETS.NAME == cfg.DATASETS.NAME
         assert cfg.MODEL.TEACHER.WEIGHTS.endswith("model_final.pth")
         model.attach_teacher(FrozenTeacher(build_model(teacher_cfg, counts)))
-    size = min(cfg.INPUT.CROP_SIZE, 64)  # adaptive pooling: a small input is enough here
+    # Adaptive pooling: a small input is enough here (a ViT: the size it was built for).
+    size = cfg.MODEL.BACKBONE.IMG_SIZE or min(cfg.INPUT.CROP_SIZE, 64)
     images = torch.randn(2, cfg.MODEL.BACKBONE.IN_CHANNELS, size, size)
     labels = torch.tensor([0, num_classes - 1])
     if not getattr(getattr(model, "head", None), "evaluation_only", False):

@@ -5,6 +5,7 @@ Every problem found is collected, so one run of a bad config lists all of them.
 
 import difflib
 import os
+import re
 from typing import Any, Iterable, List
 
 from .config import CfgNode, ConfigError, get_cfg
@@ -19,6 +20,14 @@ def _require(ok: bool, message: str, problems: List[str]) -> None:
 
 def _one_of(value: Any, allowed: Iterable[Any]) -> bool:
     return value in tuple(allowed)
+
+
+def _compiles(pattern: str) -> bool:
+    try:
+        re.compile(pattern)
+    except re.error:
+        return False
+    return True
 
 
 def assert_cfg(cfg: CfgNode) -> None:
@@ -72,7 +81,27 @@ def assert_cfg(cfg: CfgNode) -> None:
         f"SOLVER.STEPS must be increasing positive epochs, got {tuple(s.STEPS)}",
         p,
     )
-    _require(s.OPTIMIZER == "SGD", f"SOLVER.OPTIMIZER must be 'SGD', got '{s.OPTIMIZER}'", p)
+    _require(
+        _one_of(s.OPTIMIZER, ("SGD", "AdamW")),
+        f"SOLVER.OPTIMIZER must be 'SGD' or 'AdamW', got '{s.OPTIMIZER}'",
+        p,
+    )
+    _require(
+        s.BACKBONE_LR_FACTOR >= 0 and 0 < s.LAYER_DECAY <= 1,
+        "SOLVER.BACKBONE_LR_FACTOR must be >= 0 and SOLVER.LAYER_DECAY in (0, 1], got "
+        f"{s.BACKBONE_LR_FACTOR} and {s.LAYER_DECAY}",
+        p,
+    )
+    lora = cfg.MODEL.LORA
+    _require(
+        lora.RANK >= 0 and lora.ALPHA > 0,
+        f"MODEL.LORA.RANK must be >= 0 and MODEL.LORA.ALPHA > 0, got {lora.RANK} and {lora.ALPHA}",
+        p,
+    )
+    for key, pattern in [("MODEL.LORA.TARGETS", lora.TARGETS)] + [
+        ("MODEL.BACKBONE.FREEZE_PATTERNS", x) for x in cfg.MODEL.BACKBONE.FREEZE_PATTERNS
+    ]:
+        _require(_compiles(pattern), f"{key}: '{pattern}' is not a regular expression", p)
     _require(
         _one_of(s.AMP.DTYPE, AMP_DTYPES),
         f"SOLVER.AMP.DTYPE must be 'auto', 'bfloat16' or 'float16', got '{s.AMP.DTYPE}'",

@@ -11,7 +11,7 @@ from .loaders import shard_range
 from .mixing import MixedBatches, mixing_enabled
 from .registry import DATASET_REGISTRY, SAMPLER_REGISTRY
 from .samplers import build_sampler
-from .transforms import BatchAugment, build_file_transforms
+from .transforms import BatchAugment, build_file_transforms, model_input_size, resolve_mean_std
 
 __all__ = [
     "MixedBatches",
@@ -27,6 +27,8 @@ __all__ = [
     "build_test_loader",
     "build_sampler",
     "build_file_transforms",
+    "model_input_size",
+    "resolve_mean_std",
     "shard_range",
     "unaugmented_view",
     "DatasetError",

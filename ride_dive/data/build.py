@@ -96,7 +96,17 @@ def build_train_loader(
     if isinstance(dataset, InMemoryImageDataset):
         augment = BatchAugment(cfg, mean=dataset.mean, std=dataset.std, train=True)
         return InMemoryTrainLoader(dataset, sampler, batch, augment, seed, drop_last, device)
+    _refuse_upsampling_of_files(cfg)
     return FileTrainLoader(dataset, sampler, batch, seed, drop_last, cfg.DATALOADER.NUM_WORKERS)
+
+
+def _refuse_upsampling_of_files(cfg) -> None:
+    if cfg.INPUT.UPSAMPLE_SIZE > 0:
+        raise ConfigError(
+            f"INPUT.UPSAMPLE_SIZE {cfg.INPUT.UPSAMPLE_SIZE} resizes in-memory batches (CIFAR, "
+            "Fashion-MNIST); image files are cropped to INPUT.CROP_SIZE directly: set "
+            "INPUT.CROP_SIZE (and INPUT.TEST_RESIZE) instead and INPUT.UPSAMPLE_SIZE 0."
+        )
 
 
 def build_test_loader(
@@ -112,6 +122,7 @@ def build_test_loader(
     if isinstance(dataset, InMemoryImageDataset):
         transform = BatchAugment(cfg, mean=dataset.mean, std=dataset.std, train=False)
         return InMemoryTestLoader(dataset, batch, transform, num_replicas, rank, device)
+    _refuse_upsampling_of_files(cfg)
     return FileTestLoader(dataset, batch, num_replicas, rank, cfg.DATALOADER.NUM_WORKERS)
 
 

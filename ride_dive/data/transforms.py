@@ -6,16 +6,16 @@ import torch
 import torch.nn.functional as F
 
 from ..config import configurable
+from ..utils.model_input import model_input_size, resolve_mean_std
 from .augment_policies import Cutout, build_policy, cutout, policy_transform
 
-__all__ = ["BatchAugment", "resolve_mean_std", "make_file_transforms", "build_file_transforms"]
-
-
-def resolve_mean_std(cfg, mean: Sequence[float], std: Sequence[float]) -> Tuple[list, list]:
-    """INPUT.PIXEL_MEAN / PIXEL_STD when set, else the dataset's own statistics."""
-    if len(cfg.INPUT.PIXEL_MEAN) > 0:
-        return list(cfg.INPUT.PIXEL_MEAN), list(cfg.INPUT.PIXEL_STD)
-    return list(mean), list(std)
+__all__ = [
+    "BatchAugment",
+    "build_file_transforms",
+    "make_file_transforms",
+    "model_input_size",
+    "resolve_mean_std",
+]
 
 
 def _center_pads(size: int, target: int) -> Tuple[int, int]:
@@ -50,6 +50,7 @@ class BatchAugment:
         train: bool = True,
         policy: Optional[Callable] = None,
         cutout_size: int = 0,
+        upsample_size: int = 0,
     ):
         """Store the settings.
 
@@ -62,6 +63,8 @@ class BatchAugment:
             policy: ``policy(uint8 batch, generator) -> uint8 batch`` after the crop and
                 flip (training only), e.g. ``PerImagePolicy``.
             cutout_size: side of the Cutout square (training only; 0 = off).
+            upsample_size: resize every output batch to this side (bilinear), e.g. 224
+                for a pretrained trunk on 32-pixel images; 0 = off.
         """
         if len(mean) != len(std) or any(s <= 0 for s in std):
             raise ValueError(f"mean and std need equal lengths and std > 0; got {mean}, {std}")
@@ -73,6 +76,7 @@ class BatchAugment:
         self.train = bool(train)
         self.policy = policy
         self.cutout_size = int(cutout_size)
+        self.upsample_size = int(upsample_size)
         std_t = torch.tensor(self.std, dtype=torch.float32)
         # One multiply-add: (x / 255 - m) / s == x * (1 / (255 s)) - m / s.
         self._scale = (1.0 / (255.0 * std_t)).view(1, -1, 1, 1)
@@ -91,6 +95,7 @@ class BatchAugment:
             train=train,
             policy=build_policy(cfg) if train else None,
             cutout_size=cfg.INPUT.CUTOUT if train else 0,
+            upsample_size=cfg.INPUT.UPSAMPLE_SIZE,
         )
 
     def __call__(
@@ -107,12 +112,20 @@ class BatchAugment:
                 f"were given; fix INPUT.PIXEL_MEAN / INPUT.PIXEL_STD or MODEL.BACKBONE.IN_CHANNELS."
             )
         if not self.train:
-            return self._normalize(self._crop_test(images))
+            return self._upsample(self._normalize(self._crop_test(images)))
         out = self._crop_train(images, generator)
         if self.policy is not None:
             out = self.policy(out, generator)
         out = self._normalize(out)
-        return cutout(out, self.cutout_size, generator) if self.cutout_size > 0 else out
+        out = cutout(out, self.cutout_size, generator) if self.cutout_size > 0 else out
+        return self._upsample(out)
+
+    def _upsample(self, images: torch.Tensor) -> torch.Tensor:
+        size = self.upsample_size
+        if size <= 0 or images.shape[-2:] == (size, size):
+            return images
+        # Bilinear is linear, so resizing after the normalisation equals resizing before it.
+        return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
 
     def _crop_train(self, images: torch.Tensor, generator) -> torch.Tensor:
         b, c, h, w = images.shape

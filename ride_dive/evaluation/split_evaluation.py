@@ -11,7 +11,7 @@ from typing import Dict, Optional
 import torch
 
 from ..config import CfgNode
-from ..data import build_test_loader
+from ..data import build_test_loader, model_input_size
 from ..modeling import count_macs
 from ..utils import comm
 from ..utils.env import eval_amp_dtype
@@ -67,7 +67,7 @@ def _router_sweep(
     cfg: CfgNode, model: torch.nn.Module, dataset, class_counts, device, thresholds
 ) -> Dict:
     """``router_tradeoff`` on ``dataset`` at the model's current threshold."""
-    size = cfg.INPUT.CROP_SIZE
+    size = model_input_size(cfg)
     return router_tradeoff(
         model,
         split_loader(cfg, dataset, device),
@@ -152,6 +152,7 @@ def inference_gmacs(cfg: CfgNode, model: torch.nn.Module) -> float:
     from ``router_evaluation`` instead); any other is counted as a whole.
     """
     model = unwrap_model(model)
-    shape = (cfg.MODEL.BACKBONE.IN_CHANNELS, cfg.INPUT.CROP_SIZE, cfg.INPUT.CROP_SIZE)
+    size = model_input_size(cfg)
+    shape = (cfg.MODEL.BACKBONE.IN_CHANNELS, size, size)
     counter = getattr(model, "inference_macs", None)
     return counter(shape) if callable(counter) else count_macs(model, shape)

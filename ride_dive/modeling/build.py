@@ -8,6 +8,7 @@ from torch import nn
 from ..config import ConfigError
 from ..utils.env import resolve_device
 from ..utils.registry import lookup
+from .fine_tuning import apply_fine_tuning
 from .norm import to_group_norm
 from .registry import BACKBONE_REGISTRY, HEAD_REGISTRY, LOSS_REGISTRY, META_ARCH_REGISTRY
 
@@ -47,13 +48,16 @@ def build_model(cfg, class_counts: Optional[Sequence[int]] = None) -> nn.Module:
             ``MODEL.NUM_CLASSES`` is 0, for the number of classes.
 
     Returns:
-        The model, in train mode, with its weights randomly initialised, BatchNorm
+        The model, in train mode, with its weights randomly initialised (a library trunk's
+        from ``MODEL.BACKBONE.PRETRAINED`` when set), LoRA layers and name-pattern freezing
+        applied (``MODEL.LORA``, ``MODEL.BACKBONE.FREEZE_PATTERNS``), BatchNorm
         replaced by GroupNorm when ``MODEL.BACKBONE.NORM`` is "GN" (SyncBN is applied by the
         trainer of a multi-process run) (loading
         ``MODEL.WEIGHTS`` is the checkpointer's job).
     """
     arch = lookup(META_ARCH_REGISTRY, cfg.MODEL.META_ARCHITECTURE, "MODEL.META_ARCHITECTURE")
     model = arch(cfg, class_counts=class_counts)
+    apply_fine_tuning(model, cfg)  # MODEL.LORA, MODEL.BACKBONE.FREEZE_PATTERNS
     if cfg.MODEL.BACKBONE.NORM == "GN":
         to_group_norm(model, cfg.MODEL.BACKBONE.GN_GROUPS)
     model.to(resolve_device(cfg.MODEL.DEVICE))

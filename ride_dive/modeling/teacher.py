@@ -22,6 +22,7 @@ from torch import nn
 from ..config import CfgNode, ConfigError, get_cfg
 from ..utils.file_io import PathManager
 from .fold_bn import fold_batch_norms
+from .teacher_input import TeacherInput, teacher_input_for
 
 __all__ = ["FrozenTeacher", "TeacherMixin", "teacher_cfg"]
 
@@ -82,15 +83,21 @@ class FrozenTeacher(nn.Module):
         fold_bn: fold its BatchNorms into its convolutions (in place; the same function,
             about 10 % off a RIDE-DiVE step on a 2-core CPU, BENCHMARKS.md). False keeps
             the model's modules as they are.
+        input_adapter: re-presents the student's batch as the teacher's input (another
+            size, normalisation or channel count: ``teacher_input.TeacherInput``); None when
+            both take the same input.
     """
 
     # It sees the (possibly mixed) images, never the targets: whatever loss the teacher was
     # trained with does not matter to the student's MixUp/CutMix (check_soft_targets).
     takes_targets = False
 
-    def __init__(self, model: nn.Module, fold_bn: bool = True):
+    def __init__(
+        self, model: nn.Module, fold_bn: bool = True, input_adapter: Optional[TeacherInput] = None
+    ):
         super().__init__()
         self.model = model
+        self.input_adapter = input_adapter
         self.model.requires_grad_(False)
         super().train(False)
         # The BatchNorms are fixed affine maps now: folded into the convolutions, they cost
@@ -109,6 +116,8 @@ class FrozenTeacher(nn.Module):
         # inference_mode skips autograd's version counting (cheaper than no_grad); the clone,
         # made outside it, is an ordinary tensor the student's loss may save for backward.
         with torch.inference_mode():
+            if self.input_adapter is not None:
+                images = self.input_adapter(images)
             out = self.model(images)
             logits = out["logits"] if isinstance(out, dict) else out
         return logits.clone()
@@ -149,13 +158,16 @@ class TeacherMixin:
                 f"The teacher ({ctx.cfg.MODEL.TEACHER.CONFIG_FILE}) has MODEL.NUM_CLASSES="
                 f"{tcfg.MODEL.NUM_CLASSES} but the student's data has {num_classes} classes"
             )
-        teacher = FrozenTeacher(ctx.load_model(tcfg))
+        adapter = teacher_input_for(ctx.cfg, tcfg, ctx.train_dataset)
+        teacher = FrozenTeacher(ctx.load_model(tcfg), input_adapter=adapter)
         if ctx.cfg.MODEL.CHANNELS_LAST:
             teacher.to(memory_format=torch.channels_last)
+        teacher.to(ctx.device)
         self.attach_teacher(teacher)
         return (
             f"Teacher: {tcfg.MODEL.META_ARCHITECTURE}/{tcfg.MODEL.BACKBONE.NAME} from "
-            f"{ctx.cfg.MODEL.TEACHER.WEIGHTS} (frozen, eval mode)"
+            f"{ctx.cfg.MODEL.TEACHER.WEIGHTS} (frozen, eval mode"
+            + (f"; input {adapter.extra_repr()})" if adapter is not None else ")")
         )
 
     def attach_teacher(self, teacher: Optional[FrozenTeacher]) -> None:

@@ -19,7 +19,20 @@ from tests.registry_names import REGISTERED_NAMES
 
 COUNTS = [30, 10, 3]
 NUM_EXPERTS = 2
-MULTI_EXPERT_BACKBONES = {"RIDEResNet32", "RIDEResNet50", "RIDEResNeXt50"}
+MULTI_EXPERT_BACKBONES = {
+    "RIDEResNet32",
+    "RIDEResNet50",
+    "RIDEResNeXt50",
+    "RIDETimmBackbone",
+    "RIDETorchvisionBackbone",
+}
+# Library trunks: a tiny architecture each (timm's test models), 3-channel 32-pixel input.
+LIBRARY_ARCH = {
+    "TimmBackbone": "test_vit",
+    "RIDETimmBackbone": "test_vit",
+    "TorchvisionBackbone": "resnet18",
+    "RIDETorchvisionBackbone": "resnet18",
+}
 # The losses over all experts' logits (RIDE), those that distil from a teacher (DiVE) and
 # the plain single-head ones; every loss of the table is in exactly one group.
 EXPERT_LOSSES = {"RIDELoss"}
@@ -70,9 +83,18 @@ def test_every_backbone_builds_from_config(model_cfg, name):
     model_cfg.MODEL.BACKBONE.NAME = name
     model_cfg.MODEL.BACKBONE.IN_CHANNELS = 1
     model_cfg.MODEL.RIDE.NUM_EXPERTS = NUM_EXPERTS
+    shape = (2, 1, 20, 20)
+    if name in LIBRARY_ARCH:
+        if "Timm" in name:
+            pytest.importorskip("timm", reason="timm not installed: pip install 'ride_dive[timm]'")
+        model_cfg.MODEL.BACKBONE.ARCH = LIBRARY_ARCH[name]
+        model_cfg.MODEL.BACKBONE.IN_CHANNELS = 3
+        model_cfg.MODEL.BACKBONE.IMG_SIZE = 32 if "vit" in LIBRARY_ARCH[name] else 0
+        model_cfg.MODEL.RIDE.EXPERT_STAGES = 1
+        shape = (2, 3, 32, 32)
     backbone = build_backbone(model_cfg).eval()
     with torch.no_grad():
-        out = backbone(torch.randn(2, 1, 20, 20))
+        out = backbone(torch.randn(*shape))
     if name in MULTI_EXPERT_BACKBONES:
         assert out.shape == (NUM_EXPERTS, 2, backbone.out_features)
     else:

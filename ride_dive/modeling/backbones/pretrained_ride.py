@@ -1,0 +1,250 @@
+"""RIDE experts on a library trunk (docs/METHODS.md section 3 on a pretrained network).
+
+The library's model is built and its pretrained weights loaded first; then its final
+``MODEL.RIDE.EXPERT_STAGES`` stages are split off, and every expert gets its own deep copy
+of them, so all experts start from the same pretrained weights (RIDE's diversity loss and
+their different heads pull them apart). Two families:
+
+* ResNet / ResNeXt (timm's and torchvision's share the names ``conv1 bn1 maxpool
+  layer1..layer4``): the stem and the first ``4 - k`` stages are shared; each expert owns
+  ``layer{5-k}..layer4`` (RIDE's own split is k = 2), kept in ``layer3s``/``layer4s`` as in
+  the from-scratch RIDE networks.
+* timm vision transformers (``blocks``): patch embedding, position embedding and the first
+  ``depth - k`` blocks are shared; each expert owns the last k blocks and the final norm.
+
+Routers and early exit only use ``forward_trunk``/``forward_experts``, so they work as with
+the from-scratch RIDE backbones.
+"""
+
+import copy
+from typing import Dict, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...config import ConfigError, configurable
+from ..registry import BACKBONE_REGISTRY
+from .library_trunk import library_trunk_kwargs, load_pretrained_trunk, top_level_layer_ids
+from .multi_expert import MultiExpertBackbone
+from .timm_backbone import create_timm_trunk, timm_input_spec, timm_layer_ids
+from .torchvision_backbone import create_torchvision_trunk
+
+__all__ = ["RIDETimmBackbone", "RIDETorchvisionBackbone"]
+
+_RESNET_STAGES = ("layer1", "layer2", "layer3", "layer4")
+
+
+def _is_resnet(model: nn.Module) -> bool:
+    return all(hasattr(model, n) for n in ("conv1", "bn1", "maxpool", *_RESNET_STAGES))
+
+
+def _is_vit(model: nn.Module) -> bool:
+    return all(hasattr(model, n) for n in ("patch_embed", "_pos_embed", "blocks", "norm"))
+
+
+class _LibraryRIDE(MultiExpertBackbone):
+    """A library trunk split into a shared part and E copies of its last k stages/blocks.
+
+    Subclasses set ``library`` and implement ``_create``.
+    """
+
+    library = ""
+
+    def __init__(
+        self,
+        *,
+        arch: str,
+        num_experts: int = 3,
+        expert_stages: int = 2,
+        in_channels: int = 3,
+        pretrained: str = "",
+        pretrained_sha256: str = "",
+        img_size: int = 0,
+        drop_path_rate: float = 0.0,
+        normalize_features: bool = False,
+        freeze: bool = False,
+    ):
+        # Per-expert copies are library modules, not our Stages: they run one after the other.
+        super().__init__(num_experts, in_channels, normalize_features, freeze, batched=False)
+        model, classifier = self._create(arch, in_channels, img_size, drop_path_rate)
+        load_pretrained_trunk(model, pretrained, pretrained_sha256, classifier)
+        self.arch = arch
+        self._layer_ids = self._library_layer_ids(model)
+        if _is_resnet(model):
+            self._split_resnet(model, expert_stages)
+        elif _is_vit(model):
+            self._split_vit(model, expert_stages)
+        else:
+            raise ConfigError(
+                f"{type(self).__name__}: {self.library}'s {arch} is neither a ResNet-style "
+                "network (conv1, layer1..layer4) nor a vision transformer (blocks); RIDE "
+                "experts are split off those two families. Use it single-head "
+                f"({self.library.capitalize()}Backbone) instead."
+            )
+        self._finish_init()
+
+    # --- building -------------------------------------------------------------------------
+    def _create(self, arch, in_channels, img_size, drop_path_rate):
+        raise NotImplementedError
+
+    def _library_layer_ids(self, model: nn.Module) -> Dict[str, int]:
+        return top_level_layer_ids(model)
+
+    def _split_resnet(self, model: nn.Module, k: int) -> None:
+        if not 1 <= k <= 3:
+            raise ConfigError(f"MODEL.RIDE.EXPERT_STAGES must be 1..3 for a ResNet, got {k}")
+        self.family = "resnet"
+        self.conv1, self.bn1, self.maxpool = model.conv1, model.bn1, model.maxpool
+        self.act = getattr(model, "act1", None) or getattr(model, "relu", None) or nn.ReLU()
+        shared, own = _RESNET_STAGES[: 4 - k], _RESNET_STAGES[4 - k :]
+        for name in shared:
+            self.add_module(name, getattr(model, name))
+        for name in own:
+            stage = getattr(model, name)
+            self.add_module(
+                f"{name}s", nn.ModuleList(copy.deepcopy(stage) for _ in range(self.num_experts))
+            )
+        self.shared_stage_names = shared
+        self.expert_stage_names = tuple(f"{n}s" for n in own)
+        self.out_features = int(getattr(model, "num_features", 0)) or _resnet_width(model)
+
+    def _split_vit(self, model: nn.Module, k: int) -> None:
+        depth = len(model.blocks)
+        if not 1 <= k <= depth:
+            raise ConfigError(
+                f"MODEL.RIDE.EXPERT_STAGES must be 1..{depth} (the blocks of {self.arch}), got {k}"
+            )
+        self.family = "vit"
+        blocks = list(model.blocks)
+        model.blocks = nn.Sequential(*blocks[: depth - k])  # shared blocks stay in the model
+        self.vit = model
+        own = nn.Sequential(*blocks[depth - k :], model.norm)
+        model.norm = nn.Identity()
+        self.blocks_s = nn.ModuleList(copy.deepcopy(own) for _ in range(self.num_experts))
+        self.expert_stage_names = ("blocks_s",)
+        self.out_features = int(model.num_features)
+
+    def init_weights(self) -> None:
+        """Nothing: the library initialised the trunk and the pretrained weights are loaded."""
+
+    # --- running --------------------------------------------------------------------------
+    def forward_trunk(self, x: torch.Tensor) -> torch.Tensor:
+        if self.family == "vit":
+            m = self.vit
+            return m.blocks(m.norm_pre(m.patch_drop(m._pos_embed(m.patch_embed(x)))))
+        x = self.maxpool(self.act(self.bn1(self.conv1(x))))
+        for name in self.shared_stage_names:
+            x = getattr(self, name)(x)
+        return x
+
+    def forward_experts(
+        self, shared: torch.Tensor, start: int = 0, stop: Optional[int] = None
+    ) -> torch.Tensor:
+        if self.family != "vit":
+            return super().forward_experts(shared, start, stop)
+        stop = self.num_experts if stop is None else stop
+        if not 0 <= start < stop <= self.num_experts:
+            raise ValueError(f"Expert range [{start}, {stop}) is outside [0, {self.num_experts})")
+        # Each expert's tokens pooled as the transformer pools them (class token or mean).
+        pooled = torch.stack(
+            [
+                self.vit.forward_head(self.blocks_s[e](shared), pre_logits=True)
+                for e in range(start, stop)
+            ]
+        )
+        return F.normalize(pooled, dim=2) if self.normalize_features else pooled
+
+    def layer_ids(self) -> Dict[str, int]:
+        """Parameter name -> depth rank of the library parameter it is (or is a copy of)."""
+        ids, top = {}, max(self._layer_ids.values(), default=0)
+        for name, _ in self.named_parameters():
+            ids[name] = self._layer_ids.get(_library_name(name, self), top)
+        return ids
+
+
+def _resnet_width(model: nn.Module) -> int:
+    last = list(model.layer4.modules())
+    convs = [m for m in last if isinstance(m, nn.Conv2d)]
+    return convs[-1].out_channels
+
+
+def _library_name(name: str, backbone: "_LibraryRIDE") -> str:
+    """Our parameter name -> the library model's (``layer4s.2.0.conv1.weight`` ->
+    ``layer4.0.conv1.weight``; ``vit.blocks.0...`` -> ``blocks.0...``; copied ViT blocks
+    map back to their position in the full model)."""
+    parts = name.split(".")
+    if parts[0].endswith("s") and parts[0][:-1] in _RESNET_STAGES:
+        return ".".join([parts[0][:-1]] + parts[2:])
+    if parts[0] == "vit":
+        return ".".join(parts[1:])
+    if parts[0] == "blocks_s":
+        shared = len(backbone.vit.blocks)
+        index = int(parts[2])
+        own = len(backbone.blocks_s[0]) - 1  # the last entry is the final norm
+        if index == own:
+            return ".".join(["norm"] + parts[3:])
+        return ".".join(["blocks", str(shared + index)] + parts[3:])
+    return name
+
+
+def _ride_library_kwargs(cfg) -> dict:
+    return dict(
+        library_trunk_kwargs(cfg),
+        num_experts=cfg.MODEL.RIDE.NUM_EXPERTS,
+        expert_stages=cfg.MODEL.RIDE.EXPERT_STAGES,
+    )
+
+
+@BACKBONE_REGISTRY.register()
+class RIDETimmBackbone(_LibraryRIDE):
+    """RIDE experts on a timm ResNet/ResNeXt or vision transformer (see the module docstring).
+
+    Args: those of ``TimmBackbone``, plus ``num_experts`` (``MODEL.RIDE.NUM_EXPERTS``) and
+    ``expert_stages`` (``MODEL.RIDE.EXPERT_STAGES``: the final stages or blocks each expert
+    owns).
+    """
+
+    library = "timm"
+
+    @configurable
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+
+    @classmethod
+    def from_config(cls, cfg):
+        return _ride_library_kwargs(cfg)
+
+    def _create(self, arch, in_channels, img_size, drop_path_rate):
+        model = create_timm_trunk(arch, in_channels, img_size, drop_path_rate)
+        self.input_spec = timm_input_spec(model, img_size)
+        classifier = (getattr(model, "pretrained_cfg", None) or {}).get("classifier", "")
+        return model, classifier or ""
+
+    def _library_layer_ids(self, model: nn.Module) -> Dict[str, int]:
+        return timm_layer_ids(model)
+
+
+@BACKBONE_REGISTRY.register()
+class RIDETorchvisionBackbone(_LibraryRIDE):
+    """RIDE experts on a torchvision ResNet/ResNeXt (e.g. ImageNet-pretrained ResNet-50).
+
+    Args: those of ``TorchvisionBackbone``, plus ``num_experts`` and ``expert_stages`` as for
+    ``RIDETimmBackbone``.
+    """
+
+    library = "torchvision"
+
+    @configurable
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+
+    @classmethod
+    def from_config(cls, cfg):
+        return _ride_library_kwargs(cfg)
+
+    def _create(self, arch, in_channels, img_size, drop_path_rate):
+        model, classifier, _, self.input_spec = create_torchvision_trunk(
+            arch, in_channels, img_size, drop_path_rate
+        )
+        return model, classifier
