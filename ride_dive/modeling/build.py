@@ -8,6 +8,7 @@ from torch import nn
 from ..config import ConfigError
 from ..utils.env import resolve_device
 from ..utils.registry import lookup
+from .backbones.library_trunk import warn_if_input_differs
 from .fine_tuning import apply_fine_tuning
 from .norm import to_group_norm
 from .registry import BACKBONE_REGISTRY, HEAD_REGISTRY, LOSS_REGISTRY, META_ARCH_REGISTRY
@@ -58,6 +59,7 @@ def build_model(cfg, class_counts: Optional[Sequence[int]] = None) -> nn.Module:
     arch = lookup(META_ARCH_REGISTRY, cfg.MODEL.META_ARCHITECTURE, "MODEL.META_ARCHITECTURE")
     model = arch(cfg, class_counts=class_counts)
     apply_fine_tuning(model, cfg)  # MODEL.LORA, MODEL.BACKBONE.FREEZE_PATTERNS
+    warn_if_input_differs(getattr(model, "backbone", None), cfg)
     if cfg.MODEL.BACKBONE.NORM == "GN":
         to_group_norm(model, cfg.MODEL.BACKBONE.GN_GROUPS)
     model.to(resolve_device(cfg.MODEL.DEVICE))

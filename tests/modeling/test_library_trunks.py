@@ -300,3 +300,45 @@ def test_model_weights_replace_the_pretrained_trunk(tmp_path, caplog):
     with caplog.at_level("INFO", logger="ride_dive"):
         build_model(cfg)  # the absent file is not even opened
     assert "MODEL.WEIGHTS w.pth replaces it" in caplog.text
+
+
+def test_ride_macs_on_a_library_trunk_count_the_shared_part_once():
+    """fvcore counts: E experts cost the shared stem and layer1-2 once and E copies of
+    layer3-4 and heads; one expert is the plain ResNet-18 plus its cosine head."""
+    from ride_dive.modeling import count_macs
+
+    def macs(experts):
+        cfg = _classifier_cfg(
+            "RIDETorchvisionBackbone",
+            "resnet18",
+            **{
+                "MODEL.META_ARCHITECTURE": "RIDE",
+                "MODEL.HEAD.NAME": "CosineHead",
+                "MODEL.LOSS.NAME": "RIDELoss",
+                "MODEL.RIDE.NUM_EXPERTS": experts,
+            },
+        )
+        return build_model(cfg, class_counts=[9, 5, 3, 1]).eval().inference_macs((3, 32, 32))
+
+    one, two, three = macs(1), macs(2), macs(3)
+    assert three - two == pytest.approx(two - one, rel=1e-6)
+    plain = torchvision.models.resnet18()
+    plain.fc = nn.Identity()
+    trunk = count_macs(plain.eval(), (3, 32, 32))
+    assert trunk < one < trunk * 1.01  # + the 4 x 512 cosine head
+    assert two - one < trunk  # the shared stem and layer1-2 are not repeated
+
+
+def test_feeding_pretrained_weights_another_input_is_a_warning(tmp_path, caplog):
+    path = _save(torchvision.models.resnet18().state_dict(), tmp_path / "r18.pth")
+    cfg = _classifier_cfg("TorchvisionBackbone", "resnet18", **{"MODEL.BACKBONE.PRETRAINED": path})
+    with caplog.at_level("WARNING", logger="ride_dive"):
+        build_model(cfg)  # the dataset's statistics, 32 pixels
+    assert "INPUT.PIXEL_MEAN [0.485, 0.456, 0.406]" in caplog.text
+    assert "expect 224-pixel inputs; this config feeds 32" in caplog.text
+    caplog.clear()
+    cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+    cfg.INPUT.CROP_SIZE = 224
+    with caplog.at_level("WARNING", logger="ride_dive"):
+        build_model(cfg)
+    assert "pretrained weights" not in caplog.text

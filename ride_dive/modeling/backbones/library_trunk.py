@@ -15,9 +15,16 @@ from typing import Dict, Tuple
 from torch import nn
 
 from ...config import ConfigError
+from ...utils.model_input import model_input_size
 from ..pretrained_weights import load_into, pretrained_state_dict
 
-__all__ = ["InputSpec", "library_trunk_kwargs", "load_pretrained_trunk", "top_level_layer_ids"]
+__all__ = [
+    "InputSpec",
+    "library_trunk_kwargs",
+    "load_pretrained_trunk",
+    "top_level_layer_ids",
+    "warn_if_input_differs",
+]
 
 logger = logging.getLogger("ride_dive")
 
@@ -91,3 +98,37 @@ def library_trunk_kwargs(cfg) -> dict:
         "normalize_features": b.NORMALIZE_FEATURES,
         "freeze": b.FREEZE,
     }
+
+
+def warn_if_input_differs(backbone: nn.Module, cfg) -> None:
+    """Warn when the config feeds pretrained weights another input than they were trained on.
+
+    The weights' ``input_spec`` (from the library's pretrained config) against
+    ``INPUT.PIXEL_MEAN/STD`` and the model's input side: fine-tuning still works either way,
+    but usually worse, and the fix is one config key.
+    """
+    spec = getattr(backbone, "input_spec", None)
+    if spec is None or not cfg.MODEL.BACKBONE.PRETRAINED or cfg.MODEL.WEIGHTS:
+        return
+    mean = tuple(round(float(m), 4) for m in cfg.INPUT.PIXEL_MEAN)
+    if mean != tuple(round(float(m), 4) for m in spec.mean):
+        logger.warning(
+            "The pretrained weights of %s were trained on inputs normalised with mean %s / std "
+            "%s, but INPUT.PIXEL_MEAN is %s: set INPUT.PIXEL_MEAN %s INPUT.PIXEL_STD %s unless "
+            "this is on purpose.",
+            getattr(backbone, "arch", type(backbone).__name__),
+            list(spec.mean),
+            list(spec.std),
+            list(mean) if mean else "empty (the dataset's statistics)",
+            list(spec.mean),
+            list(spec.std),
+        )
+    size = model_input_size(cfg)
+    if size != spec.size:
+        logger.warning(
+            "The pretrained weights of %s expect %d-pixel inputs; this config feeds %d "
+            "(INPUT.CROP_SIZE, or INPUT.UPSAMPLE_SIZE for in-memory sets).",
+            getattr(backbone, "arch", type(backbone).__name__),
+            spec.size,
+            size,
+        )
