@@ -256,7 +256,7 @@ def test_ride_experts_on_a_timm_vit_own_the_last_blocks(tmp_path):
         arch="test_vit", img_size=32, num_experts=2, expert_stages=2, pretrained=path
     ).eval()
     depth = len(ref.blocks)
-    assert len(backbone.vit.blocks) == depth - 2
+    assert len(backbone.lib.blocks) == depth - 2
     with torch.no_grad():
         expected = ref.forward_head(ref.forward_features(X), pre_logits=True)
         out = backbone(X)
@@ -266,8 +266,10 @@ def test_ride_experts_on_a_timm_vit_own_the_last_blocks(tmp_path):
         shared = backbone.forward_trunk(X)  # early exit: experts one at a time
         assert torch.allclose(backbone.forward_experts(shared, 1, 2)[0], expected, atol=1e-6)
     ids = backbone.layer_ids()
-    assert ids["blocks_s.1.1.attn.qkv.weight"] == ids["blocks_s.0.1.attn.qkv.weight"]
-    assert ids["blocks_s.0.0.attn.qkv.weight"] == ids["vit.blocks.0.attn.qkv.weight"] + depth - 2
+    assert ids["experts_own.1.m1.attn.qkv.weight"] == ids["experts_own.0.m1.attn.qkv.weight"]
+    assert (
+        ids["experts_own.0.m0.attn.qkv.weight"] == ids["lib.blocks.0.attn.qkv.weight"] + depth - 2
+    )
 
 
 def test_a_ride_model_on_a_library_trunk_trains_a_step():
@@ -342,3 +344,35 @@ def test_feeding_pretrained_weights_another_input_is_a_warning(tmp_path, caplog)
     with caplog.at_level("WARNING", logger="ride_dive"):
         build_model(cfg)
     assert "pretrained weights" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "library,arch",
+    [
+        ("timm", "test_convnext"),
+        ("torchvision", "convnext_tiny"),
+        ("torchvision", "efficientnet_b0"),
+    ],
+)
+def test_ride_experts_on_staged_networks_start_as_the_pretrained_model(tmp_path, library, arch):
+    """ConvNeXt (timm's stem/stages/head, torchvision's features) and EfficientNet: every
+    expert computes the pretrained model's features before training."""
+    if library == "timm":
+        ref = _timm().create_model(arch, num_classes=0).eval()
+        cls = RIDETimmBackbone
+    else:
+        ref = torchvision.models.get_model(arch).eval()
+        ref.classifier[-1] = nn.Identity()
+        cls = RIDETorchvisionBackbone
+    path = _save(ref.state_dict(), tmp_path / "w.pth")
+    backbone = cls(arch=arch, num_experts=2, expert_stages=2, pretrained=path).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = ref(x)
+        out = backbone(x)
+    assert out.shape == (2, 2, backbone.out_features) == (2, *expected.shape)
+    for e in range(2):
+        torch.testing.assert_close(out[e], expected, atol=1e-5, rtol=1e-5)
+    ids = backbone.layer_ids()
+    own = [n for n in ids if n.startswith("experts_own.1.")]
+    assert own and all(ids[n] == ids[n.replace("experts_own.1.", "experts_own.0.")] for n in own)

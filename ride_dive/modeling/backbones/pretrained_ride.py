@@ -3,7 +3,7 @@
 The library's model is built and its pretrained weights loaded first; then its final
 ``MODEL.RIDE.EXPERT_STAGES`` stages are split off, and every expert gets its own deep copy
 of them, so all experts start from the same pretrained weights (RIDE's diversity loss and
-their different heads pull them apart). Two families:
+their different heads pull them apart). Four layouts:
 
 * ResNet / ResNeXt (timm's and torchvision's share the names ``conv1 bn1 maxpool
   layer1..layer4``): the stem and the first ``4 - k`` stages are shared; each expert owns
@@ -11,12 +11,21 @@ their different heads pull them apart). Two families:
   the from-scratch RIDE networks.
 * timm vision transformers (``blocks``): patch embedding, position embedding and the first
   ``depth - k`` blocks are shared; each expert owns the last k blocks and the final norm.
+* timm stem / stages / head networks (ConvNeXt...): stem and the first stages shared; each
+  expert owns the last k stages, ``norm_pre`` and the pooling head.
+* torchvision features / avgpool / classifier networks (ConvNeXt, EfficientNet,
+  MobileNet...): each expert owns the last k entries of ``features`` (for ConvNeXt a
+  down-sampling layer and a stage are two entries) and the pooling and classifier norm.
+
+In all but the ResNet layout the truncated library model is kept as ``lib`` (the shared
+part) and each expert's parts live in ``experts_own.<e>``.
 
 Routers and early exit only use ``forward_trunk``/``forward_experts``, so they work as with
 the from-scratch RIDE backbones.
 """
 
 import copy
+from collections import OrderedDict
 from typing import Dict, Optional
 
 import torch
@@ -41,6 +50,19 @@ def _is_resnet(model: nn.Module) -> bool:
 
 def _is_vit(model: nn.Module) -> bool:
     return all(hasattr(model, n) for n in ("patch_embed", "_pos_embed", "blocks", "norm"))
+
+
+def _is_timm_staged(model: nn.Module) -> bool:
+    """timm's stem / stages / norm_pre / head networks (ConvNeXt and the like)."""
+    return all(hasattr(model, n) for n in ("stem", "stages", "norm_pre", "head"))
+
+
+def _is_features_net(model: nn.Module) -> bool:
+    """torchvision's features / avgpool / classifier networks (ConvNeXt, EfficientNet...)."""
+    return all(
+        isinstance(getattr(model, n, None), nn.Module)
+        for n in ("features", "avgpool", "classifier")
+    )
 
 
 class _LibraryRIDE(MultiExpertBackbone):
@@ -75,12 +97,18 @@ class _LibraryRIDE(MultiExpertBackbone):
             self._split_resnet(model, expert_stages)
         elif _is_vit(model):
             self._split_vit(model, expert_stages)
+        elif _is_timm_staged(model):
+            self._split_timm_stages(model, expert_stages)
+        elif _is_features_net(model):
+            self._split_features(model, expert_stages)
         else:
             raise ConfigError(
-                f"{type(self).__name__}: {self.library}'s {arch} is neither a ResNet-style "
-                "network (conv1, layer1..layer4) nor a vision transformer (blocks); RIDE "
-                "experts are split off those two families. Use it single-head "
-                f"({self.library.capitalize()}Backbone) instead."
+                f"{type(self).__name__}: {self.library}'s {arch} has none of the layouts RIDE "
+                "experts are split off (ResNet conv1/layer1..4, timm vision transformers' "
+                "blocks, timm stem/stages/head networks such as ConvNeXt, torchvision "
+                "features/avgpool/classifier networks such as ConvNeXt or EfficientNet). "
+                f"Use it single-head ({'Timm' if self.library == 'timm' else 'Torchvision'}"
+                "Backbone) instead."
             )
         self._finish_init()
 
@@ -107,32 +135,63 @@ class _LibraryRIDE(MultiExpertBackbone):
             )
         self.shared_stage_names = shared
         self.expert_stage_names = tuple(f"{n}s" for n in own)
-        self.out_features = int(getattr(model, "num_features", 0)) or _resnet_width(model)
+        self.out_features = self._feature_dim
 
     def _split_vit(self, model: nn.Module, k: int) -> None:
-        depth = len(model.blocks)
-        if not 1 <= k <= depth:
-            raise ConfigError(
-                f"MODEL.RIDE.EXPERT_STAGES must be 1..{depth} (the blocks of {self.arch}), got {k}"
-            )
-        self.family = "vit"
+        depth = _check_depth(len(model.blocks), k, self.arch, "blocks")
         blocks = list(model.blocks)
-        model.blocks = nn.Sequential(*blocks[: depth - k])  # shared blocks stay in the model
-        self.vit = model
-        own = nn.Sequential(*blocks[depth - k :], model.norm)
+        model.blocks = nn.Sequential(*blocks[: depth - k])  # the shared blocks
+        own = [(f"blocks.{i}", blocks[i]) for i in range(depth - k, depth)]
+        own.append(("norm", model.norm))
         model.norm = nn.Identity()
-        self.blocks_s = nn.ModuleList(copy.deepcopy(own) for _ in range(self.num_experts))
-        self.expert_stage_names = ("blocks_s",)
-        self.out_features = int(model.num_features)
+        self._own_copies("vit", model, own)
+
+    def _split_timm_stages(self, model: nn.Module, k: int) -> None:
+        depth = _check_depth(len(model.stages), k, self.arch, "stages")
+        stages = list(model.stages)
+        model.stages = nn.Sequential(*stages[: depth - k])
+        own = [(f"stages.{i}", stages[i]) for i in range(depth - k, depth)]
+        # norm_pre and the pooling head (its classifier is the identity: num_classes=0).
+        own += [("norm_pre", model.norm_pre), ("head", model.head)]
+        model.norm_pre, model.head = nn.Identity(), nn.Identity()
+        self._own_copies("stages", model, own)
+
+    def _split_features(self, model: nn.Module, k: int) -> None:
+        depth = _check_depth(len(model.features), k, self.arch, "features")
+        features = list(model.features)
+        model.features = nn.Sequential(*features[: depth - k])
+        own = [(f"features.{i}", features[i]) for i in range(depth - k, depth)]
+        own.append(("avgpool", model.avgpool))
+        if not any(isinstance(m, nn.Flatten) for m in model.classifier.modules()):
+            own.append(("", nn.Flatten(1)))  # what the model's forward does before it
+        own.append(("classifier", model.classifier))
+        model.avgpool, model.classifier = nn.Identity(), nn.Identity()
+        self._own_copies("features", model, own)
+
+    def _own_copies(self, family: str, model: nn.Module, own) -> None:
+        """Keep the truncated ``model`` as the shared part (``lib``) and give every expert
+        a copy of the ``own`` (library name, module) parts, run in that order."""
+        self.family = family
+        self.lib = model
+        self._own_prefixes = [name for name, _ in own]
+        parts = OrderedDict((f"m{i}", module) for i, (_, module) in enumerate(own))
+        template = nn.Sequential(parts)
+        self.experts_own = nn.ModuleList(copy.deepcopy(template) for _ in range(self.num_experts))
+        self.expert_stage_names = ("experts_own",)
+        self.out_features = self._feature_dim
 
     def init_weights(self) -> None:
         """Nothing: the library initialised the trunk and the pretrained weights are loaded."""
 
     # --- running --------------------------------------------------------------------------
     def forward_trunk(self, x: torch.Tensor) -> torch.Tensor:
+        m = getattr(self, "lib", None)
         if self.family == "vit":
-            m = self.vit
             return m.blocks(m.norm_pre(m.patch_drop(m._pos_embed(m.patch_embed(x)))))
+        if self.family == "stages":
+            return m.stages(m.stem(x))
+        if self.family == "features":
+            return m.features(x)
         x = self.maxpool(self.act(self.bn1(self.conv1(x))))
         for name in self.shared_stage_names:
             x = getattr(self, name)(x)
@@ -141,18 +200,15 @@ class _LibraryRIDE(MultiExpertBackbone):
     def forward_experts(
         self, shared: torch.Tensor, start: int = 0, stop: Optional[int] = None
     ) -> torch.Tensor:
-        if self.family != "vit":
+        if self.family == "resnet":
             return super().forward_experts(shared, start, stop)
         stop = self.num_experts if stop is None else stop
         if not 0 <= start < stop <= self.num_experts:
             raise ValueError(f"Expert range [{start}, {stop}) is outside [0, {self.num_experts})")
-        # Each expert's tokens pooled as the transformer pools them (class token or mean).
-        pooled = torch.stack(
-            [
-                self.vit.forward_head(self.blocks_s[e](shared), pre_logits=True)
-                for e in range(start, stop)
-            ]
-        )
+        outs = [self.experts_own[e](shared) for e in range(start, stop)]
+        if self.family == "vit":  # tokens, pooled as the transformer pools them
+            outs = [self.lib.forward_head(x, pre_logits=True) for x in outs]
+        pooled = torch.stack(outs)
         return F.normalize(pooled, dim=2) if self.normalize_features else pooled
 
     def layer_ids(self) -> Dict[str, int]:
@@ -163,28 +219,27 @@ class _LibraryRIDE(MultiExpertBackbone):
         return ids
 
 
-def _resnet_width(model: nn.Module) -> int:
-    last = list(model.layer4.modules())
-    convs = [m for m in last if isinstance(m, nn.Conv2d)]
-    return convs[-1].out_channels
+def _check_depth(depth: int, k: int, arch: str, what: str) -> int:
+    if not 1 <= k < depth:
+        raise ConfigError(
+            f"MODEL.RIDE.EXPERT_STAGES must be 1..{depth - 1} for {arch} (its {depth} {what}, "
+            f"one at least shared), got {k}"
+        )
+    return depth
 
 
 def _library_name(name: str, backbone: "_LibraryRIDE") -> str:
-    """Our parameter name -> the library model's (``layer4s.2.0.conv1.weight`` ->
-    ``layer4.0.conv1.weight``; ``vit.blocks.0...`` -> ``blocks.0...``; copied ViT blocks
-    map back to their position in the full model)."""
+    """Our parameter name -> the library model's: ``layer4s.2.0.conv1.weight`` ->
+    ``layer4.0.conv1.weight``, ``lib.blocks.0...`` -> ``blocks.0...``, and an expert's
+    copy ``experts_own.1.m0.attn...`` -> the library part it copies (``blocks.4.attn...``)."""
     parts = name.split(".")
     if parts[0].endswith("s") and parts[0][:-1] in _RESNET_STAGES:
         return ".".join([parts[0][:-1]] + parts[2:])
-    if parts[0] == "vit":
+    if parts[0] == "lib":
         return ".".join(parts[1:])
-    if parts[0] == "blocks_s":
-        shared = len(backbone.vit.blocks)
-        index = int(parts[2])
-        own = len(backbone.blocks_s[0]) - 1  # the last entry is the final norm
-        if index == own:
-            return ".".join(["norm"] + parts[3:])
-        return ".".join(["blocks", str(shared + index)] + parts[3:])
+    if parts[0] == "experts_own":
+        prefix = backbone._own_prefixes[int(parts[2][1:])]
+        return ".".join([prefix] + parts[3:])
     return name
 
 
@@ -218,6 +273,7 @@ class RIDETimmBackbone(_LibraryRIDE):
     def _create(self, arch, in_channels, img_size, drop_path_rate):
         model = create_timm_trunk(arch, in_channels, img_size, drop_path_rate)
         self.input_spec = timm_input_spec(model, img_size)
+        self._feature_dim = int(model.num_features)
         classifier = (getattr(model, "pretrained_cfg", None) or {}).get("classifier", "")
         return model, classifier or ""
 
@@ -244,7 +300,7 @@ class RIDETorchvisionBackbone(_LibraryRIDE):
         return _ride_library_kwargs(cfg)
 
     def _create(self, arch, in_channels, img_size, drop_path_rate):
-        model, classifier, _, self.input_spec = create_torchvision_trunk(
+        model, classifier, self._feature_dim, self.input_spec = create_torchvision_trunk(
             arch, in_channels, img_size, drop_path_rate
         )
         return model, classifier
