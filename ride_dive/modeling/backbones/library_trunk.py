@@ -43,15 +43,19 @@ class InputSpec:
 
 
 def top_level_layer_ids(model: nn.Module, prefix: str = "") -> Dict[str, int]:
-    """Parameter name -> the index of its top-level child, in the order the children run.
+    """Parameter name -> the rank of the top-level module it is in, in the order they run;
+    a top-level ``nn.Sequential`` counts each of its entries separately.
 
     The generic depth for layer-wise decay: a torchvision ResNet's ``conv1`` is 0, ``bn1``
-    1, ``layer1`` 2 ... ``layer4`` 5.
+    1, ``layer1.0`` 2 ... its last block last; a ConvNeXt's ``features.0`` ... ``features.7``
+    then ``classifier``.
     """
+    sequential = {n for n, m in model.named_children() if isinstance(m, nn.Sequential)}
     ids, order = {}, {}
     for name, _ in model.named_parameters():
-        child = name.split(".", 1)[0]
-        ids[prefix + name] = order.setdefault(child, len(order))
+        parts = name.split(".")
+        unit = ".".join(parts[:2]) if parts[0] in sequential and len(parts) > 2 else parts[0]
+        ids[prefix + name] = order.setdefault(unit, len(order))
     return ids
 
 
