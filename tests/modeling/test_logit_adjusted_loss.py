@@ -84,3 +84,20 @@ def test_built_from_config_as_loss_ride_base_and_dive_hard_label_loss():
     cfg.DISTILL.BASE_LOSS = "LogitAdjustedLoss"
     dive = build_loss(cfg, COUNTS)
     assert isinstance(dive.base_loss, LogitAdjustedLoss) and dive.base_loss.tau == 0.75
+
+
+def test_the_prior_is_added_in_float32_under_bf16_logits():
+    """bf16 logits (a bf16-autocast head) get the log prior in float32: a bf16 log n would
+    be rounded by up to 0.016, a per-class bias; so tau = 1 equals Balanced Softmax to float32
+    rounding in bf16 training too."""
+    counts = [1000, 733, 311, 97, 10]
+    logits = torch.randn(6, 5).bfloat16()
+    targets = torch.tensor([0, 1, 2, 3, 4, 4])
+    bsce = BalancedSoftmaxLoss(class_counts=counts)
+    la = LogitAdjustedLoss(class_counts=counts, tau=1.0)
+    assert bsce.fitted_logits(logits).dtype == torch.float32
+    exact = torch.nn.functional.cross_entropy(
+        logits.float() + torch.tensor(counts, dtype=torch.float64).log().float(), targets
+    )
+    assert torch.equal(bsce(logits, targets), exact)
+    torch.testing.assert_close(la(logits, targets), exact, rtol=0, atol=1e-6)
