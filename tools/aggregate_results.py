@@ -9,6 +9,12 @@ swept tau-norm (a pipeline's tau-norm stage, or a directory written by ``tools/t
 contributes the test numbers of its chosen tau, and a run that swept post-hoc logit
 adjustment (``TEST.POSTHOC_LA_SWEEP``) those of its chosen post-hoc tau.
 
+A seed given as comma-separated run directories (``la_t0.5_s0,bsce_s0,la_t1.5_s0``) is a
+choice made on validation: the run with the highest validation top-1 (``val.top1`` of its
+results.json) counts for that seed, and the choice is printed to stderr. This is how a
+hyper-parameter (e.g. the logit-adjusted loss's tau) is chosen per seed without looking at
+the test split.
+
 ``--paired NAME`` adds a second table: for every other row, the paired difference
 row − NAME over the seeds both give (the i-th directory of each row is the same seed), its
 mean with a 95 % t-interval (docs/METHODS.md section 10), and "(n.s.)" where the interval holds 0.
@@ -46,6 +52,30 @@ def load(run_dir: str) -> dict:
         with open(run.tau_norm) as f:
             return json.load(f)["test"]
     sys.exit(f"ERROR: {run.results} not found: did the run finish?")
+
+
+def load_seed(arg: str) -> dict:
+    """One seed's metrics: ``load(arg)``, or for ``a,b,c`` those of the run with the best
+    validation top-1 (ties: the first)."""
+    if "," not in arg:
+        return load(arg)
+    best, best_val = None, None
+    for run_dir in arg.split(","):
+        run = RunDir(run_dir)
+        if not os.path.isfile(run.results):
+            sys.exit(f"ERROR: {run.results} not found: did the run finish?")
+        with open(run.results) as f:
+            val = (json.load(f).get("val") or {}).get("top1")
+        if val is None:
+            sys.exit(
+                f"ERROR: {run.results} has no validation top-1 ('val'), so the runs {arg} cannot "
+                "be chosen between without the test split; train with a validation split "
+                "(DATASETS.VAL_SOURCE, DATASETS.VAL_PER_CLASS)."
+            )
+        if best_val is None or val > best_val:
+            best, best_val = run_dir, val
+    print(f"chose {best} (validation top-1 {best_val:.2f}) from {arg}", file=sys.stderr)
+    return load(best)
 
 
 def parse(argv):
@@ -114,7 +144,7 @@ def main(argv=None) -> None:
     print("|---" * (len(METRICS) + 2) + "|")
     all_results = []
     for label, dirs in rows:
-        results = [load(d) for d in dirs]
+        results = [load_seed(d) for d in dirs]
         all_results.append(results)
         cells = [format_mean_std([r.get(m) for r in results]) for m in METRICS]
         print(f"| {label} | {len(results)} | {' | '.join(cells)} |")

@@ -118,3 +118,29 @@ def test_a_posthoc_run_contributes_its_chosen_tau(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[2] == "| post-hoc | 1 | 77.00 | 80.00 | 70.00 | 65.00 |"
+
+
+def test_comma_separated_runs_are_chosen_between_on_validation(tmp_path):
+    def run(name, val, test):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "results.json").write_text(json.dumps({"top1": test, "val": {"top1": val}}))
+        return str(d)
+
+    seed0 = ",".join([run("a0", 70.0, 90.0), run("b0", 75.0, 60.0)])  # best val, worse test
+    seed1 = ",".join([run("a1", 80.0, 50.0), run("b1", 79.0, 99.0)])
+    out = subprocess.run(
+        [sys.executable, TOOL, "--label", "chosen", seed0, seed1], capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[2].startswith("| chosen | 2 | 55.00 ± 7.07 |")
+    assert "chose " + str(tmp_path / "b0") in out.stderr
+    no_val = tmp_path / "nv"
+    no_val.mkdir()
+    (no_val / "results.json").write_text(json.dumps({"top1": 1.0}))
+    bad = subprocess.run(
+        [sys.executable, TOOL, "--label", "x", f"{no_val},{seed1.split(',')[0]}"],
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode != 0 and "no validation top-1" in bad.stderr
