@@ -9,7 +9,6 @@ is first reduced to the types the weights-only unpickler accepts.
 """
 
 import contextlib
-import hashlib
 import os
 import uuid
 from collections import Counter, OrderedDict
@@ -18,6 +17,7 @@ from typing import IO, Any, Callable
 import numpy as np
 import torch
 
+from ..utils.file_io import file_sha256  # noqa: F401 - part of this module's API
 from ..utils.pickle_scan import refusal_message, refused_globals
 
 
@@ -90,15 +90,6 @@ def to_weights_only_safe(obj: Any, where: str = "checkpoint") -> Any:
         "loaded with torch.load(weights_only=True); store plain tensors, numbers, strings "
         "and containers instead"
     )
-
-
-def file_sha256(path: str) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _fsync_dir(directory: str) -> None:

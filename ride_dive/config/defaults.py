@@ -6,6 +6,7 @@ and converted to iterations once, by the trainer.
 """
 
 from .config import CfgNode
+from .defaults_pretrained import add_pretrained_keys
 
 _C = CfgNode()
 _C.VERSION = 1
@@ -68,32 +69,6 @@ _C.MODEL.BACKBONE.FREEZE = False
 # (GroupNorm with gcd(GN_GROUPS, channels) groups: independent of the batch split).
 _C.MODEL.BACKBONE.NORM = "BN"
 _C.MODEL.BACKBONE.GN_GROUPS = 32
-# Library trunks ("TimmBackbone", "TorchvisionBackbone"; multi-expert "RIDETimmBackbone",
-# "RIDETorchvisionBackbone"; docs/PRETRAINED.md): the library's model name, e.g.
-# "vit_base_patch16_224" (timm.create_model) or "resnet50" (torchvision.models.get_model).
-_C.MODEL.BACKBONE.ARCH = ""
-# Pretrained trunk weights: a local file (.pth/.pt/.bin read with weights_only=True, or
-# .safetensors), "timm:<model name>" / "torchvision:<weights enum>" (downloaded by that library
-# when online), or "" (random initialisation). The pretrained classifier is not used.
-_C.MODEL.BACKBONE.PRETRAINED = ""
-# Expected sha256 of a local PRETRAINED file ("" = not checked).
-_C.MODEL.BACKBONE.PRETRAINED_SHA256 = ""
-# Input side for library transformers (timm img_size / torchvision image_size; 0 = default).
-_C.MODEL.BACKBONE.IMG_SIZE = 0
-# Stochastic depth of library trunks (timm drop_path_rate, torchvision stochastic_depth_prob).
-_C.MODEL.BACKBONE.DROP_PATH_RATE = 0.0
-# Freeze parameters whose full name (e.g. "backbone.model.patch_embed.proj.weight") matches
-# any of these regular expressions (re.search); their BatchNorm statistics are not frozen.
-_C.MODEL.BACKBONE.FREEZE_PATTERNS = []
-
-# LoRA (Hu et al. 2022) on the backbone's nn.Linear layers whose names match TARGETS: each
-# gets a trainable low-rank update W + (ALPHA / RANK) * B A (B starts at 0, so the model starts
-# as it was) and every other backbone parameter is frozen; heads train as usual. RANK 0 = off.
-_C.MODEL.LORA = CfgNode()
-_C.MODEL.LORA.RANK = 0
-_C.MODEL.LORA.ALPHA = 16.0
-# re.search on module names; the default is timm's ViT attention and MLP layers.
-_C.MODEL.LORA.TARGETS = r"(qkv|proj|fc1|fc2)$"
 
 _C.MODEL.RESNET = CfgNode()
 # Convolution groups and width per group of the bottleneck (ResNeXt-50 32x4d: 32 and 4;
@@ -232,12 +207,6 @@ _C.SOLVER = CfgNode()
 _C.SOLVER.OPTIMIZER = "SGD"
 # Learning rate for a batch of SOLVER.REFERENCE_BATCH_SIZE images per step.
 _C.SOLVER.BASE_LR = 0.1
-# Fine-tuning: the backbone's learning rate is BACKBONE_LR_FACTOR x the heads' (0.1 is common
-# for pretrained trunks), and with LAYER_DECAY < 1 each backbone layer group's is further
-# multiplied by LAYER_DECAY ** (depth - its depth) (BEiT/MAE layer-wise decay; the depth of a
-# timm model's parameters comes from timm's own grouping). 1.0 = one learning rate.
-_C.SOLVER.BACKBONE_LR_FACTOR = 1.0
-_C.SOLVER.LAYER_DECAY = 1.0
 # The batch BASE_LR was tuned for; the LR actually used is scaled linearly with the global
 # batch: BASE_LR * BATCH_SIZE / REFERENCE_BATCH_SIZE (logged at start). 0 = BATCH_SIZE, i.e.
 # no scaling. Dataset base configs set it to their published batch, so changing
@@ -337,9 +306,6 @@ _C.MODEL.RIDE.NUM_EXPERTS = 3
 # 24/48 (RIDE ResNet-32) and 192/384 (RIDE ResNet-50/ResNeXt-50); 32/64 and 256/512 are the
 # full widths.
 _C.MODEL.RIDE.EXPERT_WIDTHS = []
-# RIDETimmBackbone / RIDETorchvisionBackbone: the final stages (ResNet: 2 = layer3-4, RIDE's
-# split) or transformer blocks (ViT) each expert owns, copied from the pretrained trunk.
-_C.MODEL.RIDE.EXPERT_STAGES = 2
 # Run all experts of a layer as one grouped convolution (same weights, same results; faster
 # than a Python loop over experts, see tools/benchmark.py experts). False = loop.
 _C.MODEL.RIDE.BATCHED_EXPERTS = True
@@ -424,3 +390,6 @@ _C.DISTILL.BASE_LOSS = "BalancedSoftmaxLoss"
 
 # Console/metrics.json/TensorBoard write period in iterations.
 _C.LOG_PERIOD = 20
+
+# The keys of pretrained library trunks and fine-tuning (docs/PRETRAINED.md).
+add_pretrained_keys(_C)

@@ -17,7 +17,6 @@ every key that does not fit; the pretrained classifier (which a trunk does not b
 named as ignored instead.
 """
 
-import hashlib
 import logging
 import os
 import pickle
@@ -28,24 +27,16 @@ import torch
 from torch import nn
 
 from ..config import ConfigError
+from ..utils.file_io import file_sha256
 from ..utils.pickle_scan import refusal_message, refused_globals
 
-__all__ = ["pretrained_state_dict", "load_into", "file_sha256"]
+__all__ = ["pretrained_state_dict", "load_into"]
 
 logger = logging.getLogger("ride_dive")
 
 _KEY = "MODEL.BACKBONE.PRETRAINED"
 _NESTED_KEYS = ("state_dict", "model", "module")
 _MAX_LISTED = 6
-
-
-def file_sha256(path: str) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _unwrap(state) -> Dict[str, torch.Tensor]:

@@ -13,9 +13,20 @@ paths and the registered prefixes are understood: no handler for ``http(s)://`` 
 registered, because downloads must go through the zoo's size and sha256 check.
 """
 
+import hashlib
+
 from iopath.common.file_io import PathHandler
 from iopath.common.file_io import PathManager as PathManagerBase
 
-__all__ = ["PathHandler", "PathManager"]
+__all__ = ["PathHandler", "PathManager", "file_sha256"]
 
 PathManager = PathManagerBase()
+
+
+def file_sha256(path: str) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

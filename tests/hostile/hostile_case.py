@@ -1,6 +1,6 @@
 """What a hostile input is (``Case``: the arguments of the tool it runs, what the user must
 see, what must stay unchanged) and the argument builders the case lists share
-(``hostile_cases_config.py``, ``hostile_cases_files.py``)."""
+(``hostile_cases_config.py``, ``hostile_cases_files.py``, ``hostile_cases_pretrained.py``)."""
 
 import os
 from dataclasses import dataclass

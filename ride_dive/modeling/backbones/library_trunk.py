@@ -10,16 +10,21 @@ learning-rate decay (``SOLVER.LAYER_DECAY``).
 
 import logging
 from dataclasses import dataclass
-from typing import Dict, Tuple
+from typing import Callable, Dict, Tuple
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
-from ...config import ConfigError
+from ...config import ConfigError, configurable
 from ...utils.model_input import model_input_size
 from ..pretrained_weights import load_into, pretrained_state_dict
+from .base import Backbone
 
 __all__ = [
+    "BuiltTrunk",
     "InputSpec",
+    "LibraryTrunkBackbone",
     "library_trunk_kwargs",
     "load_pretrained_trunk",
     "top_level_layer_ids",
@@ -40,6 +45,23 @@ class InputSpec:
     size: int
     mean: Tuple[float, ...]
     std: Tuple[float, ...]
+
+
+@dataclass
+class BuiltTrunk:
+    """A library model built without its classifier (random weights) and what it is.
+
+    Attributes:
+        model: the library's module.
+        classifier: key prefix of the classifier it was built without ("" if none).
+        dim: the feature dimension it outputs.
+        input_spec: the input its pretrained weights expect.
+    """
+
+    model: nn.Module
+    classifier: str
+    dim: int
+    input_spec: InputSpec
 
 
 def top_level_layer_ids(model: nn.Module, prefix: str = "") -> Dict[str, int]:
@@ -136,3 +158,62 @@ def warn_if_input_differs(backbone: nn.Module, cfg) -> None:
             spec.size,
             size,
         )
+
+
+class LibraryTrunkBackbone(Backbone):
+    """A library model as single-head trunk: its pooled features ``(N, dim)``.
+
+    Subclasses (``TimmBackbone``, ``TorchvisionBackbone``) set ``create_trunk``
+    (``(arch, in_channels, img_size, drop_path_rate) -> BuiltTrunk``) and
+    ``library_layer_ids`` (``(model, prefix) -> {parameter name: depth}``).
+
+    Args:
+        arch: the library's model name (``MODEL.BACKBONE.ARCH``).
+        in_channels: input channels.
+        pretrained: ``MODEL.BACKBONE.PRETRAINED`` (a local file, a hub name, or "").
+        pretrained_sha256: the expected sha256 of the local file, or "".
+        img_size: input side for transformers (0 = the architecture's default).
+        drop_path_rate: stochastic depth (0 = off).
+        normalize_features, freeze: as for every ``Backbone``.
+    """
+
+    create_trunk: Callable[..., BuiltTrunk]
+    library_layer_ids: Callable[..., Dict[str, int]] = staticmethod(top_level_layer_ids)
+
+    @configurable
+    def __init__(
+        self,
+        *,
+        arch: str,
+        in_channels: int = 3,
+        pretrained: str = "",
+        pretrained_sha256: str = "",
+        img_size: int = 0,
+        drop_path_rate: float = 0.0,
+        normalize_features: bool = False,
+        freeze: bool = False,
+    ):
+        super().__init__(in_channels, normalize_features, freeze)
+        trunk = type(self).create_trunk(arch, in_channels, img_size, drop_path_rate)
+        self.model, self.out_features, self.input_spec = trunk.model, trunk.dim, trunk.input_spec
+        self.arch = arch
+        self._pretrained = (pretrained, pretrained_sha256, trunk.classifier)
+        self._finish_init()
+
+    @classmethod
+    def from_config(cls, cfg):
+        return library_trunk_kwargs(cfg)
+
+    def init_weights(self) -> None:
+        """Keep the library's initialisation; load ``MODEL.BACKBONE.PRETRAINED`` over it."""
+        load_pretrained_trunk(self.model, *self._pretrained)
+
+    def layer_ids(self) -> Dict[str, int]:
+        """Parameter name (relative to this backbone) -> depth rank (``SOLVER.LAYER_DECAY``)."""
+        return type(self).library_layer_ids(self.model, prefix="model.")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled features the way the architecture pools them (class token, average...)."""
+        self._check_input(x)
+        feats = self.model(x)
+        return F.normalize(feats, dim=1) if self.normalize_features else feats

@@ -26,7 +26,7 @@ the from-scratch RIDE backbones.
 
 import copy
 from collections import OrderedDict
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional
 
 import torch
 import torch.nn.functional as F
@@ -34,9 +34,14 @@ from torch import nn
 
 from ...config import ConfigError, configurable
 from ..registry import BACKBONE_REGISTRY
-from .library_trunk import library_trunk_kwargs, load_pretrained_trunk, top_level_layer_ids
+from .library_trunk import (
+    BuiltTrunk,
+    library_trunk_kwargs,
+    load_pretrained_trunk,
+    top_level_layer_ids,
+)
 from .multi_expert import MultiExpertBackbone
-from .timm_backbone import create_timm_trunk, timm_input_spec, timm_layer_ids
+from .timm_backbone import create_timm_trunk, timm_layer_ids
 from .torchvision_backbone import create_torchvision_trunk
 
 __all__ = ["RIDETimmBackbone", "RIDETorchvisionBackbone"]
@@ -68,11 +73,15 @@ def _is_features_net(model: nn.Module) -> bool:
 class _LibraryRIDE(MultiExpertBackbone):
     """A library trunk split into a shared part and E copies of its last k stages/blocks.
 
-    Subclasses set ``library`` and implement ``_create``.
+    Subclasses set ``library`` (its name, for messages), ``create_trunk`` and
+    ``library_layer_ids``, as for ``LibraryTrunkBackbone``.
     """
 
     library = ""
+    create_trunk: Callable[..., BuiltTrunk]
+    library_layer_ids: Callable[..., Dict[str, int]] = staticmethod(top_level_layer_ids)
 
+    @configurable
     def __init__(
         self,
         *,
@@ -89,10 +98,11 @@ class _LibraryRIDE(MultiExpertBackbone):
     ):
         # Per-expert copies are library modules, not our Stages: they run one after the other.
         super().__init__(num_experts, in_channels, normalize_features, freeze, batched=False)
-        model, classifier = self._create(arch, in_channels, img_size, drop_path_rate)
-        load_pretrained_trunk(model, pretrained, pretrained_sha256, classifier)
+        trunk = type(self).create_trunk(arch, in_channels, img_size, drop_path_rate)
+        model, self._feature_dim, self.input_spec = trunk.model, trunk.dim, trunk.input_spec
+        load_pretrained_trunk(model, pretrained, pretrained_sha256, trunk.classifier)
         self.arch = arch
-        self._layer_ids = self._library_layer_ids(model)
+        self._layer_ids = type(self).library_layer_ids(model)
         if _is_resnet(model):
             self._split_resnet(model, expert_stages)
         elif _is_vit(model):
@@ -113,11 +123,13 @@ class _LibraryRIDE(MultiExpertBackbone):
         self._finish_init()
 
     # --- building -------------------------------------------------------------------------
-    def _create(self, arch, in_channels, img_size, drop_path_rate):
-        raise NotImplementedError
-
-    def _library_layer_ids(self, model: nn.Module) -> Dict[str, int]:
-        return top_level_layer_ids(model)
+    @classmethod
+    def from_config(cls, cfg):
+        return dict(
+            library_trunk_kwargs(cfg),
+            num_experts=cfg.MODEL.RIDE.NUM_EXPERTS,
+            expert_stages=cfg.MODEL.RIDE.EXPERT_STAGES,
+        )
 
     def _split_resnet(self, model: nn.Module, k: int) -> None:
         if not 1 <= k <= 3:
@@ -243,17 +255,10 @@ def _library_name(name: str, backbone: "_LibraryRIDE") -> str:
     return name
 
 
-def _ride_library_kwargs(cfg) -> dict:
-    return dict(
-        library_trunk_kwargs(cfg),
-        num_experts=cfg.MODEL.RIDE.NUM_EXPERTS,
-        expert_stages=cfg.MODEL.RIDE.EXPERT_STAGES,
-    )
-
-
 @BACKBONE_REGISTRY.register()
 class RIDETimmBackbone(_LibraryRIDE):
-    """RIDE experts on a timm ResNet/ResNeXt or vision transformer (see the module docstring).
+    """RIDE experts on a timm ResNet/ResNeXt, vision transformer or ConvNeXt-style network
+    (see the module docstring).
 
     Args: those of ``TimmBackbone``, plus ``num_experts`` (``MODEL.RIDE.NUM_EXPERTS``) and
     ``expert_stages`` (``MODEL.RIDE.EXPERT_STAGES``: the final stages or blocks each expert
@@ -261,46 +266,17 @@ class RIDETimmBackbone(_LibraryRIDE):
     """
 
     library = "timm"
-
-    @configurable
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-
-    @classmethod
-    def from_config(cls, cfg):
-        return _ride_library_kwargs(cfg)
-
-    def _create(self, arch, in_channels, img_size, drop_path_rate):
-        model = create_timm_trunk(arch, in_channels, img_size, drop_path_rate)
-        self.input_spec = timm_input_spec(model, img_size)
-        self._feature_dim = int(model.num_features)
-        classifier = (getattr(model, "pretrained_cfg", None) or {}).get("classifier", "")
-        return model, classifier or ""
-
-    def _library_layer_ids(self, model: nn.Module) -> Dict[str, int]:
-        return timm_layer_ids(model)
+    create_trunk = staticmethod(create_timm_trunk)
+    library_layer_ids = staticmethod(timm_layer_ids)
 
 
 @BACKBONE_REGISTRY.register()
 class RIDETorchvisionBackbone(_LibraryRIDE):
-    """RIDE experts on a torchvision ResNet/ResNeXt (e.g. ImageNet-pretrained ResNet-50).
+    """RIDE experts on a torchvision ResNet/ResNeXt, ConvNeXt, EfficientNet or MobileNet.
 
     Args: those of ``TorchvisionBackbone``, plus ``num_experts`` and ``expert_stages`` as for
     ``RIDETimmBackbone``.
     """
 
     library = "torchvision"
-
-    @configurable
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-
-    @classmethod
-    def from_config(cls, cfg):
-        return _ride_library_kwargs(cfg)
-
-    def _create(self, arch, in_channels, img_size, drop_path_rate):
-        model, classifier, self._feature_dim, self.input_spec = create_torchvision_trunk(
-            arch, in_channels, img_size, drop_path_rate
-        )
-        return model, classifier
+    create_trunk = staticmethod(create_torchvision_trunk)

@@ -1,23 +1,13 @@
 """``TorchvisionBackbone``: any torchvision classification model builder as a trunk."""
 
 import difflib
-from typing import Dict, Tuple
+from typing import Tuple
 
-import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ...config import ConfigError, configurable
+from ...config import ConfigError
 from ..registry import BACKBONE_REGISTRY
-from .base import Backbone
-from .library_trunk import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    InputSpec,
-    library_trunk_kwargs,
-    load_pretrained_trunk,
-    top_level_layer_ids,
-)
+from .library_trunk import IMAGENET_MEAN, IMAGENET_STD, BuiltTrunk, InputSpec, LibraryTrunkBackbone
 
 __all__ = ["TorchvisionBackbone", "create_torchvision_trunk"]
 
@@ -46,9 +36,8 @@ def _remove_classifier(model: nn.Module) -> Tuple[str, int]:
 
 
 def create_torchvision_trunk(arch: str, in_channels: int, img_size: int, drop_path_rate: float):
-    """``torchvision.models.get_model(arch)`` with random weights and no classifier.
-
-    Returns ``(model, classifier_name, feature_dim, input_spec)``.
+    """``torchvision.models.get_model(arch)`` with random weights and no classifier, as a
+    ``BuiltTrunk``.
 
     Raises:
         ConfigError: an unknown builder name (with the closest), 1-channel input, or
@@ -81,7 +70,7 @@ def create_torchvision_trunk(arch: str, in_channels: int, img_size: int, drop_pa
             "is for its vision transformers, DROP_PATH_RATE for ConvNeXt/Swin/EfficientNet."
         ) from e
     classifier, dim = _remove_classifier(model)
-    return model, classifier, dim, _torchvision_input_spec(arch, img_size)
+    return BuiltTrunk(model, classifier, dim, _torchvision_input_spec(arch, img_size))
 
 
 def _torchvision_input_spec(arch: str, img_size: int) -> InputSpec:
@@ -99,55 +88,12 @@ def _torchvision_input_spec(arch: str, img_size: int) -> InputSpec:
 
 
 @BACKBONE_REGISTRY.register()
-class TorchvisionBackbone(Backbone):
+class TorchvisionBackbone(LibraryTrunkBackbone):
     """A torchvision classification model as trunk: the input of its final classifier.
 
-    Args:
-        arch: the builder name (``MODEL.BACKBONE.ARCH``), e.g. ``resnet50``, ``convnext_tiny``.
-        in_channels: must be 3.
-        pretrained: ``MODEL.BACKBONE.PRETRAINED`` (a local file, ``torchvision:<weights>``,
-            or "").
-        pretrained_sha256, img_size, drop_path_rate, normalize_features, freeze: as for
-            ``TimmBackbone``.
+    Args: those of ``LibraryTrunkBackbone``; ``arch`` is a builder name, e.g. ``resnet50``
+    or ``convnext_tiny``, ``in_channels`` must be 3, and ``pretrained`` a local file or
+    ``torchvision:<weights>``. Layer-wise decay counts the top-level modules.
     """
 
-    @configurable
-    def __init__(
-        self,
-        *,
-        arch: str,
-        in_channels: int = 3,
-        pretrained: str = "",
-        pretrained_sha256: str = "",
-        img_size: int = 0,
-        drop_path_rate: float = 0.0,
-        normalize_features: bool = False,
-        freeze: bool = False,
-    ):
-        super().__init__(in_channels, normalize_features, freeze)
-        self.model, self._classifier, self.out_features, self.input_spec = create_torchvision_trunk(
-            arch, in_channels, img_size, drop_path_rate
-        )
-        self.arch = arch
-        self._pretrained = (pretrained, pretrained_sha256)
-        self._finish_init()
-
-    @classmethod
-    def from_config(cls, cfg):
-        return library_trunk_kwargs(cfg)
-
-    def init_weights(self) -> None:
-        """Keep torchvision's initialisation; load ``MODEL.BACKBONE.PRETRAINED`` over it."""
-        load_pretrained_trunk(self.model, *self._pretrained, classifier=self._classifier)
-
-    def layer_ids(self) -> Dict[str, int]:
-        """Parameter name -> index of its top-level module (``SOLVER.LAYER_DECAY``)."""
-        return top_level_layer_ids(self.model, prefix="model.")
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The features torchvision's classifier would see ``(N, out_features)``."""
-        self._check_input(x)
-        feats = self.model(x)
-        if self.normalize_features:
-            feats = F.normalize(feats, dim=1)
-        return feats
+    create_trunk = staticmethod(create_torchvision_trunk)
