@@ -181,10 +181,9 @@ def test_router_threshold_is_never_chosen_on_test(stage1, tiny_cfg, caplog):
 def test_router_timing_tool_runs_on_a_router_run(stage1, tiny_cfg, capsys):
     """tools/benchmark.py router: both inference modes over the run's test split, and the
     experts/image it reports is the early-exit count of the run's own evaluation."""
-    import importlib.util
 
+    from benchmarks.router import time_router
     from ride_dive.engine import save_config
-    from tests.conftest import ROOT
 
     _, weights = stage1
     cfg = tiny_cfg(**{**RIDE, **ROUTER_STAGE, "MODEL.WEIGHTS": weights})
@@ -192,12 +191,7 @@ def test_router_timing_tool_runs_on_a_router_run(stage1, tiny_cfg, capsys):
     trainer.resume_or_load(resume=False)
     results = trainer.train()
     save_config(cfg)  # what tools/train_net.py writes; the tool reads it
-    spec = importlib.util.spec_from_file_location(
-        "benchmark_tool", os.path.join(ROOT, "tools", "benchmark.py")
-    )
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    tool.time_router(cfg.OUTPUT_DIR, rounds=1)
+    time_router(cfg.OUTPUT_DIR, rounds=1)
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.startswith("| router, threshold"))
     experts = float(row.split("|")[3])

@@ -9,6 +9,7 @@ from tests.hostile.hostile_case import (
     CIFAR_TESTS,
     CKPT_TESTS,
     CONVERT,
+    IMPORTER_PICKLE_TESTS,
     IMPORTER_TESTS,
     LIST_TESTS,
     Case,
@@ -362,6 +363,6 @@ FILE_CASES = [
         also=("nothing in it was executed",),
         check="output-empty",
         tool=CONVERT,
-        tests=IMPORTER_TESTS,
+        tests=IMPORTER_PICKLE_TESTS,
     ),
 ]
