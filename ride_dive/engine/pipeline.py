@@ -260,6 +260,9 @@ def run_pipeline(path: str, opts: Sequence[str] = ()) -> Dict:
     summary = {
         "pipeline": pipeline.name,
         "output_dir": root,
+        # What the command line changed in every stage: a file named for one setting (e.g.
+        # "IF 100") run with another (DATASETS.IMBALANCE_FACTOR 10) says so in its table.
+        "overrides": list(cli_opts),
         "rows": summary_rows(pipeline, stage_results),
     }
     if comm.is_main_process():
@@ -351,8 +354,11 @@ def _cell(value, fmt="{:.2f}") -> str:
 
 def format_summary(summary: Dict) -> str:
     """The stage comparison as a Markdown table."""
+    overrides = " ".join(summary.get("overrides") or [])
     lines = [
-        f"{summary['pipeline']} ({summary['output_dir']}), test split",
+        f"{summary['pipeline']}"
+        + (f" with {overrides}" if overrides else "")
+        + f" ({summary['output_dir']}), test split",
         "",
         "| stage | top1 | many | medium | few | experts/image | GMACs/image |",
         "|---|---|---|---|---|---|---|",

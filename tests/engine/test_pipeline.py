@@ -99,6 +99,9 @@ def test_ride_dive_pipeline_wires_stages_skips_and_resumes(tmp_path, capsys):
     assert rows["router"]["gmacs"] <= rows["student"]["gmacs"] < rows["teacher"]["gmacs"]
     table = (out / "summary.md").read_text()
     assert "| student |" in table and "threshold 0.5" in table
+    # The header says what the command line changed (not the moved OUTPUT_DIR).
+    assert table.startswith(f"tiny RIDE-DiVE with SOLVER.BATCH_SIZE 16 ({out}), test split")
+    assert summary["overrides"] == ["SOLVER.BATCH_SIZE", "16"]
     assert json.load(open(out / "summary.json"))["rows"] == summary["rows"]
     # Each stage's start says how much is left in all; from stage 2 on, as a time.
     teacher_log = (out / "teacher" / "log.txt").read_text()
