@@ -8,7 +8,7 @@ from ride_dive.modeling import build_model
 from ride_dive.modeling.teacher import FrozenTeacher
 from ride_dive.solver import build_optimizer
 
-from .speed import NUM_CLASSES, paired_median_times, step_closures
+from .speed import NUM_CLASSES, PRECISIONS, default_precision, paired_median_times, step_closures
 
 __all__ = ["print_distill_table"]
 
@@ -36,8 +36,8 @@ def _distill_model(opts, channels_last: bool, device):
 
 def print_distill_table(batch_size: int, iters: int) -> None:
     """Print images/s of a plain step and of the distillation step (teacher folded, and not
-    folded, in the same alternation) for DiVE and RIDE-DiVE, at fp32 and bf16 +
-    channels_last, with their cost ratios."""
+    folded, in the same alternation) for DiVE and RIDE-DiVE, at fp32 and at the default
+    precision of the device (:func:`default_precision`), with their cost ratios."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     setups = [
         (
@@ -63,10 +63,9 @@ def print_distill_table(batch_size: int, iters: int) -> None:
     print("| setup | precision | plain step | distillation step | cost ratio |")
     print("|---|---|---|---|---|")
     for setup, plain_opts, student_opts, teacher_opts in setups:
-        for name, amp, channels_last in [
-            ("fp32", False, False),
-            ("bf16 + channels_last", True, True),
-        ]:
+        # fp32 and what the base configs train with here (bf16 + channels_last where bf16
+        # is native, else fp32 + channels_last).
+        for name, amp, channels_last in [PRECISIONS[0], default_precision(device)]:
             images = torch.randn(batch_size, 3, 32, 32, device=device)
             if channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)

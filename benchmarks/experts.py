@@ -7,7 +7,7 @@ from ride_dive.engine import setup_cfg
 from ride_dive.modeling import build_model
 from ride_dive.solver import build_optimizer
 
-from .speed import PRECISIONS, paired_median_times, step_closures
+from .speed import paired_median_times, speed_variants, step_closures
 
 __all__ = ["print_experts_table"]
 
@@ -54,7 +54,7 @@ def print_experts_table(num_experts: int, batch_size: int, iters: int) -> None:
     )
     print("| precision | train loop | train batched | ratio | eval loop | eval batched | ratio |")
     print("|---|---|---|---|---|---|---|")
-    for name, amp, channels_last in PRECISIONS:
+    for name, amp, channels_last in speed_variants(False, device):
         images = torch.randn(batch_size, 3, 32, 32, device=device)
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)

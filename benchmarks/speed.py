@@ -17,6 +17,7 @@ import torch
 from ride_dive.engine import DefaultTrainer, HookBase, setup_cfg
 from ride_dive.modeling import build_model
 from ride_dive.solver import build_optimizer
+from ride_dive.utils.env import resolve_amp
 from ride_dive.utils.modules import compile_for_training
 
 __all__ = [
@@ -24,9 +25,12 @@ __all__ = [
     "PRECISIONS",
     "SPEED_MODELS",
     "COMPILED",
+    "COMPILE_SUFFIX",
+    "FP32_CHANNELS_LAST",
     "WARMUP_STEPS",
     "PeakMemory",
     "bare_loop",
+    "default_precision",
     "default_speed_models",
     "paired_median_times",
     "speed_cfg",
@@ -71,13 +75,32 @@ SPEED_MODELS = {
 # what the dataset base configs train with on a CPU with AMX / AVX512-BF16 or a bf16 GPU
 # (SOLVER.AMP.DTYPE auto, MODEL.CHANNELS_LAST True).
 PRECISIONS = (("fp32", False, False), ("bf16", True, False), ("bf16 + channels_last", True, True))
-# ``--compile``'s extra row: the default precision with MODEL.COMPILE.ENABLED (Inductor).
-COMPILED = ("bf16 + channels_last + compile", True, True)
+# What the base configs train with where bf16 would be emulated ("auto" stays fp32).
+FP32_CHANNELS_LAST = ("fp32 + channels_last", False, True)
+# The suffix of ``--compile``'s extra row: the default precision with MODEL.COMPILE.ENABLED.
+COMPILE_SUFFIX = " + compile"
+COMPILED = (PRECISIONS[-1][0] + COMPILE_SUFFIX, True, True)
 
 
-def speed_variants(compiled: bool) -> Tuple[Tuple[str, bool, bool], ...]:
-    """The table's rows per model: :data:`PRECISIONS`, and :data:`COMPILED` when asked."""
-    return PRECISIONS + ((COMPILED,) if compiled else ())
+def default_precision(device: torch.device) -> Tuple[str, bool, bool]:
+    """The row the dataset base configs train with on ``device`` (``SOLVER.AMP.DTYPE auto``,
+    ``MODEL.CHANNELS_LAST True``): bf16 + channels_last where bf16 is native (AMX,
+    AVX512-BF16, a bf16 GPU), fp32 + channels_last where it would be emulated."""
+    dtype, _ = resolve_amp(True, "auto", device)
+    return PRECISIONS[-1] if dtype is not None else FP32_CHANNELS_LAST
+
+
+def speed_variants(
+    compiled: bool, device: Optional[torch.device] = None
+) -> Tuple[Tuple[str, bool, bool], ...]:
+    """The table's rows per model: :data:`PRECISIONS`, the default precision of ``device``
+    (the CPU by default) where it is not one of them, and with ``compiled`` that precision
+    compiled (its name ends in :data:`COMPILE_SUFFIX`)."""
+    default = default_precision(device or torch.device("cpu"))
+    rows = PRECISIONS + (() if default in PRECISIONS else (default,))
+    if compiled:
+        rows += ((default[0] + COMPILE_SUFFIX, default[1], default[2]),)
+    return rows
 
 
 def default_speed_models(cuda: bool) -> List[str]:

@@ -72,7 +72,7 @@ from benchmarks.accuracy_suite import (  # noqa: E402
     suite_table,
 )
 from benchmarks.speed import (  # noqa: E402
-    COMPILED,
+    COMPILE_SUFFIX,
     SPEED_MODELS,
     PeakMemory,
     bare_loop,
@@ -91,7 +91,7 @@ def speed(args) -> None:
     setup_logger("", rank=1)  # keep the trainer quiet (warnings only)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     args.models = args.models or default_speed_models(device.type == "cuda")
-    variants = speed_variants(args.compile)
+    variants = speed_variants(args.compile, device)
     keys = [(m, p) for m in args.models for p, _, _ in variants]
     bare = {k: [] for k in keys}
     warm = {k: [] for k in keys}
@@ -109,7 +109,7 @@ def speed(args) -> None:
                         cl,
                         args.iters + 3,
                         model,
-                        compiled=name == COMPILED[0],
+                        compiled=name.endswith(COMPILE_SUFFIX),
                     )
                     b, e = bare_loop(cfg, args.iters, warmup=warm[model, name])
                     bare[model, name].append(b)

@@ -3,6 +3,7 @@ measures, and that each rate is computed from the right clock readings (a script
 gives exact numbers)."""
 
 import statistics
+from unittest import mock
 
 import pytest
 import torch
@@ -113,12 +114,27 @@ def test_speed_table_has_one_row_per_model_and_precision_with_ratios_of_medians(
     assert rows[1][4] == "2.00x" and rows[2][6] == "0.50"  # bf16 twice fp32; trainer 1/2
 
 
+def test_where_bf16_would_be_emulated_the_default_row_is_fp32_channels_last():
+    from benchmarks.speed import FP32_CHANNELS_LAST, default_precision, speed_variants
+
+    cpu = torch.device("cpu")
+    no_bf16 = (False, "neither AMX nor AVX512-BF16")
+    with mock.patch("ride_dive.utils.env.cpu_fast_bf16", return_value=no_bf16):
+        assert default_precision(cpu) == FP32_CHANNELS_LAST == ("fp32 + channels_last", False, True)
+        assert speed_variants(False, cpu) == PRECISIONS + (FP32_CHANNELS_LAST,)
+        assert speed_variants(True, cpu)[-1] == ("fp32 + channels_last + compile", False, True)
+    with mock.patch("ride_dive.utils.env.cpu_fast_bf16", return_value=(True, "AVX512-BF16")):
+        assert default_precision(cpu) == PRECISIONS[-1] == ("bf16 + channels_last", True, True)
+
+
 def test_the_compiled_row_and_the_warm_up_column():
     from benchmarks.speed import COMPILED, speed_variants
 
-    assert speed_variants(False) == PRECISIONS
-    assert speed_variants(True) == PRECISIONS + (COMPILED,)
-    rows = speed_variants(True)
+    bf16_cpu = (True, "AMX")
+    with mock.patch("ride_dive.utils.env.cpu_fast_bf16", return_value=bf16_cpu):
+        assert speed_variants(False) == PRECISIONS
+        assert speed_variants(True) == PRECISIONS + (COMPILED,)
+        rows = speed_variants(True)
     bare = {("ResNet-32", n): [100.0, 300.0, 200.0] for n, _, _ in rows}
     bare["ResNet-32", COMPILED[0]] = [400.0]
     warm = {("ResNet-32", n): [1.0] for n, _, _ in rows}
