@@ -8,7 +8,14 @@ from ride_dive.modeling import build_model
 from ride_dive.modeling.teacher import FrozenTeacher
 from ride_dive.solver import build_optimizer
 
-from .speed import NUM_CLASSES, PRECISIONS, default_precision, paired_median_times, step_closures
+from .speed import (
+    NUM_CLASSES,
+    PRECISIONS,
+    default_precision,
+    paired_median_times,
+    precision_note,
+    step_closures,
+)
 
 __all__ = ["print_distill_table"]
 
@@ -58,7 +65,8 @@ def print_distill_table(batch_size: int, iters: int) -> None:
     print(
         f"\nDistillation step vs plain step, 32x32, batch {batch_size}, "
         f"{torch.get_num_threads()} threads, device {device.type}; training images/s, "
-        f"median of {iters} alternating calls\n"
+        f"median of {iters} alternating calls; "
+        f"{precision_note(device)}\n"
     )
     print("| setup | precision | plain step | distillation step | cost ratio |")
     print("|---|---|---|---|---|")

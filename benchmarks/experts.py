@@ -13,7 +13,7 @@ from ride_dive.engine import setup_cfg
 from ride_dive.modeling import build_model
 from ride_dive.solver import build_optimizer
 
-from .speed import paired_median_times, speed_variants, step_closures
+from .speed import paired_median_times, precision_note, speed_variants, step_closures
 
 __all__ = ["print_experts_table", "vmapped_expert_features"]
 
@@ -92,7 +92,8 @@ def print_experts_table(num_experts: int, batch_size: int, iters: int) -> None:
         f"\nRIDE ResNet-32, {num_experts} experts, 32x32, batch {batch_size}, "
         f"{torch.get_num_threads()} threads, device {device.type}; images/s of a training "
         f"step (fwd+bwd+SGD) and of an eval forward, median of {iters} alternating "
-        f"calls\n"
+        f"calls; "
+        f"{precision_note(device)}\n"
     )
     print(
         "| precision | train loop | train batched | ratio | eval loop | eval batched | ratio "

@@ -33,6 +33,7 @@ __all__ = [
     "default_precision",
     "default_speed_models",
     "paired_median_times",
+    "precision_note",
     "speed_cfg",
     "speed_table",
     "speed_variants",
@@ -90,14 +91,25 @@ def default_precision(device: torch.device) -> Tuple[str, bool, bool]:
     return PRECISIONS[-1] if dtype is not None else FP32_CHANNELS_LAST
 
 
+def precision_note(device: torch.device) -> str:
+    """One line for a table's header: the default precision here and why."""
+    why = resolve_amp(True, "auto", device)[1]
+    return f"default precision: {default_precision(device)[0]} ({why})"
+
+
 def speed_variants(
     compiled: bool, device: Optional[torch.device] = None
 ) -> Tuple[Tuple[str, bool, bool], ...]:
-    """The table's rows per model: :data:`PRECISIONS`, the default precision of ``device``
-    (the CPU by default) where it is not one of them, and with ``compiled`` that precision
-    compiled (its name ends in :data:`COMPILE_SUFFIX`)."""
+    """The table's rows per model, with ``compiled`` the default precision compiled (its
+    name ends in :data:`COMPILE_SUFFIX`).
+
+    Where bf16 is native (``device``: the CPU by default) the rows are :data:`PRECISIONS`,
+    whose last is the default; where it would be emulated (a CPU without AMX / AVX512-BF16,
+    where a bf16 step takes many times an fp32 one) fp32 and the default there,
+    :data:`FP32_CHANNELS_LAST`.
+    """
     default = default_precision(device or torch.device("cpu"))
-    rows = PRECISIONS + (() if default in PRECISIONS else (default,))
+    rows = PRECISIONS if default in PRECISIONS else (PRECISIONS[0], default)
     if compiled:
         rows += ((default[0] + COMPILE_SUFFIX, default[1], default[2]),)
     return rows

@@ -77,6 +77,7 @@ from benchmarks.speed import (  # noqa: E402
     PeakMemory,
     bare_loop,
     default_speed_models,
+    precision_note,
     speed_cfg,
     speed_table,
     speed_variants,
@@ -122,7 +123,7 @@ def speed(args) -> None:
     print(
         f"\nbatch {args.batch_size}, {torch.get_num_threads()} threads, device "
         f"{device.type}; median of {args.rounds} rounds x {args.iters} iterations; memory: "
-        f"{memory_kind} during the trainer run\n"
+        f"{memory_kind} during the trainer run; {precision_note(device)}\n"
     )
     print(speed_table(args.models, bare, full, evals, peak, variants, warm), flush=True)
     if args.with_distill:
