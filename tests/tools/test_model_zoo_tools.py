@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from ride_dive import model_zoo
+from ride_dive.utils.env import resolve_amp
 from tests.conftest import ROOT
 from tests.zoo.conftest import checkpoint_bytes, start_zoo_server, write_zoo, zoo_model
 from tests.zoo.test_publish import fake_run
@@ -94,8 +95,9 @@ def test_eval_downloads_and_evaluates_a_ride_dive_model_in_one_call(tmp_path):
                 "500",
                 "TEST.ROUTER_THRESHOLDS",
                 "[0.5]",
-                # bf16 evaluation halves the four passes' time; the fp32 default of
-                # evaluation is tested in tests/evaluation/test_eval_precision.py.
+                # bf16 evaluation halves the four passes' time where bf16 is native ("auto"
+                # stays fp32 where it would be emulated); the fp32 default of evaluation is
+                # tested in tests/evaluation/test_eval_precision.py.
                 "TEST.AMP.ENABLED",
                 "True",
             ],
@@ -111,7 +113,11 @@ def test_eval_downloads_and_evaluates_a_ride_dive_model_in_one_call(tmp_path):
     assert len(server.requests) == 1
     results = json.loads((out / "results.json").read_text())
     assert results["num_samples"] == 10000 and 0 <= results["top1"] <= 100
-    assert results["eval_precision"] == "bfloat16 autocast"  # the override reached the run
+    # The override reached the run: "auto" resolved for this machine, as the run did.
+    dtype, _ = resolve_amp(True, "auto", torch.device("cpu"))
+    assert results["eval_precision"] == (
+        "float32" if dtype is None else f"{str(dtype)[6:]} autocast"
+    )
     assert results["router"]["selection"]["split"] == "val"  # threshold chosen on validation
 
 
