@@ -1,5 +1,6 @@
 """Shared test helpers: tiny configs on the synthetic long-tailed set."""
 
+import logging
 import os
 import sys
 
@@ -65,3 +66,21 @@ def tiny_cfg(tmp_path):
         return setup_cfg(config_file, tiny_overrides(output_dir or tmp_path / "out", **extra))
 
     return make
+
+
+@pytest.fixture
+def log_lines():
+    """Messages logged to the "ride_dive" logger (which may not propagate to the root)."""
+    lines = []
+
+    class _Collect(logging.Handler):
+        def emit(self, record):
+            lines.append(record.getMessage())
+
+    logger = logging.getLogger("ride_dive")
+    handler, level = _Collect(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield lines
+    logger.removeHandler(handler)
+    logger.setLevel(level)

@@ -2,7 +2,6 @@
 trainer that has only what the hooks read: ``epoch``, ``max_epochs``, ``iter``, ``storage``,
 ``model`` and the real ``hooks_state_dict`` / ``load_hooks_state_dict``."""
 
-import logging
 import os
 from types import SimpleNamespace
 
@@ -298,23 +297,6 @@ def clock(monkeypatch):
 
     monkeypatch.setattr(hooks, "time", SimpleNamespace(perf_counter=perf_counter))
     return readings
-
-
-@pytest.fixture
-def log_lines():
-    lines = []
-
-    class _Collect(logging.Handler):
-        def emit(self, record):
-            lines.append(record.getMessage())
-
-    logger = logging.getLogger("ride_dive")
-    handler, level = _Collect(), logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    yield lines
-    logger.removeHandler(handler)
-    logger.setLevel(level)
 
 
 def test_iteration_timer_records_step_time_and_throughput(clock, log_lines):

@@ -1,7 +1,6 @@
 """The console writer's line (losses, lr, speed, the mean over RIDE's experts of each loss
 term) and its ETA, also across a pipeline's stages."""
 
-import logging
 import math
 
 import pytest
@@ -16,25 +15,6 @@ from ride_dive.utils.events import (
     get_pipeline_progress,
     set_pipeline_progress,
 )
-
-
-@pytest.fixture
-def log_lines():
-    """Messages logged to the "ride_dive" logger (which may not propagate to the root)."""
-    lines = []
-
-    class _Collect(logging.Handler):
-        def emit(self, record):
-            lines.append(record.getMessage())
-
-    logger = logging.getLogger("ride_dive")
-    handler, level = _Collect(), logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    yield lines
-    logger.removeHandler(handler)
-    logger.setLevel(level)
-
 
 # --- ConsoleWriter ------------------------------------------------------------------------
 
