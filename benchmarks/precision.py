@@ -8,10 +8,10 @@ import torch
 from ride_dive.utils.env import resolve_amp
 
 __all__ = [
-    "COMPILED",
     "COMPILE_SUFFIX",
     "FP32_CHANNELS_LAST",
     "PRECISIONS",
+    "compiled_row",
     "default_precision",
     "precision_note",
     "speed_variants",
@@ -25,7 +25,12 @@ PRECISIONS = (("fp32", False, False), ("bf16", True, False), ("bf16 + channels_l
 FP32_CHANNELS_LAST = ("fp32 + channels_last", False, True)
 # The suffix of ``--compile``'s extra row: the default precision with MODEL.COMPILE.ENABLED.
 COMPILE_SUFFIX = " + compile"
-COMPILED = (PRECISIONS[-1][0] + COMPILE_SUFFIX, True, True)
+
+
+def compiled_row(precision: Tuple[str, bool, bool]) -> Tuple[str, bool, bool]:
+    """The row of ``precision`` with MODEL.COMPILE.ENABLED (its name ends in COMPILE_SUFFIX)."""
+    name, bf16, channels_last = precision
+    return name + COMPILE_SUFFIX, bf16, channels_last
 
 
 def default_precision(device: torch.device) -> Tuple[str, bool, bool]:
@@ -45,8 +50,8 @@ def precision_note(device: torch.device) -> str:
 def speed_variants(
     compiled: bool, device: Optional[torch.device] = None
 ) -> Tuple[Tuple[str, bool, bool], ...]:
-    """The table's rows per model, with ``compiled`` the default precision compiled (its
-    name ends in :data:`COMPILE_SUFFIX`).
+    """The table's rows per model, with ``compiled`` also the default precision compiled
+    (:func:`compiled_row`).
 
     Where bf16 is native (``device``: the CPU by default) the rows are :data:`PRECISIONS`,
     whose last is the default; where it would be emulated (a CPU without AMX / AVX512-BF16,
@@ -56,5 +61,5 @@ def speed_variants(
     default = default_precision(device or torch.device("cpu"))
     rows = PRECISIONS if default in PRECISIONS else (PRECISIONS[0], default)
     if compiled:
-        rows += ((default[0] + COMPILE_SUFFIX, default[1], default[2]),)
+        rows += (compiled_row(default),)
     return rows

@@ -21,9 +21,9 @@ from ride_dive.utils.modules import compile_for_training
 
 from .precision import (
     COMPILE_SUFFIX,
-    COMPILED,
     FP32_CHANNELS_LAST,
     PRECISIONS,
+    compiled_row,
     default_precision,
     precision_note,
     speed_variants,
@@ -33,10 +33,10 @@ __all__ = [
     "NUM_CLASSES",
     "PRECISIONS",
     "SPEED_MODELS",
-    "COMPILED",
     "COMPILE_SUFFIX",
     "FP32_CHANNELS_LAST",
     "WARMUP_STEPS",
+    "compiled_row",
     "PeakMemory",
     "bare_loop",
     "default_precision",

@@ -14,7 +14,7 @@ from ..config import CfgNode
 from ..data import build_test_loader, model_input_size
 from ..modeling import count_macs
 from ..utils import comm
-from ..utils.env import eval_amp_dtype
+from ..utils.env import autocast_name, eval_amp_dtype
 from ..utils.modules import unwrap_model
 from ..utils.run_dir import RunDir
 from .evaluator import inference_on_dataset
@@ -59,7 +59,7 @@ def evaluate(
         label_shift=label_shift,
         trained_with_prior=trained_with_prior_logits(cfg, model),
     )
-    results["eval_precision"] = "float32" if dtype is None else f"{str(dtype)[6:]} autocast"
+    results["eval_precision"] = autocast_name(dtype)
     return results
 
 

@@ -116,6 +116,12 @@ def eval_amp_dtype(cfg) -> Optional[torch.dtype]:
     return _cfg_amp(cfg, cfg.TEST.AMP)[0]
 
 
+def autocast_name(dtype: Optional[torch.dtype]) -> str:
+    """How results.json names the precision a model ran in: "float32" without autocast,
+    "<dtype> autocast" (e.g. "bfloat16 autocast") with it."""
+    return "float32" if dtype is None else f"{str(dtype).removeprefix('torch.')} autocast"
+
+
 def describe_precision(cfg) -> str:
     """The log line of a run's precision: training (SOLVER.AMP) and evaluation (TEST.AMP)."""
     _, why = _cfg_amp(cfg, cfg.SOLVER.AMP)

@@ -128,19 +128,21 @@ def test_where_bf16_would_be_emulated_the_default_row_is_fp32_channels_last():
 
 
 def test_the_compiled_row_and_the_warm_up_column():
-    from benchmarks.speed import COMPILED, speed_variants
+    from benchmarks.speed import compiled_row, speed_variants
 
+    compiled_bf16 = compiled_row(PRECISIONS[-1])
+    assert compiled_bf16 == ("bf16 + channels_last + compile", True, True)
     bf16_cpu = (True, "AMX")
     with mock.patch("ride_dive.utils.env.cpu_fast_bf16", return_value=bf16_cpu):
         assert speed_variants(False) == PRECISIONS
-        assert speed_variants(True) == PRECISIONS + (COMPILED,)
+        assert speed_variants(True) == PRECISIONS + (compiled_bf16,)
         rows = speed_variants(True)
     bare = {("ResNet-32", n): [100.0, 300.0, 200.0] for n, _, _ in rows}
-    bare["ResNet-32", COMPILED[0]] = [400.0]
+    bare["ResNet-32", compiled_bf16[0]] = [400.0]
     warm = {("ResNet-32", n): [1.0] for n, _, _ in rows}
-    warm["ResNet-32", COMPILED[0]] = [90.0, 110.0, 100.0]
+    warm["ResNet-32", compiled_bf16[0]] = [90.0, 110.0, 100.0]
     table = speed_table(["ResNet-32"], bare, bare, bare, {}, rows, warm).splitlines()
     assert table[0].endswith("| warm-up (s) |") and len(table) == 2 + len(rows)
     compiled = [c.strip() for c in table[-1].strip("|").split("|")]
     # 400 over the fp32 median 200; the warm-up median over rounds.
-    assert compiled[2:5] == [COMPILED[0], "400", "2.00x"] and compiled[-1] == "100.0"
+    assert compiled[2:5] == [compiled_bf16[0], "400", "2.00x"] and compiled[-1] == "100.0"

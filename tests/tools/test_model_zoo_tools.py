@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ride_dive import model_zoo
-from ride_dive.utils.env import resolve_amp
+from ride_dive.utils.env import autocast_name, resolve_amp
 from tests.conftest import ROOT
 from tests.zoo.conftest import checkpoint_bytes, start_zoo_server, write_zoo, zoo_model
 from tests.zoo.test_publish import fake_run
@@ -115,9 +115,7 @@ def test_eval_downloads_and_evaluates_a_ride_dive_model_in_one_call(tmp_path):
     assert results["num_samples"] == 10000 and 0 <= results["top1"] <= 100
     # The override reached the run: "auto" resolved for this machine, as the run did.
     dtype, _ = resolve_amp(True, "auto", torch.device("cpu"))
-    assert results["eval_precision"] == (
-        "float32" if dtype is None else f"{str(dtype)[6:]} autocast"
-    )
+    assert results["eval_precision"] == autocast_name(dtype)
     assert results["router"]["selection"]["split"] == "val"  # threshold chosen on validation
 
 
