@@ -47,7 +47,10 @@ def test_short_training_run_loss_falls(tiny_cfg):
     results = trainer.train()
     per_epoch = len(trainer.trainer.data_loader)
     first, last = rec.losses[:per_epoch], rec.losses[-per_epoch:]
-    assert sum(last) / len(last) < 0.6 * sum(first) / len(first)
+    # The last epoch's mean loss against the first: 0.63 was seen with one thread, less with
+    # two (the thread count changes the reduction order, so the trajectory); a run that does
+    # not learn stays near 1.
+    assert sum(last) / len(last) < 0.75 * sum(first) / len(first)
     # 10 classes, chance 10%; the exact value moves with the thread count (26-40% seen).
     assert results["top1"] > 20.0
     saved = json.load(open(os.path.join(cfg.OUTPUT_DIR, "results.json")))
