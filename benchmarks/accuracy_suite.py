@@ -308,12 +308,18 @@ def _found_seeds(root: str, imbalance: Optional[float]) -> Sequence[int]:
     return sorted(int(s) for s in found if s.isdigit())
 
 
+# The metrics whose paired differences the suite reports (each a results.json key).
+_PAIRED_METRICS = ("top1", "many", "medium", "few")
+
+
 def paired_table(
     suite: Suite, root: str, imbalance: Optional[float], seeds: Optional[Sequence[int]] = None
 ) -> str:
     """Markdown table of the ``PAIRED_COMPARISONS``: mean difference A - B of top-1 and of
-    few-shot accuracy over the seeds both finished, with its 95 % t-interval; "(n.s.)" where
-    the interval holds 0, "–" with fewer than two shared seeds."""
+    each shot group's accuracy (many / medium / few) over the seeds both finished, with its
+    95 % t-interval; "(n.s.)" where the interval holds 0, "–" with fewer than two shared seeds
+    or where the group is empty (no *few* class at Fashion-MNIST-LT IF 10, whose tail is the
+    *medium* group)."""
     pipeline = load_pipeline(suite.pipeline)
     stages = {stage.name: stage for stage in pipeline.stages}
     seeds = _found_seeds(root, imbalance) if seeds is None else seeds
@@ -324,13 +330,14 @@ def paired_table(
             results = _stage_results(stage, dirs[name])
             if results is not None:
                 per_seed[name][seed] = results
-    lines = ["| A − B | seeds | top1 difference | few difference |", "|---|---|---|---|"]
+    header = "| A − B | seeds | " + " | ".join(f"{k} difference" for k in _PAIRED_METRICS) + " |"
+    lines = [header, header_rule(header)]
     for a, b in PAIRED_COMPARISONS:
         if a not in stages or b not in stages:
             continue
         shared = sorted(set(per_seed[a]) & set(per_seed[b]))
         cells = [f"{stages[a].label} − {stages[b].label}", str(len(shared))]
-        for key in ("top1", "few"):
+        for key in _PAIRED_METRICS:
             pairs = [(per_seed[a][s].get(key), per_seed[b][s].get(key)) for s in shared]
             pairs = [(x, y) for x, y in pairs if x is not None and y is not None]
             cells.append(format_paired(paired_difference(*zip(*pairs))) if len(pairs) >= 2 else "–")
