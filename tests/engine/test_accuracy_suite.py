@@ -273,3 +273,17 @@ def test_benchmark_tool_writes_the_suite_section(tiny_suite, tmp_path, monkeypat
     text = md.read_text()
     assert "kept" in text and "## Accuracy: Tiny" in text and "### Tiny, IF 10" in text
     assert suite_table(suite, root, 10.0) in text
+
+
+@pytest.mark.parametrize("imbalance", [100.0, 10.0])
+def test_benchmarks_md_tables_are_the_records_rebuilt(imbalance):
+    """The Fashion-MNIST-LT tables checked into BENCHMARKS.md are what the report code prints
+    from the results.json files kept in benchmarks/records: no cell was typed by hand."""
+    suite = SUITES["fashion-mnist-lt"]
+    records = os.path.join(ROOT, "benchmarks", "records", "fmnist_lt_accuracy_suite")
+    with open(os.path.join(ROOT, "BENCHMARKS.md")) as f:
+        published = f.read()
+    table = suite_table(suite, records, imbalance)
+    assert table.count("\n| ") == len(load_pipeline(suite.pipeline).stages)
+    assert "| 5 |" in table and table in published
+    assert paired_table(suite, records, imbalance) in published
