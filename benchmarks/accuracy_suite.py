@@ -268,6 +268,11 @@ def _gmacs_of(stage_dir: str) -> Optional[float]:
     return inference_gmacs(cfg, build_model(cfg, counts))
 
 
+# The accuracies both tables report (each a results.json key): the mean ± std table one
+# column each, the paired table one difference each.
+_ACCURACY_KEYS = ("top1", "many", "medium", "few")
+
+
 def suite_table(
     suite: Suite, root: str, imbalance: Optional[float], seeds: Optional[Sequence[int]] = None
 ) -> str:
@@ -291,7 +296,7 @@ def suite_table(
             if results is not None:
                 rows.append((results, training_seconds(stage_dir)))
         cells = [stage.label, str(len(rows))]
-        for key in ("top1", "many", "medium", "few"):
+        for key in _ACCURACY_KEYS:
             cells.append(format_mean_std([r.get(key) for r, _ in rows]))
         cells.append(format_mean_std([r.get("gmacs") for r, _ in rows], 4))
         cells.append(format_mean_std([t for _, t in rows], 0))
@@ -306,10 +311,6 @@ def _found_seeds(root: str, imbalance: Optional[float]) -> Sequence[int]:
         os.path.basename(p)[1:] for p in glob.glob(os.path.join(_if_dir(root, imbalance), "s*"))
     ]
     return sorted(int(s) for s in found if s.isdigit())
-
-
-# The metrics whose paired differences the suite reports (each a results.json key).
-_PAIRED_METRICS = ("top1", "many", "medium", "few")
 
 
 def paired_table(
@@ -330,14 +331,14 @@ def paired_table(
             results = _stage_results(stage, dirs[name])
             if results is not None:
                 per_seed[name][seed] = results
-    header = "| A − B | seeds | " + " | ".join(f"{k} difference" for k in _PAIRED_METRICS) + " |"
+    header = "| A − B | seeds | " + " | ".join(f"{k} difference" for k in _ACCURACY_KEYS) + " |"
     lines = [header, header_rule(header)]
     for a, b in PAIRED_COMPARISONS:
         if a not in stages or b not in stages:
             continue
         shared = sorted(set(per_seed[a]) & set(per_seed[b]))
         cells = [f"{stages[a].label} − {stages[b].label}", str(len(shared))]
-        for key in _PAIRED_METRICS:
+        for key in _ACCURACY_KEYS:
             pairs = [(per_seed[a][s].get(key), per_seed[b][s].get(key)) for s in shared]
             pairs = [(x, y) for x, y in pairs if x is not None and y is not None]
             cells.append(format_paired(paired_difference(*zip(*pairs))) if len(pairs) >= 2 else "–")
